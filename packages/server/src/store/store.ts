@@ -1,0 +1,114 @@
+/**
+ * The one storage interface of the hub. Every implementation (SQLite, PostgreSQL)
+ * passes the same conformance suite (`test/store-conformance.ts`).
+ *
+ * What the contract deliberately leaves out: the store does not validate events,
+ * assign seqs or fold state — the hub does that with the pure reducer and hands
+ * the store finished rows. The store only guarantees that a `commit` is atomic and
+ * durable when its promise resolves, and that it refuses a write whose `prevSeq`
+ * no longer matches (another process wrote the job first), so that several hub
+ * processes can share one database without ever forking a job's log.
+ */
+import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
+
+/** One job's changes in a commit. */
+export interface JobWrite {
+  /** The job's state after the events. */
+  state: JobState;
+  /** Seq of the stored state this write builds on: 0 when the job is created. */
+  prevSeq: number;
+  /** The new events, seq `prevSeq + 1` … `state.seq`, in order. */
+  events: JobEvent[];
+  /** Idempotency keys of the reported events, each with the seq it produced. */
+  keys: { key: string; seq: number }[];
+}
+
+export interface ListJobsQuery {
+  owner?: string;
+  status?: JobStatus[];
+  parent?: string;
+  /** Only jobs whose id is in this list (a job-scoped token). */
+  ids?: string[];
+  /** Most jobs to return (1–500). */
+  limit: number;
+  /** Opaque cursor from a previous page's `next`. */
+  cursor?: string;
+}
+
+export interface ListJobsPage {
+  jobs: JobState[];
+  /** Cursor of the next page, absent on the last one. Pages are ordered by `updatedAt` descending, then id. */
+  next?: string;
+}
+
+export interface SweepOptions {
+  /** Delete events whose `at` is older than this (ms since epoch). */
+  eventsBefore: number;
+  /** Delete finished jobs (and their events and keys) whose `finishedAt` is older than this. */
+  jobsBefore: number;
+  /** Rows deleted per statement, so that writers are never stalled for long. */
+  batchSize: number;
+}
+
+export interface SweepResult {
+  events: number;
+  jobs: number;
+}
+
+/** Thrown by `commit` when a write's `prevSeq` does not match the stored job (or a created job exists). */
+export class StoreConflictError extends Error {
+  readonly code = 'HW_STORE_CONFLICT';
+  constructor(readonly jobs: string[]) {
+    super(`conflicting write for job(s) ${jobs.join(', ')}`);
+    this.name = 'StoreConflictError';
+  }
+}
+
+/** Thrown when the store cannot be reached; the hub answers 503 and retries nothing itself. */
+export class StoreUnavailableError extends Error {
+  readonly code = 'HW_STORE_UNAVAILABLE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+export interface Store {
+  /** Human-readable kind, e.g. `sqlite`. */
+  readonly kind: string;
+
+  /** Create or upgrade the schema. Idempotent; called once before use. */
+  migrate(): Promise<void>;
+
+  getJob(id: string): Promise<JobState | null>;
+  getJobs(ids: readonly string[]): Promise<JobState[]>;
+  listJobs(query: ListJobsQuery): Promise<ListJobsPage>;
+  /** Ids of the job's descendants (children, grandchildren …), deepest last. */
+  descendants(id: string): Promise<string[]>;
+
+  /** Events of a job with seq > `since`, ascending, at most `limit`. */
+  getEvents(job: string, since: number, limit: number): Promise<JobEvent[]>;
+
+  /** Seqs already produced by these idempotency keys of the job. */
+  findKeys(job: string, keys: readonly string[]): Promise<Map<string, number>>;
+
+  /**
+   * Atomically apply the writes of one batch (one transaction). Resolves once the
+   * data is durable. Rejects with `StoreConflictError` when any write's `prevSeq`
+   * does not match, in which case nothing of the batch is applied.
+   */
+  commit(writes: readonly JobWrite[]): Promise<void>;
+
+  /** Delete jobs, their events and keys, leaving a tombstone for each id. */
+  deleteJobs(ids: readonly string[]): Promise<void>;
+  /** Whether the id belongs to a deleted job (tombstones are swept with finished jobs). */
+  isDeleted(id: string): Promise<boolean>;
+
+  /** Retention: delete old events and old finished jobs in small batches. */
+  sweep(options: SweepOptions): Promise<SweepResult>;
+
+  /** Cheap liveness check for `/readyz`. */
+  ping(): Promise<boolean>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,22 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    alias: {
+      '@headway/protocol/codes': src('./packages/protocol/src/codes.ts'),
+      '@headway/protocol': src('./packages/protocol/src/index.ts'),
+      '@headway/server': src('./packages/server/src/index.ts'),
+    },
+  },
+  test: {
+    include: ['packages/*/test/**/*.test.ts', 'packages/*/src/**/*.test.ts'],
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+    // Suites start real servers on port 0; two workers match this 2-core machine.
+    pool: 'forks',
+    maxWorkers: 2,
+  },
+});
