@@ -17,6 +17,7 @@ export default defineConfig({
     hookTimeout: 20_000,
     // Suites start real servers on port 0; two workers match this 2-core machine.
     pool: 'forks',
+    reporters: process.env.CI ? ['default', ['json', { outputFile: '.vitest-results.json' }]] : ['default'],
     maxWorkers: 2,
   },
 });

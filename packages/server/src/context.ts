@@ -1,0 +1,41 @@
+import type { Logger } from 'pino';
+import type { Auth } from './auth.js';
+import type { Hub } from './hub.js';
+import type { Metrics } from './metrics.js';
+import type { HeadwayOptions } from './options.js';
+import type { OriginPolicy } from './origins.js';
+
+/** What every transport needs from the server that hosts it. */
+export interface ServerContext {
+  hub: Hub;
+  auth: Auth;
+  metrics: Metrics;
+  logger: Logger;
+  options: HeadwayOptions;
+  origins: OriginPolicy;
+  /** Connections per user across all transports; `acquire` fails past the limit. */
+  connections: ConnectionCounter;
+}
+
+export class ConnectionCounter {
+  private readonly perUser = new Map<string, number>();
+  constructor(private readonly limit: number) {}
+
+  /** Count one more connection for the user; false when the user is at the limit. */
+  acquire(user: string): boolean {
+    const n = this.perUser.get(user) ?? 0;
+    if (n >= this.limit) return false;
+    this.perUser.set(user, n + 1);
+    return true;
+  }
+
+  release(user: string): void {
+    const n = this.perUser.get(user) ?? 0;
+    if (n <= 1) this.perUser.delete(user);
+    else this.perUser.set(user, n - 1);
+  }
+
+  count(user: string): number {
+    return this.perUser.get(user) ?? 0;
+  }
+}

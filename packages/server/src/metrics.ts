@@ -1,0 +1,74 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The hub's Prometheus metrics, in a registry of their own so that several hubs
+ * in one process (tests, embedding) do not collide.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly eventsIngested = new Counter({
+    name: 'headway_events_ingested_total',
+    help: 'Events accepted from workers and control requests.',
+    registers: [this.registry],
+  });
+  readonly deliveriesDispatched = new Counter({
+    name: 'headway_events_dispatched_total',
+    help: 'Committed events handed to subscribers (once per event, whatever the number of subscribers).',
+    registers: [this.registry],
+  });
+  readonly messagesSent = new Counter({
+    name: 'headway_messages_sent_total',
+    help: 'Messages written to client connections.',
+    labelNames: ['transport'],
+    registers: [this.registry],
+  });
+  readonly collapsed = new Counter({
+    name: 'headway_progress_collapsed_total',
+    help: 'Queued progress events dropped for a newer one on a slow connection.',
+    registers: [this.registry],
+  });
+  readonly slowReaderCloses = new Counter({
+    name: 'headway_slow_reader_closes_total',
+    help: 'Connections closed because their send queue passed the hard limit.',
+    registers: [this.registry],
+  });
+  readonly connections = new Gauge({
+    name: 'headway_connections',
+    help: 'Open client connections.',
+    labelNames: ['transport'],
+    registers: [this.registry],
+  });
+  readonly subscriptions = new Gauge({
+    name: 'headway_subscriptions',
+    help: 'Active subscriptions.',
+    registers: [this.registry],
+  });
+  readonly clientErrors = new Counter({
+    name: 'headway_client_errors_total',
+    help: 'Errors answered to clients, by code.',
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
+  readonly storeCommitSeconds = new Histogram({
+    name: 'headway_store_commit_seconds',
+    help: 'Time to commit one batch of writes.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly storeBatchEvents = new Histogram({
+    name: 'headway_store_batch_events',
+    help: 'Events per committed batch.',
+    buckets: [1, 5, 10, 50, 100, 500, 1000, 5000],
+    registers: [this.registry],
+  });
+  readonly storeErrors = new Counter({
+    name: 'headway_store_errors_total',
+    help: 'Batches the store refused or failed to commit.',
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'headway_' });
+  }
+}

@@ -1,0 +1,129 @@
+import { mkdirSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { Auth } from './auth.js';
+import type { Bus } from './bus/bus.js';
+import { ConnectionCounter, type ServerContext } from './context.js';
+import { Hub } from './hub.js';
+import { Metrics } from './metrics.js';
+import { type HeadwayOptions, type HeadwayOptionsInput, resolveOptions } from './options.js';
+import { OriginPolicy } from './origins.js';
+import { SqliteStore } from './store/sqlite.js';
+import type { Store } from './store/store.js';
+import { Sweeper } from './sweeper.js';
+import { registerHttp } from './transports/http.js';
+import { WsTransport } from './transports/ws.js';
+
+export interface CreateServerOptions extends HeadwayOptionsInput {
+  /** A store to use instead of the SQLite file in `dataDir`. */
+  store?: Store;
+  bus?: Bus;
+  logger?: Logger;
+}
+
+export interface HeadwayServer {
+  readonly app: FastifyInstance;
+  readonly hub: Hub;
+  readonly auth: Auth;
+  readonly context: ServerContext;
+  readonly options: HeadwayOptions;
+  /** Start listening; resolves with the base URL, e.g. `http://127.0.0.1:7070`. */
+  listen(): Promise<string>;
+  /** The base URL once listening. */
+  readonly url: string;
+  /**
+   * Graceful shutdown: stop accepting, close client connections with a
+   * "going away, reconnect" code, flush and close the store.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Assemble a hub server: store, bus, hub, auth, HTTP routes and the WebSocket
+ * endpoint. Requires `jwtSecret` and at least one API key (the CLI generates
+ * them in development).
+ */
+export async function createServer(input: CreateServerOptions): Promise<HeadwayServer> {
+  const options = resolveOptions(input);
+  if (!options.jwtSecret) throw new TypeError('createServer: "jwtSecret" is required');
+  const logger = input.logger ?? pino({ level: options.logLevel, name: 'headway' });
+  let store = input.store;
+  if (!store) {
+    mkdirSync(options.dataDir, { recursive: true });
+    store = new SqliteStore({ path: join(options.dataDir, 'headway.db') });
+  }
+  await store.migrate();
+  const metrics = new Metrics({ defaultMetrics: true });
+  const hub = new Hub({
+    store,
+    bus: input.bus,
+    metrics,
+    replayLimit: options.limits.replayLimit,
+    maxJsonBytes: options.limits.maxJsonBytes,
+  });
+  const auth = new Auth({ jwtSecret: options.jwtSecret, apiKeys: options.apiKeys });
+  const context: ServerContext = {
+    hub,
+    auth,
+    metrics,
+    logger,
+    options,
+    origins: new OriginPolicy(options.allowedOrigins, !options.production),
+    connections: new ConnectionCounter(options.limits.connectionsPerUser),
+  };
+
+  const app = Fastify({
+    loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: options.limits.bodyBytes,
+    forceCloseConnections: true,
+  });
+  await registerHttp(app, context);
+
+  const ws = new WsTransport(context);
+  const upgraders: ((req: IncomingMessage, socket: Duplex, head: Buffer) => boolean)[] = [
+    (req, socket, head) => ws.handleUpgrade(req, socket, head),
+  ];
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    for (const upgrade of upgraders) if (upgrade(req, socket, head)) return;
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
+
+  const sweeper = new Sweeper(store, options.retention, logger.child({ component: 'sweeper' }));
+  let url = '';
+  let closing: Promise<void> | null = null;
+
+  return {
+    app,
+    hub,
+    auth,
+    context,
+    options,
+    get url() {
+      return url;
+    },
+    async listen() {
+      await app.listen({ port: options.port, host: options.host });
+      const address = app.server.address();
+      const port = typeof address === 'object' && address ? address.port : options.port;
+      const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+      url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+      sweeper.start();
+      return url;
+    },
+    close() {
+      closing ??= (async () => {
+        sweeper.stop();
+        await ws.close();
+        await app.close();
+        await hub.close();
+        await hub.bus.close();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}
