@@ -162,7 +162,7 @@ export interface EventDataMap {
   resumed: { reason?: string };
   completed: { result?: Json };
   failed: { error: { code: string; message: string; retryable: boolean; stage: string | null } };
-  cancelled: { reason?: string };
+  cancelled: { reason?: string; by?: string };
   cancel_requested: { reason?: string; by?: string };
   pause_requested: { reason?: string; by?: string };
   resume_requested: { reason?: string; by?: string };
