@@ -12,7 +12,7 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'packages/*/src/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     // Suites start real servers on port 0; two workers match this 2-core machine.

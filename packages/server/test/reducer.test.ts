@@ -322,7 +322,7 @@ describe('control', () => {
     const state = create();
     expect(prepareControl(state, 'cancel', 'not needed', 'bob')).toEqual({
       kind: 'cancelled',
-      data: { reason: 'not needed' },
+      data: { reason: 'not needed', by: 'bob' },
     });
     const cancelled = control(state, 'cancel', 3000);
     expect(cancelled.status).toBe('cancelled');
