@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Auth } from './auth.js';
 import type { Bus } from './bus/bus.js';
@@ -77,7 +77,8 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
 
   const app = Fastify({
     loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request log lines would dominate the log of a hub taking thousands of reports a second.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.limits.bodyBytes,
     forceCloseConnections: true,
   });
