@@ -232,6 +232,10 @@ describe('control', () => {
     expect(states[1]?.control.cancelRequested).toBe(true);
     // A queued child has no worker to acknowledge: it is cancelled at once.
     expect(states[2]?.status).toBe('cancelled');
+    // Once the last worker acknowledges, the batch ends cancelled, not completed.
+    await hub.publish(kids[1]!, [{ kind: 'cancelled' }]);
+    await hub.flush();
+    expect((await hub.getJob(parent))?.status).toBe('cancelled');
   });
 });
 

@@ -244,7 +244,8 @@ describe('transitions', () => {
     const fromQueued = report(create(), { kind: 'paused', reason: 'quota' });
     expect(fromQueued.status).toBe('paused');
     expect(fromQueued.startedAt).toBeNull();
-    expect(fromQueued.control.paused).toBe(true);
+    // The worker's own pause is a status, not a user's request.
+    expect(fromQueued.control.paused).toBe(false);
     expect(paused().status).toBe('paused');
   });
 
@@ -375,16 +376,23 @@ describe('control', () => {
     state = control(state, 'resume', 1200);
     expect(state.status).toBe('paused');
     expect(state.control.paused).toBe(false);
-    expect(prepareControl(state, 'resume', undefined, 'bob')).toBeNull();
 
     state = report(state, reports.resumed, 1300);
     expect(state.status).toBe('running');
     expect(state.control.paused).toBe(false);
   });
 
-  it("tracks the worker's own pause and resume in control.paused", () => {
+  it("does not let a worker's late pause acknowledgement undo a resume", () => {
+    let state = control(running(), 'pause', 600);
+    state = control(state, 'resume', 700);
+    state = report(state, reports.paused, 800);
+    expect(state.status).toBe('paused');
+    expect(state.control.paused).toBe(false);
+  });
+
+  it('lets a user resume a job its worker paused on its own', () => {
     const state = paused();
-    expect(state.control.paused).toBe(true);
+    expect(state.control.paused).toBe(false);
     expect(prepareControl(state, 'resume', undefined, 'bob')?.kind).toBe('resume_requested');
     expect(report(state, reports.resumed, 900).control.paused).toBe(false);
   });

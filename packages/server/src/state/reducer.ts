@@ -24,13 +24,14 @@
  * Control
  * - `cancel_requested` sets `control.cancelRequested`; any terminal event clears
  *   it, and `control.paused` as well (a finished job is neither).
- * - `pause_requested` and the worker's `paused` set `control.paused`;
+ * - `pause_requested` sets `control.paused` (the user's wish; the worker's own
+ *   `paused` only changes the status, so a late acknowledgement cannot undo a resume);
  *   `resume_requested` and the worker's `resumed` clear it.
  * - `prepareControl`: any action on a terminal job is HW_ERR_JOB_FINISHED. cancel:
  *   null when already requested; a `queued` job is cancelled at once (`cancelled`,
  *   since no worker is there to acknowledge); else `cancel_requested`. pause:
  *   null when `control.paused`, else `pause_requested`. resume: null unless
- *   `control.paused`, else `resume_requested`. The requesting user goes into
+ *   `control.paused` or the status is `paused`, else `resume_requested`. The requesting user goes into
  *   `by`, also of the `cancelled` event of a queued job.
  *
  * Progress
@@ -176,7 +177,9 @@ function apply(s: JobState, event: JobEvent): JobState {
         metadata: mergeMetadata(s.metadata, (event.data as EventDataMap['metadata']).metadata),
       };
     case 'paused':
-      return { ...s, status: 'paused', control: { ...s.control, paused: true } };
+      // `control.paused` stays what the user asked for: a resume requested while the
+      // worker was on its way to pausing must not be undone by its acknowledgement.
+      return { ...s, status: 'paused' };
     case 'resumed':
       return {
         ...s,
@@ -488,7 +491,7 @@ export function prepareControl(
     case 'pause':
       return state.control.paused ? null : { kind: 'pause_requested', data };
     case 'resume':
-      return state.control.paused ? { kind: 'resume_requested', data } : null;
+      return state.control.paused || state.status === 'paused' ? { kind: 'resume_requested', data } : null;
     default:
       throw new HeadwayError(ErrorCode.INVALID_MESSAGE, `unknown control action "${String(action)}"`);
   }

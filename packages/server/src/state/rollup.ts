@@ -59,6 +59,7 @@ function count(summary: ChildrenSummary, child: JobState, sign: 1 | -1): void {
  * The terminal event a parent receives once every child has finished, or null
  * while some child is still going (or the parent has no children, or has already
  * finished itself):
+ * - a cancel was requested for the parent → `cancelled`;
  * - any child failed → `failed` with code `CHILDREN_FAILED`;
  * - else no child completed (all were cancelled) → `cancelled`;
  * - else `completed` with result `{completed, failed, cancelled}`.
@@ -67,6 +68,10 @@ export function rollupOutcome(parent: JobState, summary: ChildrenSummary): Event
   if (TERMINAL_STATUSES.includes(parent.status)) return null;
   const { total, completed, failed, cancelled } = summary;
   if (total <= 0 || completed + failed + cancelled !== total) return null;
+  // The user cancelled the batch: however its children ended, that is its outcome.
+  if (parent.control.cancelRequested) {
+    return { kind: 'cancelled', reason: `batch cancelled; ${completed} of ${total} children had completed` };
+  }
   if (failed > 0) {
     return {
       kind: 'failed',
