@@ -1,0 +1,338 @@
+/**
+ * The `headway` command. `main()` returns the exit code instead of exiting, so
+ * that buffered output is flushed and the process ends on its own once nothing
+ * is left on the event loop.
+ *
+ * Exit codes: 0 success; 1 failure at run time (cannot listen, shutdown timed
+ * out); 2 configuration or usage error.
+ */
+import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { resolve } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { ConfigError, LOG_LEVELS, loadConfig } from './config.js';
+import { type HeadwayOptions, resolveOptions } from './options.js';
+import { resolveSecrets } from './secrets.js';
+import { createServer, type HeadwayServer } from './server.js';
+
+/** Exit code for a configuration or usage error. */
+export const EXIT_CONFIG = 2;
+/** Lifetime of the tokens printed in the development banner, seconds (24 hours). */
+export const BANNER_TOKEN_TTL_SECONDS = 24 * 3600;
+/** Owner of the demo jobs and user of the banner's browser token. */
+export const DEMO_USER = 'demo';
+/**
+ * After a clean shutdown the process should end by itself at once; if a stray
+ * handle still holds the event loop after this long, say what it is and exit.
+ */
+const LINGER_MS = 2_000; // 2 seconds
+
+const HELP = `Usage: headway <command> [options]
+
+Commands:
+  start      start the hub
+  help       show this help
+  version    print the version
+
+Options of start (each also from the environment; flags win):
+  --port <n>                HEADWAY_PORT             TCP port; 0 picks a free one (default 7070)
+  --host <address>          HEADWAY_HOST             interface to listen on (default 127.0.0.1)
+  --data-dir <dir>          HEADWAY_DATA_DIR         SQLite file and development secrets (default .headway)
+  --allowed-origins <list>  HEADWAY_ALLOWED_ORIGINS  browser origins, comma-separated, or *
+  --log-level <level>       HEADWAY_LOG_LEVEL        ${LOG_LEVELS.join('|')} (default info)
+  --demo                    HEADWAY_DEMO=1           run demo workers that report sample jobs
+  --production              HEADWAY_PRODUCTION=1     refuse to start without configured secrets
+
+Environment only:
+  HEADWAY_JWT_SECRET        HS256 secret for browser tokens, at least 32 bytes
+  HEADWAY_API_KEYS          API keys of workers and back ends, comma-separated, at least 16 characters each
+
+In development, missing secrets are generated once and kept in <data-dir>/secrets.json.
+`;
+
+/** Run the `headway` command with its arguments (without `node` and the script). */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP);
+      return 0;
+    case 'version':
+    case '--version':
+    case '-v':
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    case 'start':
+      return start(rest, env);
+    default:
+      process.stderr.write(
+        `headway: ${command.startsWith('-') ? 'unknown option' : 'unknown command'} ${command}\n` +
+          `Run "headway --help" for usage.\n`,
+      );
+      return EXIT_CONFIG;
+  }
+}
+
+/** The version of @headway/server (`../package.json` from both `src/` and `dist/`). */
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+async function start(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  let secrets: ReturnType<typeof resolveSecrets>;
+  try {
+    secrets = resolveSecrets(loadConfig(argv, env));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`headway: ${err.message}\n`);
+      return EXIT_CONFIG;
+    }
+    // Only the file system fails here: the data directory or secrets.json cannot be written.
+    process.stderr.write(
+      `headway: cannot prepare the development secrets: ${(err as Error)?.message ?? err}\n`,
+    );
+    return 1;
+  }
+  for (const warning of secrets.warnings) process.stderr.write(`headway: warning: ${warning}\n`);
+
+  const options = resolveOptions(secrets.config);
+  const logger = pino({ level: options.logLevel, name: 'headway' });
+
+  let server: HeadwayServer;
+  try {
+    server = await createServer({ ...secrets.config, logger });
+  } catch (err) {
+    return startFailed(err, options);
+  }
+  let url: string;
+  try {
+    url = await server.listen();
+  } catch (err) {
+    await server.close().catch(() => {});
+    return startFailed(err, options);
+  }
+
+  // Handlers go in before anything slow, so that a signal during start-up still shuts down cleanly.
+  const exit = shutdownOnSignal(server, options, logger);
+
+  if (options.demo) {
+    try {
+      // Loaded only on request: a production hub never loads the demo workers.
+      const { startDemo } = await import('./demo.js');
+      exit.setDemo(
+        await startDemo({
+          url,
+          apiKey: options.apiKeys[0]!,
+          owner: DEMO_USER,
+          logger: logger.child({ component: 'demo' }),
+        }),
+      );
+    } catch (err) {
+      process.stderr.write(`headway: cannot start the demo workers: ${(err as Error)?.message ?? err}\n`);
+      await exit.shutdown('demo failed');
+      return 1;
+    }
+  }
+
+  process.stdout.write(
+    await banner({
+      server,
+      url,
+      options,
+      secretsFile: secrets.file,
+      developmentKey: secrets.developmentKey,
+      color: process.stdout.isTTY === true && !env.NO_COLOR,
+    }),
+  );
+  return exit.code;
+}
+
+function startFailed(err: unknown, options: HeadwayOptions): number {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const where = `${options.host}:${options.port}`;
+  if (code === 'EADDRINUSE') {
+    process.stderr.write(
+      `headway: cannot listen on ${where}: the address is in use (choose another with --port or HEADWAY_PORT)\n`,
+    );
+  } else if (code === 'EACCES' && (err as { syscall?: string }).syscall === 'listen') {
+    process.stderr.write(`headway: cannot listen on ${where}: permission denied (use a port above 1023)\n`);
+  } else if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
+    process.stderr.write(
+      `headway: cannot listen on ${where}: no such address (check --host or HEADWAY_HOST)\n`,
+    );
+  } else if (typeof (err as { path?: unknown } | null)?.path === 'string') {
+    // A file-system error names its file (e.g. EACCES on the data directory): the stack adds nothing.
+    process.stderr.write(`headway: failed to start: ${(err as Error).message}\n`);
+  } else {
+    const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`headway: failed to start: ${detail}\n`);
+  }
+  return 1;
+}
+
+/**
+ * Graceful shutdown on SIGTERM and SIGINT: stop the demo workers, close the server
+ * (clients get a "going away, reconnect" close code; the store is flushed), then
+ * let the process end. A second signal, or a shutdown slower than
+ * `shutdownTimeoutMs`, exits at once.
+ */
+function shutdownOnSignal(server: HeadwayServer, options: HeadwayOptions, logger: Logger) {
+  let demo: { stop(): Promise<void> } | null = null;
+  let stopping = false;
+  let settle: (code: number) => void = () => {};
+  const code = new Promise<number>((resolveCode) => (settle = resolveCode));
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      process.stderr.write(`headway: ${signal} received again, exiting without finishing the shutdown\n`);
+      process.exit(128 + (constants.signals[signal] ?? 0));
+    }
+    void shutdown(signal);
+  };
+
+  const shutdown = (reason: string): Promise<number> => {
+    if (stopping) return code;
+    stopping = true;
+    logger.info({ reason }, 'shutting down');
+    const timer = setTimeout(() => {
+      process.stderr.write(`headway: shutdown took longer than ${options.shutdownTimeoutMs} ms, exiting\n`);
+      process.exit(1);
+    }, options.shutdownTimeoutMs);
+    // Deliberately not unref'd: should the shutdown stall on a promise that no
+    // handle backs, this timer is what turns the stall into a clear exit 1.
+
+    void (async function drain() {
+      let exitCode = 0;
+      try {
+        await demo?.stop();
+      } catch (err) {
+        logger.error({ err }, 'stopping the demo workers failed');
+      }
+      try {
+        await server.close();
+        logger.info('stopped');
+      } catch (err) {
+        logger.error({ err }, 'shutdown failed');
+        exitCode = 1;
+      } finally {
+        clearTimeout(timer);
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
+      setTimeout(() => {
+        const handles = process.getActiveResourcesInfo().filter((r) => r !== 'Timeout');
+        process.stderr.write(
+          `headway: still running ${LINGER_MS} ms after shutdown (open: ${handles.join(', ') || 'unknown'}), exiting\n`,
+        );
+        process.exit(exitCode);
+      }, LINGER_MS).unref();
+      settle(exitCode);
+    })();
+    return code;
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  return {
+    /** Resolves with the exit code once the shutdown is over. */
+    code,
+    shutdown,
+    setDemo(value: { stop(): Promise<void> }) {
+      demo = value;
+    },
+  };
+}
+
+interface BannerOptions {
+  server: HeadwayServer;
+  url: string;
+  options: HeadwayOptions;
+  secretsFile: string | null;
+  developmentKey: string | null;
+  color: boolean;
+}
+
+/** The start-up text: where the hub listens and, in development, how to try it at once. */
+export async function banner(b: BannerOptions): Promise<string> {
+  const bold = (s: string) => (b.color ? `\x1b[1m${s}\x1b[22m` : s);
+  const dim = (s: string) => (b.color ? `\x1b[2m${s}\x1b[22m` : s);
+  const { options, url } = b;
+  const wsUrl = `${url.replace(/^http/, 'ws')}/v1/ws`;
+  const mode = options.production ? 'production' : 'development';
+  const lines: string[] = [
+    '',
+    `${bold(`Headway ${version()}`)} is running in ${mode} mode`,
+    '',
+    `  URL          ${url}`,
+    `  WebSocket    ${wsUrl}`,
+    `  Data         ${resolve(options.dataDir)}`,
+  ];
+  if (b.secretsFile) lines.push(`  Secrets      ${b.secretsFile} ${dim('(development credentials)')}`);
+
+  if (options.production) {
+    lines.push(
+      '',
+      'Workers report with a key from HEADWAY_API_KEYS; back ends mint browser tokens with POST /v1/tokens.',
+      `Health: ${url}/healthz`,
+    );
+  } else {
+    const user = await b.server.auth.mint({ user: DEMO_USER, ttl: BANNER_TOKEN_TTL_SECONDS });
+    const admin = await b.server.auth.mint({ user: 'admin', admin: true, ttl: BANNER_TOKEN_TTL_SECONDS });
+    const key = b.developmentKey ?? '<one of HEADWAY_API_KEYS>';
+    const watchUrl = `${wsUrl}?token=${user.token}`;
+    lines.push(
+      '',
+      `  API key      ${b.developmentKey ?? dim('(configured in HEADWAY_API_KEYS)')}`,
+      `  User token   ${user.token}`,
+      `               ${dim(`user "${DEMO_USER}", expires ${user.expiresAt}`)}`,
+      `  Admin token  ${admin.token}`,
+      `               ${dim(`sees every job, expires ${admin.expiresAt}`)}`,
+      '',
+      bold('Try it from another terminal:'),
+      '',
+      `  export HEADWAY_URL=${url}`,
+      `  export HEADWAY_API_KEY=${key}`,
+      '',
+      `  ${dim(`# create a job owned by user "${DEMO_USER}"`)}`,
+      `  curl -sS -X POST "$HEADWAY_URL/v1/jobs" -H "Authorization: Bearer $HEADWAY_API_KEY" \\`,
+      `    -H 'Content-Type: application/json' -d '{"id":"hello","owner":"${DEMO_USER}","name":"Hello, Headway"}'`,
+      '',
+      `  ${dim('# report progress')}`,
+      `  curl -sS -X POST "$HEADWAY_URL/v1/jobs/hello/events" -H "Authorization: Bearer $HEADWAY_API_KEY" \\`,
+      `    -H 'Content-Type: application/json' -d '{"events":[{"kind":"progress","percent":42,"message":"working"}]}'`,
+      '',
+      bold('Watch it live:') + ` open ${url}/healthz in a browser and paste into its devtools console:`,
+      '',
+      `  const ws = new WebSocket('${watchUrl}');`,
+      `  ws.onmessage = (e) => console.log(JSON.parse(e.data));`,
+      `  ws.onopen = () => ws.send(JSON.stringify({ type: 'subscribe', id: 'hello', job: 'hello' }));`,
+      '',
+      `  ${dim('or from a terminal:')} websocat '${watchUrl}'`,
+      `  ${dim('then type:')} {"type":"subscribe","id":"hello","job":"hello"}`,
+    );
+    if (options.demo) {
+      lines.push(
+        '',
+        bold('Demo:') + ` workers are reporting sample jobs owned by "${DEMO_USER}". Watch all of them,`,
+        'new ones included, with the same socket:',
+        '',
+        `  ws.send(JSON.stringify({ type: 'subscribe', id: 'mine', scope: 'user' }));`,
+      );
+    }
+  }
+  if (options.demo && options.production) {
+    lines.push('', `Demo workers are reporting sample jobs owned by "${DEMO_USER}".`);
+  }
+  lines.push('', dim('Press Ctrl+C to stop.'), '');
+  return `${lines.join('\n')}\n`;
+}

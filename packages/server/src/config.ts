@@ -1,0 +1,284 @@
+/**
+ * The `headway start` configuration: command-line flags and `HEADWAY_*`
+ * environment variables, parsed and validated into `createServer()` options.
+ *
+ * Flags win over the environment. Every mistake stops start-up with a
+ * `ConfigError` that names the flag or variable at fault, because a hub that
+ * silently ignores a typo (`--prot 80`, `HEADWAY_PROT=80`) listens somewhere
+ * its operator does not expect.
+ *
+ * Secrets come from the environment only: a flag would show them to every user
+ * of the machine in `ps`.
+ */
+import { parseArgs } from 'node:util';
+import type { HeadwayOptions, HeadwayOptionsInput } from './options.js';
+
+/** Why a setting was refused. */
+export type ConfigErrorReason = 'unknown' | 'invalid' | 'missing' | 'unsupported';
+
+/** A configuration mistake; the CLI prints `message` and exits with code 2. */
+export class ConfigError extends Error {
+  readonly code = 'HW_ERR_CONFIG';
+  /** Every setting at fault, e.g. `['HEADWAY_JWT_SECRET', 'HEADWAY_API_KEYS']`. */
+  readonly settings: readonly string[];
+  constructor(
+    /** The (first) flag or variable at fault, e.g. `--port` or `HEADWAY_PORT`. */
+    readonly setting: string,
+    message: string,
+    readonly reason: ConfigErrorReason = 'invalid',
+    settings: readonly string[] = [setting],
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+    this.settings = settings;
+  }
+}
+
+export type LogLevel = HeadwayOptions['logLevel'];
+
+/** pino's levels, plus `silent`. */
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Shortest API key accepted, characters: shorter keys can be guessed. */
+export const MIN_API_KEY_LENGTH = 16;
+/** Shortest HS256 secret accepted, bytes (RFC 7518 §3.2: at least the hash size). */
+export const MIN_JWT_SECRET_BYTES = 32;
+
+/** Each flag of `headway start` and the variable that sets it when the flag is absent. */
+const SETTINGS = {
+  port: { flag: '--port', env: 'HEADWAY_PORT', type: 'string' },
+  host: { flag: '--host', env: 'HEADWAY_HOST', type: 'string' },
+  'data-dir': { flag: '--data-dir', env: 'HEADWAY_DATA_DIR', type: 'string' },
+  'allowed-origins': { flag: '--allowed-origins', env: 'HEADWAY_ALLOWED_ORIGINS', type: 'string' },
+  'log-level': { flag: '--log-level', env: 'HEADWAY_LOG_LEVEL', type: 'string' },
+  demo: { flag: '--demo', env: 'HEADWAY_DEMO', type: 'boolean' },
+  production: { flag: '--production', env: 'HEADWAY_PRODUCTION', type: 'boolean' },
+} as const;
+
+/** Variables read from the environment only. */
+const SECRET_VARIABLES = ['HEADWAY_JWT_SECRET', 'HEADWAY_API_KEYS'] as const;
+
+/**
+ * Variables read by Headway's clients and workers, which often share an
+ * environment (a `.env` file, a container) with the hub: not ours to refuse.
+ */
+const CLIENT_VARIABLES: ReadonlySet<string> = new Set(['HEADWAY_URL', 'HEADWAY_API_KEY', 'HEADWAY_TOKEN']);
+
+/** Settings of the PostgreSQL/Redis mode, refused by this SQLite-only build rather than ignored. */
+const RESERVED = {
+  HEADWAY_POSTGRES_URL: 'PostgreSQL',
+  HEADWAY_REDIS_URL: 'Redis',
+  '--postgres': 'PostgreSQL',
+  '--redis': 'Redis',
+} as const;
+
+const KNOWN_VARIABLES: ReadonlySet<string> = new Set([
+  ...Object.values(SETTINGS).map((s) => s.env),
+  ...SECRET_VARIABLES,
+]);
+
+/**
+ * Parse and validate the flags of `headway start` (without the command name)
+ * and the environment. Pure: reads nothing but its arguments.
+ *
+ * @throws ConfigError naming the flag or variable at fault.
+ */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HeadwayOptionsInput {
+  const flags = parseFlags(argv);
+  checkEnvironment(env);
+
+  /** The flag's value if given, else the variable's; an empty variable counts as unset. */
+  const pick = <K extends keyof typeof SETTINGS>(name: K) => {
+    const flag = flags[name];
+    if (flag !== undefined) return { value: flag, setting: SETTINGS[name].flag };
+    const value = env[SETTINGS[name].env];
+    if (value !== undefined && value !== '') return { value, setting: SETTINGS[name].env };
+    return undefined;
+  };
+
+  const config: HeadwayOptionsInput = {};
+  const port = pick('port');
+  if (port) config.port = parsePort(String(port.value), port.setting);
+  const host = pick('host');
+  if (host) config.host = nonEmpty(String(host.value), host.setting, 'a host name or IP address');
+  const dataDir = pick('data-dir');
+  if (dataDir) config.dataDir = nonEmpty(String(dataDir.value), dataDir.setting, 'a directory');
+  const origins = pick('allowed-origins');
+  if (origins) config.allowedOrigins = parseOrigins(String(origins.value), origins.setting);
+  const logLevel = pick('log-level');
+  if (logLevel) config.logLevel = parseLogLevel(String(logLevel.value), logLevel.setting);
+  const demo = pick('demo');
+  if (demo) config.demo = parseBoolean(demo.value, demo.setting);
+  const production = pick('production');
+  if (production) config.production = parseBoolean(production.value, production.setting);
+
+  const jwtSecret = env.HEADWAY_JWT_SECRET;
+  if (jwtSecret !== undefined && jwtSecret !== '') {
+    if (Buffer.byteLength(jwtSecret) < MIN_JWT_SECRET_BYTES) {
+      throw new ConfigError(
+        'HEADWAY_JWT_SECRET',
+        `HEADWAY_JWT_SECRET must be at least ${MIN_JWT_SECRET_BYTES} bytes long (got ${Buffer.byteLength(jwtSecret)})`,
+      );
+    }
+    config.jwtSecret = jwtSecret;
+  }
+  const apiKeys = env.HEADWAY_API_KEYS;
+  if (apiKeys !== undefined && apiKeys !== '') config.apiKeys = parseApiKeys(apiKeys, 'HEADWAY_API_KEYS');
+  return config;
+}
+
+type Flags = {
+  [K in keyof typeof SETTINGS]?: (typeof SETTINGS)[K]['type'] extends 'boolean' ? boolean : string;
+};
+
+function parseFlags(argv: string[]): Flags {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { ...SETTINGS, postgres: { type: 'string' }, redis: { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw flagError(err);
+  }
+  for (const flag of ['--postgres', '--redis'] as const) {
+    if (values[flag.slice(2)] !== undefined) throw reserved(flag);
+  }
+  return values as Flags;
+}
+
+/** Turn a `parseArgs` error into a ConfigError naming the flag (Node puts the name in quotes). */
+function flagError(err: unknown): Error {
+  const code = (err as { code?: unknown }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  const quoted = /'([^']+)'/.exec(message)?.[1] ?? '';
+  const name = quoted.split(' ')[0] ?? quoted;
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return new ConfigError(name, `unknown option ${name}`, 'unknown');
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return new ConfigError(name, `unexpected argument ${name}`, 'unknown');
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (message.includes('does not take an argument')) {
+        return new ConfigError(name, `${name} does not take a value`);
+      }
+      if (message.includes('ambiguous')) {
+        return new ConfigError(
+          name,
+          `${name} needs a value (write ${name}=VALUE for a value starting with "-")`,
+        );
+      }
+      return new ConfigError(name, `${name} needs a value`);
+    default:
+      return err instanceof Error ? err : new Error(message);
+  }
+}
+
+function checkEnvironment(env: NodeJS.ProcessEnv): void {
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('HEADWAY_') || KNOWN_VARIABLES.has(name) || CLIENT_VARIABLES.has(name)) continue;
+    if (Object.hasOwn(RESERVED, name)) {
+      if (value === undefined || value === '') continue;
+      throw reserved(name as keyof typeof RESERVED);
+    }
+    throw new ConfigError(
+      name,
+      `unknown environment variable ${name} (known: ${[...KNOWN_VARIABLES].join(', ')})`,
+      'unknown',
+    );
+  }
+}
+
+function reserved(setting: keyof typeof RESERVED): ConfigError {
+  return new ConfigError(
+    setting,
+    `${setting} is not supported: this build of Headway stores in SQLite only (${RESERVED[setting]} ` +
+      `mode is not available yet); unset ${setting} to use the SQLite file in the data directory`,
+    'unsupported',
+  );
+}
+
+function parsePort(value: string, setting: string): number {
+  const port = /^\d{1,5}$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+  if (!(port >= 0 && port <= 65535)) {
+    throw new ConfigError(setting, `${setting} must be an integer from 0 to 65535 (got "${value}")`);
+  }
+  return port;
+}
+
+function nonEmpty(value: string, setting: string, what: string): string {
+  if (value.trim() === '') throw new ConfigError(setting, `${setting} must be ${what} (got an empty value)`);
+  return value;
+}
+
+/** Comma-separated list; an empty entry is most likely a typo (`a,,b`) and refused. */
+function splitList(value: string, setting: string): string[] {
+  return value.split(',').map((item, i) => {
+    const trimmed = item.trim();
+    if (trimmed === '') throw new ConfigError(setting, `${setting} has an empty entry at position ${i + 1}`);
+    return trimmed;
+  });
+}
+
+function parseApiKeys(value: string, setting: string): string[] {
+  const keys = splitList(value, setting);
+  keys.forEach((key, i) => {
+    if (key.length < MIN_API_KEY_LENGTH) {
+      throw new ConfigError(
+        setting,
+        `${setting}: key ${i + 1} is too short (${key.length} characters; at least ${MIN_API_KEY_LENGTH})`,
+      );
+    }
+  });
+  return keys;
+}
+
+/** Origins as browsers send them: `scheme://host[:port]`, lower-case, no path; or `*`. */
+function parseOrigins(value: string, setting: string): string[] {
+  return splitList(value, setting).map((entry) => {
+    if (entry === '*') return entry;
+    let url: URL | null = null;
+    try {
+      url = new URL(entry);
+    } catch {
+      // reported below
+    }
+    const ok =
+      url !== null &&
+      (url.protocol === 'http:' || url.protocol === 'https:') &&
+      url.username === '' &&
+      url.password === '' &&
+      url.pathname === '/' &&
+      url.search === '' &&
+      url.hash === '' &&
+      !/[?#]/.test(entry);
+    if (!ok || url === null) {
+      throw new ConfigError(
+        setting,
+        `${setting}: "${entry}" is not an origin (expected http(s)://host[:port] without a path, or *)`,
+      );
+    }
+    return url.origin;
+  });
+}
+
+function parseLogLevel(value: string, setting: string): LogLevel {
+  const level = value.trim().toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError(setting, `${setting} must be one of ${LOG_LEVELS.join(', ')} (got "${value}")`);
+  }
+  return level as LogLevel;
+}
+
+const TRUE = new Set(['1', 'true', 'yes', 'on']);
+const FALSE = new Set(['0', 'false', 'no', 'off']);
+
+function parseBoolean(value: string | boolean, setting: string): boolean {
+  if (typeof value === 'boolean') return value;
+  const v = value.trim().toLowerCase();
+  if (TRUE.has(v)) return true;
+  if (FALSE.has(v)) return false;
+  throw new ConfigError(setting, `${setting} must be 1 or 0 (or true/false, yes/no, on/off; got "${value}")`);
+}

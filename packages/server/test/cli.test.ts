@@ -1,0 +1,267 @@
+/**
+ * The real `headway` command, built and run as a child process: what an
+ * operator types is what is tested.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createNetServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const bin = join(root, 'packages/server/bin/headway.js');
+/** The graceful shutdown the brief promises: well under the 10 s `shutdownTimeoutMs`. */
+const EXIT_WITHIN_MS = 10_000;
+
+interface Cli {
+  child: ChildProcess;
+  readonly stdout: string;
+  readonly stderr: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const children: ChildProcess[] = [];
+let dataDir: string;
+
+/** The environment of the test runner without any HEADWAY_* setting that could leak into the hub. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('HEADWAY_')) env[k] = v;
+  return { ...env, NO_COLOR: '1', ...extra };
+}
+
+function run(args: string[], env: Record<string, string> = {}): Cli {
+  const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: cleanEnv(env) });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    exited,
+  };
+}
+
+/** Resolves with the first match of `pattern` in the child's stdout; rejects if it exits first. */
+async function waitForStdout(cli: Cli, pattern: RegExp, ms = 15_000): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + ms;
+  let exited = false;
+  void cli.exited.then(() => (exited = true));
+  while (Date.now() < deadline) {
+    const match = pattern.exec(cli.stdout);
+    if (match) return match;
+    if (exited) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`no ${pattern} in stdout\n--- stdout\n${cli.stdout}\n--- stderr\n${cli.stderr}`);
+}
+
+/** Resolves with how the child ended, or rejects if it is still running after `ms`. */
+async function exitWithin(cli: Cli, ms: number) {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      cli.exited,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`still running after ${ms} ms\n--- stderr\n${cli.stderr}`)),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function startHub(args: string[] = [], env: Record<string, string> = {}) {
+  const cli = run(['start', '--port', '0', '--data-dir', dataDir, ...args], env);
+  const [, url] = await waitForStdout(cli, /^ {2}URL +(http:\/\/\S+)$/m);
+  await waitForStdout(cli, /Press Ctrl\+C to stop\./);
+  return { cli, url: url! };
+}
+
+beforeAll(() => {
+  // The test runs the compiled command; `tsc -b` is incremental, so this is quick when nothing changed.
+  try {
+    execFileSync('npx', ['tsc', '-b'], { cwd: root, stdio: 'pipe' });
+  } catch (err) {
+    const out = err as { stdout?: Buffer; stderr?: Buffer };
+    throw new Error(`build failed:\n${out.stdout?.toString() ?? ''}${out.stderr?.toString() ?? ''}`);
+  }
+}, 180_000);
+
+beforeEach(() => {
+  dataDir = mkdtempSync(join(tmpdir(), 'headway-cli-'));
+});
+
+afterEach(() => {
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('headway start', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'prints a banner with the real URL, serves /healthz, and exits 0 on %s',
+    async (signal) => {
+      const { cli, url } = await startHub();
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(url).not.toMatch(/:0$/);
+      const out = cli.stdout;
+      expect(out).toContain('development mode');
+      expect(out).toContain(`WebSocket    ${url.replace('http', 'ws')}/v1/ws`);
+      expect(out).toContain(`Data         ${dataDir}`);
+      // Plain text when stdout is not a terminal.
+      expect(out).not.toContain('\x1b[');
+
+      const res = await fetch(`${url}/healthz`);
+      expect(res.status).toBe(200);
+
+      cli.child.kill(signal);
+      const { code } = await exitWithin(cli, EXIT_WITHIN_MS);
+      expect(code).toBe(0);
+    },
+  );
+
+  it('prints development credentials that work, and keeps them across restarts', async () => {
+    const first = await startHub();
+    const secrets = JSON.parse(readFileSync(join(dataDir, 'secrets.json'), 'utf8'));
+    const key = /^ {2}API key +(\S+)$/m.exec(first.cli.stdout)?.[1];
+    expect(key).toBe(secrets.apiKey);
+    expect(first.cli.stdout).toContain(`export HEADWAY_API_KEY=${secrets.apiKey}`);
+    const token = /^ {2}User token +(\S+)$/m.exec(first.cli.stdout)?.[1];
+    expect(token).toMatch(/^ey/);
+    expect(first.cli.stdout).toMatch(/^ {2}Admin token +ey\S+$/m);
+
+    // The banner's curl commands, as fetch.
+    const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+    const created = await fetch(`${first.url}/v1/jobs`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ id: 'hello', owner: 'demo', name: 'Hello, Headway' }),
+    });
+    expect(created.status).toBeLessThan(300);
+    const progress = await fetch(`${first.url}/v1/jobs/hello/events`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ events: [{ kind: 'progress', percent: 42, message: 'working' }] }),
+    });
+    expect(progress.status).toBe(200);
+    first.cli.child.kill('SIGTERM');
+    expect((await exitWithin(first.cli, EXIT_WITHIN_MS)).code).toBe(0);
+
+    // After a restart the old browser token still reads the job.
+    const second = await startHub();
+    expect(second.cli.stdout).toContain(`API key      ${secrets.apiKey}`);
+    const job = await fetch(`${second.url}/v1/jobs/hello`, { headers: { authorization: `Bearer ${token}` } });
+    expect(job.status).toBe(200);
+    second.cli.child.kill('SIGTERM');
+    expect((await exitWithin(second.cli, EXIT_WITHIN_MS)).code).toBe(0);
+  });
+
+  it('closes connected WebSockets with a reconnect code and still exits 0', async () => {
+    const { cli, url } = await startHub();
+    const token = /^ {2}User token +(\S+)$/m.exec(cli.stdout)?.[1];
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws?token=${token}`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    cli.child.kill('SIGTERM');
+    const code = await closed;
+    // 4000–4099: reconnect and resume.
+    expect(code).toBeGreaterThanOrEqual(4000);
+    expect(code).toBeLessThan(4100);
+    expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(0);
+  });
+
+  it('runs the demo workers with --demo and stops them on SIGTERM', async () => {
+    const { cli, url } = await startHub(['--demo', '--log-level', 'warn']);
+    expect(cli.stdout).toContain('Demo:');
+    expect(cli.stdout).toContain("scope: 'user'");
+    const admin = /^ {2}Admin token +(\S+)$/m.exec(cli.stdout)?.[1];
+    // The demo reports through the REST API; its first job appears shortly.
+    let jobs: unknown[] = [];
+    for (let i = 0; i < 100 && jobs.length === 0; i++) {
+      const res = await fetch(`${url}/v1/jobs?owner=demo`, { headers: { authorization: `Bearer ${admin}` } });
+      if (res.ok) jobs = ((await res.json()) as { jobs: unknown[] }).jobs;
+      if (jobs.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(jobs.length).toBeGreaterThan(0);
+    cli.child.kill('SIGTERM');
+    expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(0);
+  });
+
+  it('exits 1 with a clear message when the port is taken', async () => {
+    const blocker: Server = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (blocker.address() as { port: number }).port;
+      const cli = run(['start', '--port', String(port), '--data-dir', dataDir]);
+      expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(1);
+      expect(cli.stderr).toContain('in use');
+      expect(cli.stderr).toContain('--port');
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+});
+
+describe('configuration errors exit 2 with a message and no stack trace', () => {
+  it.each([
+    [['start', '--production'], {}, 'HEADWAY_JWT_SECRET'],
+    [['start', '--prot', '80'], {}, 'unknown option --prot'],
+    [['start'], { HEADWAY_PORT: 'abc' }, 'HEADWAY_PORT'],
+    [['start'], { HEADWAY_SECRET: 'x' }, 'HEADWAY_SECRET'],
+    [['start'], { HEADWAY_POSTGRES_URL: 'postgres://localhost/headway' }, 'SQLite only'],
+    [['serve'], {}, 'unknown command serve'],
+  ] as const)('headway %j with %j', async (args, env, expected) => {
+    const cli = run([...args, '--data-dir', dataDir], { ...env });
+    expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(2);
+    expect(cli.stderr).toContain(expected);
+    expect(cli.stderr).not.toMatch(/^\s+at /m);
+    expect(cli.stdout).toBe('');
+  });
+
+  it('names both missing production secrets', async () => {
+    const cli = run(['start', '--production', '--data-dir', dataDir]);
+    expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(2);
+    expect(cli.stderr).toContain('HEADWAY_JWT_SECRET');
+    expect(cli.stderr).toContain('HEADWAY_API_KEYS');
+  });
+});
+
+describe('headway help and version', () => {
+  it.each([{ args: ['--help'] }, { args: ['help'] }, { args: ['start', '--help'] }])(
+    '$args prints the usage',
+    async ({ args }) => {
+      const cli = run(args);
+      expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(0);
+      expect(cli.stdout).toContain('Usage: headway <command>');
+      expect(cli.stdout).toContain('HEADWAY_JWT_SECRET');
+    },
+  );
+
+  it.each([['--version'], ['version']])('%j prints the package version', async (arg) => {
+    const pkg = JSON.parse(readFileSync(join(root, 'packages/server/package.json'), 'utf8'));
+    const cli = run([arg]);
+    expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(0);
+    expect(cli.stdout.trim()).toBe(pkg.version);
+  });
+});

@@ -1,0 +1,384 @@
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Auth } from '../src/auth.js';
+import { ConfigError, loadConfig } from '../src/config.js';
+import type { HeadwayOptionsInput } from '../src/options.js';
+import { resolveSecrets, SECRETS_FILE } from '../src/secrets.js';
+
+const SECRET = 's'.repeat(32);
+const KEY_A = 'key-a-0123456789abcdef';
+const KEY_B = 'key-b-0123456789abcdef';
+
+/** The ConfigError that `fn` throws. */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('returns nothing to override when neither flags nor variables are given', () => {
+    expect(loadConfig([], {})).toEqual({});
+  });
+
+  it('reads every flag', () => {
+    expect(
+      loadConfig(
+        [
+          '--port',
+          '8080',
+          '--host=0.0.0.0',
+          '--data-dir',
+          '/var/lib/headway',
+          '--allowed-origins',
+          'https://app.example.com, http://localhost:5173',
+          '--log-level',
+          'debug',
+          '--demo',
+          '--production',
+        ],
+        {},
+      ),
+    ).toEqual({
+      port: 8080,
+      host: '0.0.0.0',
+      dataDir: '/var/lib/headway',
+      allowedOrigins: ['https://app.example.com', 'http://localhost:5173'],
+      logLevel: 'debug',
+      demo: true,
+      production: true,
+    });
+  });
+
+  it('reads every variable', () => {
+    expect(
+      loadConfig([], {
+        HEADWAY_PORT: '9090',
+        HEADWAY_HOST: '::1',
+        HEADWAY_DATA_DIR: '/data',
+        HEADWAY_ALLOWED_ORIGINS: 'https://a.example.com/,*',
+        HEADWAY_LOG_LEVEL: 'WARN',
+        HEADWAY_DEMO: '1',
+        HEADWAY_PRODUCTION: 'true',
+        HEADWAY_JWT_SECRET: SECRET,
+        HEADWAY_API_KEYS: ` ${KEY_A} , ${KEY_B}`,
+      }),
+    ).toEqual({
+      port: 9090,
+      host: '::1',
+      dataDir: '/data',
+      allowedOrigins: ['https://a.example.com', '*'],
+      logLevel: 'warn',
+      demo: true,
+      production: true,
+      jwtSecret: SECRET,
+      apiKeys: [KEY_A, KEY_B],
+    });
+  });
+
+  it('accepts port 0 (pick a free port) and reads false booleans', () => {
+    expect(loadConfig(['--port', '0'], { HEADWAY_DEMO: 'no', HEADWAY_PRODUCTION: '0' })).toEqual({
+      port: 0,
+      demo: false,
+      production: false,
+    });
+  });
+
+  it('lets flags win over the environment', () => {
+    const env = {
+      HEADWAY_PORT: '1111',
+      HEADWAY_HOST: 'env-host',
+      HEADWAY_DATA_DIR: '/env',
+      HEADWAY_ALLOWED_ORIGINS: 'https://env.example.com',
+      HEADWAY_LOG_LEVEL: 'error',
+      HEADWAY_DEMO: '0',
+      HEADWAY_PRODUCTION: '0',
+    };
+    expect(
+      loadConfig(
+        [
+          '--port=2222',
+          '--host=flag-host',
+          '--data-dir=/flag',
+          '--allowed-origins=https://flag.example.com',
+          '--log-level=trace',
+          '--demo',
+          '--production',
+        ],
+        env,
+      ),
+    ).toEqual({
+      port: 2222,
+      host: 'flag-host',
+      dataDir: '/flag',
+      allowedOrigins: ['https://flag.example.com'],
+      logLevel: 'trace',
+      demo: true,
+      production: true,
+    });
+  });
+
+  it('does not validate a variable that a flag overrides', () => {
+    expect(loadConfig(['--port', '3000'], { HEADWAY_PORT: 'abc' })).toEqual({ port: 3000 });
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(
+      loadConfig([], { HEADWAY_PORT: '', HEADWAY_JWT_SECRET: '', HEADWAY_API_KEYS: '', HEADWAY_DEMO: '' }),
+    ).toEqual({});
+  });
+
+  it('ignores the variables of Headway clients and workers, and everything not HEADWAY_*', () => {
+    expect(
+      loadConfig([], {
+        HEADWAY_URL: 'http://127.0.0.1:7070',
+        HEADWAY_API_KEY: KEY_A,
+        HEADWAY_TOKEN: 'eyJ...',
+        PATH: '/usr/bin',
+        PORT: 'not-ours',
+        headway_port: 'lower-case is not ours either',
+      }),
+    ).toEqual({});
+  });
+
+  it('stops on an unknown flag with "unknown option"', () => {
+    const err = configError(() => loadConfig(['--prot', '80'], {}));
+    expect(err.setting).toBe('--prot');
+    expect(err.reason).toBe('unknown');
+    expect(err.code).toBe('HW_ERR_CONFIG');
+    expect(err.message).toBe('unknown option --prot');
+  });
+
+  it.each([
+    [['--prot=80'], '--prot', 'unknown'],
+    [['-p', '80'], '-p', 'unknown'],
+    [['extra'], 'extra', 'unknown'],
+    [['--port'], '--port', 'invalid'],
+    [['--port', '-1'], '--port', 'invalid'],
+    [['--demo=1'], '--demo', 'invalid'],
+    [['--production=yes'], '--production', 'invalid'],
+  ] as const)('names the flag in %j', (argv, setting, reason) => {
+    const err = configError(() => loadConfig([...argv], {}));
+    expect(err.setting).toBe(setting);
+    expect(err.reason).toBe(reason);
+    expect(err.message).toContain(setting);
+  });
+
+  it('names an unknown HEADWAY_* variable', () => {
+    const err = configError(() => loadConfig([], { HEADWAY_PROT: '80' }));
+    expect(err.setting).toBe('HEADWAY_PROT');
+    expect(err.reason).toBe('unknown');
+    expect(err.message).toContain('HEADWAY_PROT');
+  });
+
+  it.each([
+    ['port', ['--port', 'abc'], {}, '--port'],
+    ['port', ['--port', '65536'], {}, '--port'],
+    ['port', ['--port=-1'], {}, '--port'],
+    ['port', ['--port', '1.5'], {}, '--port'],
+    ['port', [], { HEADWAY_PORT: 'abc' }, 'HEADWAY_PORT'],
+    ['port', [], { HEADWAY_PORT: '70000' }, 'HEADWAY_PORT'],
+    ['port', [], { HEADWAY_PORT: '0x50' }, 'HEADWAY_PORT'],
+    ['host', ['--host', ''], {}, '--host'],
+    ['host', [], { HEADWAY_HOST: '   ' }, 'HEADWAY_HOST'],
+    ['data dir', ['--data-dir='], {}, '--data-dir'],
+    ['data dir', [], { HEADWAY_DATA_DIR: ' ' }, 'HEADWAY_DATA_DIR'],
+    ['origin scheme', ['--allowed-origins', 'ftp://example.com'], {}, '--allowed-origins'],
+    ['origin path', ['--allowed-origins', 'https://example.com/app'], {}, '--allowed-origins'],
+    ['origin query', [], { HEADWAY_ALLOWED_ORIGINS: 'https://example.com?x=1' }, 'HEADWAY_ALLOWED_ORIGINS'],
+    ['origin user', [], { HEADWAY_ALLOWED_ORIGINS: 'https://me@example.com' }, 'HEADWAY_ALLOWED_ORIGINS'],
+    ['origin text', [], { HEADWAY_ALLOWED_ORIGINS: 'example.com' }, 'HEADWAY_ALLOWED_ORIGINS'],
+    [
+      'origin empty entry',
+      [],
+      { HEADWAY_ALLOWED_ORIGINS: 'https://a.com,,https://b.com' },
+      'HEADWAY_ALLOWED_ORIGINS',
+    ],
+    ['log level', ['--log-level', 'verbose'], {}, '--log-level'],
+    ['log level', [], { HEADWAY_LOG_LEVEL: 'loud' }, 'HEADWAY_LOG_LEVEL'],
+    ['demo', [], { HEADWAY_DEMO: 'maybe' }, 'HEADWAY_DEMO'],
+    ['production', [], { HEADWAY_PRODUCTION: '2' }, 'HEADWAY_PRODUCTION'],
+    ['jwt secret', [], { HEADWAY_JWT_SECRET: 'too-short' }, 'HEADWAY_JWT_SECRET'],
+    ['api key length', [], { HEADWAY_API_KEYS: `${KEY_A},short` }, 'HEADWAY_API_KEYS'],
+    ['api key empty entry', [], { HEADWAY_API_KEYS: `${KEY_A},` }, 'HEADWAY_API_KEYS'],
+  ] as const)('refuses an invalid %s and names %j %j as %s', (_what, argv, env, setting) => {
+    const err = configError(() => loadConfig([...argv], { ...env }));
+    expect(err.setting).toBe(setting);
+    expect(err.reason).toBe('invalid');
+    expect(err.message).toContain(setting);
+  });
+
+  it('never echoes a rejected secret', () => {
+    const err = configError(() => loadConfig([], { HEADWAY_JWT_SECRET: 'hunter2-hunter2' }));
+    expect(err.message).not.toContain('hunter2');
+    const keyErr = configError(() => loadConfig([], { HEADWAY_API_KEYS: 'tiny-key' }));
+    expect(keyErr.message).not.toContain('tiny-key');
+  });
+
+  it.each([
+    ['HEADWAY_POSTGRES_URL', 'postgres://localhost/headway'],
+    ['HEADWAY_REDIS_URL', 'redis://localhost:6379'],
+  ])('refuses %s: this build stores in SQLite only', (name, value) => {
+    const err = configError(() => loadConfig([], { [name]: value }));
+    expect(err.setting).toBe(name);
+    expect(err.reason).toBe('unsupported');
+    expect(err.message).toContain(name);
+    expect(err.message).toContain('SQLite only');
+  });
+
+  it('ignores an empty reserved variable', () => {
+    expect(loadConfig([], { HEADWAY_POSTGRES_URL: '', HEADWAY_REDIS_URL: '' })).toEqual({});
+  });
+
+  it.each(['--postgres', '--redis'])('refuses %s the same way', (flag) => {
+    const err = configError(() => loadConfig([flag, 'tcp://localhost'], {}));
+    expect(err.setting).toBe(flag);
+    expect(err.reason).toBe('unsupported');
+    expect(err.message).toContain('SQLite only');
+  });
+});
+
+describe('resolveSecrets', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'headway-config-'));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('in production', () => {
+    it('names both missing settings', () => {
+      const err = configError(() => resolveSecrets({ production: true, dataDir: dir }));
+      expect(err.reason).toBe('missing');
+      expect(err.setting).toBe('HEADWAY_JWT_SECRET');
+      expect(err.settings).toEqual(['HEADWAY_JWT_SECRET', 'HEADWAY_API_KEYS']);
+      expect(err.message).toContain('HEADWAY_JWT_SECRET');
+      expect(err.message).toContain('HEADWAY_API_KEYS');
+    });
+
+    it('names only the missing setting', () => {
+      const noKeys = configError(() => resolveSecrets({ production: true, dataDir: dir, jwtSecret: SECRET }));
+      expect(noKeys.settings).toEqual(['HEADWAY_API_KEYS']);
+      const noSecret = configError(() =>
+        resolveSecrets({ production: true, dataDir: dir, apiKeys: [KEY_A] }),
+      );
+      expect(noSecret.settings).toEqual(['HEADWAY_JWT_SECRET']);
+    });
+
+    it('never falls back to secrets.json', () => {
+      resolveSecrets({ dataDir: dir });
+      expect(() => resolveSecrets({ production: true, dataDir: dir })).toThrow(ConfigError);
+    });
+
+    it('starts with configured secrets, writes no file, and warns about an empty origin list', () => {
+      const out = resolveSecrets({ production: true, dataDir: dir, jwtSecret: SECRET, apiKeys: [KEY_A] });
+      expect(out.config).toMatchObject({ jwtSecret: SECRET, apiKeys: [KEY_A] });
+      expect(out.file).toBeNull();
+      expect(out.developmentKey).toBeNull();
+      expect(readdirSync(dir)).toEqual([]);
+      expect(out.warnings).toHaveLength(1);
+      expect(out.warnings[0]).toContain('HEADWAY_ALLOWED_ORIGINS');
+    });
+
+    it('does not warn when origins are configured', () => {
+      const out = resolveSecrets({
+        production: true,
+        jwtSecret: SECRET,
+        apiKeys: [KEY_A],
+        allowedOrigins: ['https://app.example.com'],
+      });
+      expect(out.warnings).toEqual([]);
+    });
+  });
+
+  describe('in development', () => {
+    it('creates secrets.json with mode 0600 and reuses it on the next start', () => {
+      const first = resolveSecrets({ dataDir: dir });
+      const file = join(dir, SECRETS_FILE);
+      expect(first.file).toBe(file);
+      expect(first.created).toBe(true);
+      if (process.platform !== 'win32') expect(statSync(file).mode & 0o777).toBe(0o600);
+      const stored = JSON.parse(readFileSync(file, 'utf8'));
+      expect(Buffer.byteLength(stored.jwtSecret)).toBeGreaterThanOrEqual(32);
+      expect(stored.apiKey.length).toBeGreaterThanOrEqual(16);
+      expect(first.config).toMatchObject({ jwtSecret: stored.jwtSecret, apiKeys: [stored.apiKey] });
+      expect(first.developmentKey).toBe(stored.apiKey);
+
+      const second = resolveSecrets({ dataDir: dir });
+      expect(second.created).toBe(false);
+      expect(second.config.jwtSecret).toBe(first.config.jwtSecret);
+      expect(second.config.apiKeys).toEqual(first.config.apiKeys);
+      // No temporary files left behind.
+      expect(readdirSync(dir)).toEqual([SECRETS_FILE]);
+    });
+
+    it('creates the data directory when it does not exist', () => {
+      const nested = join(dir, 'a', 'b');
+      const out = resolveSecrets({ dataDir: nested });
+      expect(out.file).toBe(join(nested, SECRETS_FILE));
+    });
+
+    it('keeps browser tokens valid across restarts', async () => {
+      const before = new Auth(resolveSecrets({ dataDir: dir }).config);
+      const { token } = await before.mint({ user: 'demo', ttl: 60 });
+      const after = new Auth(resolveSecrets({ dataDir: dir }).config);
+      await expect(after.verifyToken(token)).resolves.toMatchObject({ kind: 'user', user: 'demo' });
+    });
+
+    it('uses configured secrets as they are and touches no file', () => {
+      const out = resolveSecrets({ dataDir: dir, jwtSecret: SECRET, apiKeys: [KEY_A] });
+      expect(out.config).toMatchObject({ jwtSecret: SECRET, apiKeys: [KEY_A] });
+      expect(out.file).toBeNull();
+      expect(readdirSync(dir)).toEqual([]);
+    });
+
+    it('fills in only what is missing', () => {
+      const keysOnly = resolveSecrets({ dataDir: dir, apiKeys: [KEY_A] });
+      expect(keysOnly.config.apiKeys).toEqual([KEY_A]);
+      expect(keysOnly.developmentKey).toBeNull();
+      const stored = JSON.parse(readFileSync(join(dir, SECRETS_FILE), 'utf8'));
+      expect(keysOnly.config.jwtSecret).toBe(stored.jwtSecret);
+
+      const secretOnly = resolveSecrets({ dataDir: dir, jwtSecret: SECRET });
+      expect(secretOnly.config.jwtSecret).toBe(SECRET);
+      expect(secretOnly.config.apiKeys).toEqual([stored.apiKey]);
+      expect(secretOnly.developmentKey).toBe(stored.apiKey);
+    });
+
+    it('refuses a damaged secrets.json, naming the file', () => {
+      const file = join(dir, SECRETS_FILE);
+      writeFileSync(file, '{"jwtSecret": "short"}', { mode: 0o600 });
+      const err = configError(() => resolveSecrets({ dataDir: dir }));
+      expect(err.setting).toBe(file);
+      expect(err.message).toContain(file);
+      writeFileSync(file, 'not json');
+      expect(configError(() => resolveSecrets({ dataDir: dir })).setting).toBe(file);
+    });
+
+    it.skipIf(process.platform === 'win32')(
+      'restricts a secrets.json readable by others, with a warning',
+      () => {
+        resolveSecrets({ dataDir: dir });
+        const file = join(dir, SECRETS_FILE);
+        chmodSync(file, 0o644);
+        const out = resolveSecrets({ dataDir: dir });
+        expect(statSync(file).mode & 0o777).toBe(0o600);
+        expect(out.warnings.join('\n')).toContain('0600');
+      },
+    );
+
+    it('resolves the configuration loadConfig produced from the environment', () => {
+      const config: HeadwayOptionsInput = loadConfig(['--data-dir', dir], { HEADWAY_API_KEYS: KEY_A });
+      const out = resolveSecrets(config);
+      expect(out.config).toMatchObject({ dataDir: dir, apiKeys: [KEY_A] });
+      expect(out.file).toBe(join(dir, SECRETS_FILE));
+    });
+  });
+});
