@@ -9,10 +9,14 @@ export default defineConfig({
       '@headway/protocol/codes': src('./packages/protocol/src/codes.ts'),
       '@headway/protocol': src('./packages/protocol/src/index.ts'),
       '@headway/server': src('./packages/server/src/index.ts'),
+      '@headway/client': src('./packages/client/src/index.ts'),
+      '@headway/react': src('./packages/react/src/index.ts'),
+      '@headway/worker/bullmq': src('./packages/worker/src/bullmq.ts'),
+      '@headway/worker': src('./packages/worker/src/index.ts'),
     },
   },
   test: {
-    include: ['packages/*/test/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts', 'packages/*/test/**/*.test.tsx'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     // Suites start real servers on port 0; two workers match this 2-core machine.
