@@ -11,7 +11,7 @@
  * of the machine in `ps`.
  */
 import { parseArgs } from 'node:util';
-import type { HeadwayOptions, HeadwayOptionsInput } from './options.js';
+import { defaultLimits, defaultRetention, type HeadwayOptions, type HeadwayOptionsInput } from './options.js';
 
 /** Why a setting was refused. */
 export type ConfigErrorReason = 'unknown' | 'invalid' | 'missing' | 'unsupported';
@@ -55,6 +55,29 @@ const SETTINGS = {
   production: { flag: '--production', env: 'HEADWAY_PRODUCTION', type: 'boolean' },
 } as const;
 
+/**
+ * The numeric limits and retention settings, one flag and one variable each,
+ * derived from the documented defaults: `limits.maxMessageBytes` is
+ * `--max-message-bytes` / `HEADWAY_MAX_MESSAGE_BYTES`, `retention.eventsDays` is
+ * `--retention-events-days` / `HEADWAY_RETENTION_EVENTS_DAYS`.
+ */
+const NUMERIC_SETTINGS = [
+  ...Object.keys(defaultLimits).map((key) => numericSetting('limits', key, '')),
+  ...Object.keys(defaultRetention).map((key) => numericSetting('retention', key, 'retention-')),
+  numericSetting('top', 'shutdownTimeoutMs', ''),
+];
+
+function numericSetting(group: 'limits' | 'retention' | 'top', key: string, prefix: string) {
+  const kebab = prefix + key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  return {
+    group,
+    key,
+    name: kebab,
+    flag: `--${kebab}`,
+    env: `HEADWAY_${kebab.replace(/-/g, '_').toUpperCase()}`,
+  };
+}
+
 /** Variables read from the environment only. */
 const SECRET_VARIABLES = ['HEADWAY_JWT_SECRET', 'HEADWAY_API_KEYS'] as const;
 
@@ -74,6 +97,7 @@ const RESERVED = {
 
 const KNOWN_VARIABLES: ReadonlySet<string> = new Set([
   ...Object.values(SETTINGS).map((s) => s.env),
+  ...NUMERIC_SETTINGS.map((s) => s.env),
   ...SECRET_VARIABLES,
 ]);
 
@@ -112,6 +136,18 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HeadwayOptio
   const production = pick('production');
   if (production) config.production = parseBoolean(production.value, production.setting);
 
+  for (const setting of NUMERIC_SETTINGS) {
+    const flag = flags[setting.name as keyof Flags];
+    const raw = flag !== undefined ? String(flag) : env[setting.env];
+    if (raw === undefined || raw === '') continue;
+    const value = parsePositiveInteger(raw, flag !== undefined ? setting.flag : setting.env);
+    if (setting.group === 'top') config.shutdownTimeoutMs = value;
+    else {
+      const group = (config[setting.group] ??= {}) as Record<string, number>;
+      group[setting.key] = value;
+    }
+  }
+
   const jwtSecret = env.HEADWAY_JWT_SECRET;
   if (jwtSecret !== undefined && jwtSecret !== '') {
     if (Buffer.byteLength(jwtSecret) < MIN_JWT_SECRET_BYTES) {
@@ -136,7 +172,12 @@ function parseFlags(argv: string[]): Flags {
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { ...SETTINGS, postgres: { type: 'string' }, redis: { type: 'string' } },
+      options: {
+        ...SETTINGS,
+        ...Object.fromEntries(NUMERIC_SETTINGS.map((n) => [n.name, { type: 'string' as const }])),
+        postgres: { type: 'string' },
+        redis: { type: 'string' },
+      },
       strict: true,
       allowPositionals: false,
     }));
@@ -281,4 +322,12 @@ function parseBoolean(value: string | boolean, setting: string): boolean {
   if (TRUE.has(v)) return true;
   if (FALSE.has(v)) return false;
   throw new ConfigError(setting, `${setting} must be 1 or 0 (or true/false, yes/no, on/off; got "${value}")`);
+}
+
+function parsePositiveInteger(raw: string, setting: string): number {
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < 1) {
+    throw new ConfigError(setting, `${setting} must be a positive integer (got "${raw}")`);
+  }
+  return value;
 }

@@ -382,3 +382,28 @@ describe('resolveSecrets', () => {
     });
   });
 });
+
+describe('limits and retention settings', () => {
+  it('reads every limit from its flag or variable, the flag winning', () => {
+    const config = loadConfig(['--max-subscriptions', '7', '--retention-events-days', '3'], {
+      HEADWAY_MAX_SUBSCRIPTIONS: '9',
+      HEADWAY_CONNECTIONS_PER_USER: '2',
+      HEADWAY_HEARTBEAT_MS: '1000',
+      HEADWAY_RETENTION_JOBS_DAYS: '5',
+      HEADWAY_SHUTDOWN_TIMEOUT_MS: '2500',
+    });
+    expect(config.limits).toEqual({ maxSubscriptions: 7, connectionsPerUser: 2, heartbeatMs: 1000 });
+    expect(config.retention).toEqual({ eventsDays: 3, jobsDays: 5 });
+    expect(config.shutdownTimeoutMs).toBe(2500);
+  });
+
+  it('names the setting of an invalid number', () => {
+    for (const [argv, env, setting] of [
+      [['--replay-limit', '0'], {}, '--replay-limit'],
+      [[], { HEADWAY_MAX_MESSAGE_BYTES: '64k' }, 'HEADWAY_MAX_MESSAGE_BYTES'],
+      [[], { HEADWAY_RETENTION_BATCH_SIZE: '-1' }, 'HEADWAY_RETENTION_BATCH_SIZE'],
+    ] as const) {
+      expect(() => loadConfig([...argv], env)).toThrow(expect.objectContaining({ setting }));
+    }
+  });
+});
