@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { ErrorCode } from '@headway/protocol';
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
@@ -636,6 +637,13 @@ describe('operations', () => {
       Object.keys(ops as object).map((m) => `${m} ${path}`),
     );
     expect(documented.sort()).toEqual(routes.map(([m, p]) => `${m} ${p}`).sort());
+    // Every route is documented for people too.
+    const docs = readdirSync(new URL('../../../docs/', import.meta.url))
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => readFileSync(new URL(`../../../docs/${f}`, import.meta.url), 'utf8'))
+      .join('\n');
+    for (const path of Object.keys(doc.paths))
+      expect(docs, path).toContain(path.replace(/\{(\w+)\}/g, ':$1'));
     const list = doc.paths['/v1/jobs'].get.parameters.map((p: { name: string }) => p.name);
     expect(list).toEqual(expect.arrayContaining(['owner', 'status', 'parent', 'limit', 'cursor']));
   });
