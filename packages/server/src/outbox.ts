@@ -71,20 +71,40 @@ function schedule(outbox: Outbox): void {
   setImmediate(flushDirty);
 }
 
+/** Messages written per config since the last count, added to the metric once per tick. */
+const sent = new Map<OutboxConfig, number>();
+let flushing = false;
+
 function flushDirty(): void {
   scheduled = false;
   const batch = dirty;
   dirty = new Set();
-  for (const outbox of batch) {
-    try {
-      outbox.flush();
-    } catch {
-      // A socket that throws on write is broken; its close event cleans up. One
-      // bad connection must not keep the others of this tick from being written.
-      outbox.dispose();
+  flushing = true;
+  try {
+    for (const outbox of batch) {
+      try {
+        outbox.flush();
+      } catch {
+        // A socket that throws on write is broken; its close event cleans up. One
+        // bad connection must not keep the others of this tick from being written.
+        outbox.dispose();
+      }
     }
+  } finally {
+    flushing = false;
+    countSent();
   }
 }
+
+/** One metric update per tick rather than one per connection: label lookups are not free. */
+function countSent(): void {
+  for (const [config, n] of sent)
+    config.metrics?.messagesSent.inc({ transport: config.transport ?? 'ws' }, n);
+  sent.clear();
+}
+
+/** Frame options shared by every send, so none is allocated per message. */
+const TEXT = { binary: false } as const;
 
 export class Outbox {
   private queue: Item[] | null = null;
@@ -241,16 +261,18 @@ export class Outbox {
           // more onto a socket whose peer is not reading: what stays queued can
           // still collapse, what the socket holds cannot.
           this.waiting = true;
-          socket.send(bytes, { binary: false }, this.onWritten);
+          socket.send(bytes, TEXT, this.onWritten);
           break;
         }
-        socket.send(bytes, { binary: false });
+        socket.send(bytes, TEXT);
       }
     } finally {
       raw?.uncork();
     }
-    if (written > 0)
-      this.config.metrics?.messagesSent.inc({ transport: this.config.transport ?? 'ws' }, written);
+    if (written > 0 && this.config.metrics) {
+      sent.set(this.config, (sent.get(this.config) ?? 0) + written);
+      if (!flushing) countSent();
+    }
     this.compact();
   }
 
@@ -298,7 +320,12 @@ export class Outbox {
 
   private noteSeq(job: string, seq: number): void {
     const map = (this.lastSeq ??= new Map());
-    // Re-inserted so that the map's order is least recently updated first.
+    // Below the cap the order does not matter; at the cap the job is re-inserted so
+    // that the map's order is least recently updated first and eviction is LRU.
+    if (map.size < MAX_TRACKED_JOBS) {
+      map.set(job, seq);
+      return;
+    }
     map.delete(job);
     map.set(job, seq);
     if (map.size > MAX_TRACKED_JOBS) map.delete(map.keys().next().value!);

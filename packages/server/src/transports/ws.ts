@@ -24,6 +24,7 @@ import { HeadwayError, notFound } from '../errors.js';
 import { asHeadwayError, type Subscriber, type Topic, topicKey } from '../hub.js';
 import { Outbox, type OutboxConfig } from '../outbox.js';
 import { canControl, canSee, canWatchAll, scopeUser } from '../policy.js';
+import { sessionToken } from './dialects/session.js';
 
 /** Path of the native protocol's endpoint (the query string is ignored). */
 export const WS_PATH = '/v1/ws';
@@ -144,8 +145,12 @@ export class WsTransport {
       refuse(socket, 403, 'Forbidden');
       return true;
     }
+    // The session cookie comes last: a credential the client offers itself wins. The
+    // Origin check above keeps other sites from riding the cookie.
     const credential =
-      url.searchParams.get('token') || protocolCredential(req.headers['sec-websocket-protocol']);
+      url.searchParams.get('token') ||
+      protocolCredential(req.headers['sec-websocket-protocol']) ||
+      sessionToken(req.headers.cookie);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, credential));
     return true;
   }
@@ -208,7 +213,13 @@ export class WsTransport {
     this.pendingAuth.delete(conn);
     // An API key has no user: its connections count under its key id.
     const user = principal.kind === 'user' ? principal.user : principal.id;
-    if (!this.ctx.connections.acquire(user)) {
+    const admitted = await this.ctx.connections.acquire(user);
+    if ((conn.state as ConnectionState) === 'closed') {
+      // Closed while the count was taken (it may be shared across processes): give the slot back.
+      if (admitted) this.ctx.connections.release(user);
+      return;
+    }
+    if (!admitted) {
       this.ctx.metrics.clientErrors.inc({ code: ErrorCode.TOO_MANY_CONNECTIONS });
       conn.close(CloseCode.TOO_MANY_CONNECTIONS, REASON.tooManyConnections);
       return;
@@ -390,8 +401,8 @@ class Connection implements Subscriber {
     if (this.state !== 'open') return;
     // A job subscription was checked when it was made; deliveries that come
     // through a scope are checked one by one (a token limited to some jobs).
-    if (!this.topics?.has(topicKey({ job: delivery.job })) && !canSee(this.principal!, delivery.state))
-      return;
+    // The cheap check first: it passes for almost every delivery.
+    if (!canSee(this.principal!, delivery.state) && !this.topics?.has(`j:${delivery.job}`)) return;
     this.outbox.push(delivery);
   }
 

@@ -1,0 +1,193 @@
+/**
+ * The baseline the fan-out benchmark compares Headway with: what a hand-built
+ * progress channel typically is. A plain `ws` server beside an HTTP endpoint that
+ * takes the same event batches as Headway's `POST /v1/events`; it folds each event
+ * into an in-memory job state of the same shape as Headway's and, for every
+ * subscriber, `JSON.stringify`s an `event` message of Headway's shape and sends it.
+ * No persistence, no authentication, no validation, no backpressure handling.
+ */
+import http from 'node:http';
+import { WebSocketServer } from 'ws';
+import { serveParent } from './lib/parent-channel.js';
+
+/** Smoothing factor of the rate estimate, like an exponentially weighted moving average. */
+const RATE_ALPHA = 0.3;
+
+/** id → { state, subscribers } */
+const jobs = new Map();
+
+function createJob({ id, owner, name }) {
+  const at = new Date().toISOString();
+  const state = {
+    id,
+    owner,
+    name: name ?? id,
+    parent: null,
+    status: 'queued',
+    progress: { percent: 0 },
+    stage: null,
+    stages: [],
+    message: null,
+    eta: null,
+    metadata: {},
+    result: null,
+    error: null,
+    control: { cancelRequested: false, paused: false },
+    children: null,
+    public: false,
+    createdAt: at,
+    updatedAt: at,
+    startedAt: null,
+    finishedAt: null,
+    seq: 1,
+    estimator: null,
+  };
+  jobs.set(id, { state, subscribers: new Set() });
+  return state;
+}
+
+/** Fold a progress event into a new state object (as a reducer would), with a smoothed rate and an ETA. */
+function applyProgress(prev, percent, atMs) {
+  const at = new Date(atMs).toISOString();
+  const last = prev.estimator;
+  let estimator;
+  if (last === null) {
+    estimator = { at: atMs, percent, current: null, percentRate: 0, unitRate: null, jitter: 0, samples: 1 };
+  } else {
+    const dt = Math.max(1, atMs - last.at) / 1000;
+    const instant = (percent - last.percent) / dt;
+    const percentRate =
+      last.samples === 1 ? instant : last.percentRate + RATE_ALPHA * (instant - last.percentRate);
+    const deviation = percentRate === 0 ? 0 : Math.abs(instant - percentRate) / Math.abs(percentRate);
+    estimator = {
+      at: atMs,
+      percent,
+      current: null,
+      percentRate,
+      unitRate: null,
+      jitter: last.jitter + RATE_ALPHA * (deviation - last.jitter),
+      samples: last.samples + 1,
+    };
+  }
+  const rate = estimator.percentRate;
+  const eta =
+    rate > 0
+      ? {
+          seconds: Math.round((100 - percent) / rate),
+          confidence: Math.min(1, estimator.samples / 10) * (1 / (1 + estimator.jitter)),
+          rate,
+          unit: 'percent',
+        }
+      : null;
+  return {
+    ...prev,
+    status: 'running',
+    progress: { percent },
+    eta,
+    updatedAt: at,
+    startedAt: prev.startedAt ?? at,
+    seq: prev.seq + 1,
+    estimator,
+  };
+}
+
+function publishMany(events) {
+  const results = new Map();
+  const now = Date.now();
+  for (const input of events) {
+    const job = jobs.get(input.job);
+    if (!job) {
+      results.set(input.job, { job: input.job, error: { code: 'HW_ERR_NOT_FOUND', message: 'no such job' } });
+      continue;
+    }
+    const data = { percent: input.percent };
+    job.state = applyProgress(job.state, input.percent, now);
+    const message = {
+      type: 'event',
+      job: input.job,
+      seq: job.state.seq,
+      kind: 'progress',
+      data,
+      at: job.state.updatedAt,
+      state: job.state,
+    };
+    // The point of the baseline: one serialization per subscriber.
+    for (const ws of job.subscribers) ws.send(JSON.stringify(message));
+    results.set(input.job, { job: input.job, seq: job.state.seq, control: job.state.control });
+  }
+  return { results: [...results.values()] };
+}
+
+function send(res, status, body) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+const server = http.createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    let body;
+    try {
+      body = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString()) : {};
+    } catch {
+      return send(res, 400, { error: { code: 'HW_ERR_INVALID_MESSAGE', message: 'invalid JSON' } });
+    }
+    if (req.method === 'POST' && req.url === '/v1/jobs') return send(res, 201, createJob(body));
+    if (req.method === 'POST' && req.url === '/v1/events') return send(res, 200, publishMany(body.events));
+    send(res, 404, { error: { code: 'HW_ERR_NOT_FOUND', message: 'no such route' } });
+  });
+});
+
+const wss = new WebSocketServer({ server, path: '/v1/ws', perMessageDeflate: false });
+wss.on('connection', (ws) => {
+  const subscribed = new Set();
+  ws.send(
+    JSON.stringify({
+      type: 'welcome',
+      version: 1,
+      heartbeatMs: 30_000,
+      limits: { maxMessageBytes: 65_536, maxSubscriptions: 100, messagesPerSecond: 50, replayLimit: 0 },
+      user: 'anonymous',
+    }),
+  );
+  ws.on('message', (raw) => {
+    let message;
+    try {
+      message = JSON.parse(raw.toString());
+    } catch {
+      return;
+    }
+    if (message.type !== 'subscribe') return;
+    const job = jobs.get(message.job);
+    if (!job) {
+      ws.send(
+        JSON.stringify({ type: 'error', id: message.id, code: 'HW_ERR_NOT_FOUND', message: 'no such job' }),
+      );
+      return;
+    }
+    job.subscribers.add(ws);
+    subscribed.add(job);
+    ws.send(
+      JSON.stringify({ type: 'subscribed', id: message.id, jobs: [job.state], events: [], recovered: false }),
+    );
+  });
+  ws.on('close', () => {
+    for (const job of subscribed) job.subscribers.delete(ws);
+  });
+});
+
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  serveParent({
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise((resolve) => {
+        for (const ws of wss.clients) ws.terminate();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+});

@@ -1,0 +1,20 @@
+/**
+ * The Headway hub as the benchmarks run it: the real server (`createServer` from
+ * the built package, SQLite store in a temporary data directory, default limits),
+ * in a process of its own so that its CPU and memory are measured apart from the
+ * load generator. Configured like the CLI, from the environment:
+ * HEADWAY_JWT_SECRET, HEADWAY_API_KEYS (comma-separated), HEADWAY_DATA_DIR.
+ */
+import { createServer } from '../packages/server/dist/server.js';
+import { serveParent } from './lib/parent-channel.js';
+
+const server = await createServer({
+  port: 0,
+  host: '127.0.0.1',
+  dataDir: process.env.HEADWAY_DATA_DIR,
+  jwtSecret: process.env.HEADWAY_JWT_SECRET,
+  apiKeys: process.env.HEADWAY_API_KEYS.split(','),
+  logLevel: 'warn',
+});
+const url = await server.listen();
+serveParent({ url, stop: () => server.close() });

@@ -1,0 +1,70 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import inspector from 'node:inspector';
+import { dirname } from 'node:path';
+
+/*
+ * The child side of the IPC protocol of `children.js`: announce the URL, answer
+ * stats and profiling requests, stop on request, on a signal or when the parent
+ * goes away.
+ */
+
+/**
+ * CPU profiling of a chosen window (the load, not the start-up), with the
+ * inspector of this very process.
+ */
+const profiler = {
+  session: null,
+  post(method, params) {
+    return new Promise((resolve, reject) =>
+      this.session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))),
+    );
+  },
+  async start() {
+    this.session ??= new inspector.Session();
+    this.session.connect();
+    await this.post('Profiler.enable');
+    await this.post('Profiler.setSamplingInterval', { interval: 200 }); // microseconds
+    await this.post('Profiler.start');
+  },
+  async stop(path) {
+    const { profile } = await this.post('Profiler.stop');
+    this.session.disconnect();
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, JSON.stringify(profile));
+  },
+};
+
+/** `stop` closes the server; then the process exits. */
+export function serveParent({ url, stop }) {
+  let stopping = false;
+  async function shutdown() {
+    if (stopping) return;
+    stopping = true;
+    try {
+      await stop();
+    } finally {
+      // Exit even if a handle the server forgot would keep the event loop alive.
+      process.exit(0);
+    }
+  }
+  process.on('message', (message) => {
+    if (message?.type === 'stats') {
+      if (message.gc && typeof globalThis.gc === 'function') {
+        globalThis.gc();
+        globalThis.gc();
+      }
+      process.send({ id: message.id, cpu: process.cpuUsage(), memory: process.memoryUsage() });
+    } else if (message?.type === 'profile-start') {
+      profiler.start().then(() => process.send({ id: message.id }));
+    } else if (message?.type === 'profile-stop') {
+      profiler.stop(message.path).then(() => process.send({ id: message.id }));
+    } else if (message?.type === 'stop') {
+      shutdown();
+    }
+  });
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  // The parent died: do not linger.
+  process.on('disconnect', shutdown);
+  process.send({ type: 'ready', url });
+}
