@@ -35,6 +35,7 @@ export function renderBarChart({ title, unit, bars }) {
   });
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="14" fill="#111827">`,
+    `  <title>${escapeXml(title)}</title>`,
     `  <rect width="100%" height="100%" fill="#ffffff"/>`,
     `  <text x="12" y="24" font-size="15" font-weight="600">${escapeXml(title)}</text>`,
     `  ${rows.join('\n  ')}`,
