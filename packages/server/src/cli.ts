@@ -31,6 +31,8 @@ const HELP = `Usage: headway <command> [options]
 
 Commands:
   start      start the hub
+  run        run a command as a job, reporting its progress (headway run --help)
+  watch      show live progress of a job or of a user's jobs (headway watch --help)
   help       show this help
   version    print the version
 
@@ -42,6 +44,13 @@ Options of start (each also from the environment; flags win):
   --log-level <level>       HEADWAY_LOG_LEVEL        ${LOG_LEVELS.join('|')} (default info)
   --demo                    HEADWAY_DEMO=1           run demo workers that report sample jobs
   --production              HEADWAY_PRODUCTION=1     refuse to start without configured secrets
+
+Several processes (see docs/operations.md):
+  --postgres <url>          HEADWAY_POSTGRES_URL     store jobs in PostgreSQL instead of SQLite
+  --postgres-schema <name>  HEADWAY_POSTGRES_SCHEMA  schema of Headway's tables (default headway)
+  --redis <url>             HEADWAY_REDIS_URL        share deliveries and connection counts through Redis
+  --redis-prefix <prefix>   HEADWAY_REDIS_PREFIX     prefix of Redis channels and keys (default headway:)
+  --idle-check-ms <ms>      HEADWAY_IDLE_CHECK_MS    compare quiet followed jobs with the store (default 5000; 0 off)
 
 Environment only:
   HEADWAY_JWT_SECRET        HS256 secret for browser tokens, at least 32 bytes
@@ -67,6 +76,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return 0;
     case 'start':
       return start(rest, env);
+    case 'run':
+      // Loaded only on request: the hub never loads the worker SDK.
+      return (await import('./commands/run.js')).run(rest, env);
+    case 'watch':
+      // Loaded only on request: the hub never loads the client SDK.
+      return (await import('./commands/watch.js')).watch(rest, env);
     default:
       process.stderr.write(
         `headway: ${command.startsWith('-') ? 'unknown option' : 'unknown command'} ${command}\n` +
@@ -275,8 +290,12 @@ export async function banner(b: BannerOptions): Promise<string> {
     '',
     `  URL          ${url}`,
     `  WebSocket    ${wsUrl}`,
-    `  Data         ${resolve(options.dataDir)}`,
+    options.postgresUrl
+      ? `  Store        PostgreSQL ${describeServer(options.postgresUrl)}, schema ${options.postgresSchema}`
+      : `  Data         ${resolve(options.dataDir)}`,
   ];
+  if (options.redisUrl)
+    lines.push(`  Bus          Redis ${describeServer(options.redisUrl)}, prefix ${options.redisPrefix}`);
   if (b.secretsFile) lines.push(`  Secrets      ${b.secretsFile} ${dim('(development credentials)')}`);
 
   if (options.production) {
@@ -335,4 +354,14 @@ export async function banner(b: BannerOptions): Promise<string> {
   }
   lines.push('', dim('Press Ctrl+C to stop.'), '');
   return `${lines.join('\n')}\n`;
+}
+
+/** Host, port and path of a server URL, without its credentials. */
+function describeServer(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+  } catch {
+    return '(invalid URL)';
+  }
 }

@@ -11,7 +11,15 @@
  * of the machine in `ps`.
  */
 import { parseArgs } from 'node:util';
-import { defaultLimits, defaultRetention, type HeadwayOptions, type HeadwayOptionsInput } from './options.js';
+import {
+  DIALECT_ALIASES,
+  DIALECT_NAMES,
+  type DialectName,
+  defaultLimits,
+  defaultRetention,
+  type HeadwayOptions,
+  type HeadwayOptionsInput,
+} from './options.js';
 
 /** Why a setting was refused. */
 export type ConfigErrorReason = 'unknown' | 'invalid' | 'missing' | 'unsupported';
@@ -51,8 +59,15 @@ const SETTINGS = {
   'data-dir': { flag: '--data-dir', env: 'HEADWAY_DATA_DIR', type: 'string' },
   'allowed-origins': { flag: '--allowed-origins', env: 'HEADWAY_ALLOWED_ORIGINS', type: 'string' },
   'log-level': { flag: '--log-level', env: 'HEADWAY_LOG_LEVEL', type: 'string' },
+  dialects: { flag: '--dialects', env: 'HEADWAY_DIALECTS', type: 'string' },
+  'dialect-prefix': { flag: '--dialect-prefix', env: 'HEADWAY_DIALECT_PREFIX', type: 'string' },
   demo: { flag: '--demo', env: 'HEADWAY_DEMO', type: 'boolean' },
   production: { flag: '--production', env: 'HEADWAY_PRODUCTION', type: 'boolean' },
+  postgres: { flag: '--postgres', env: 'HEADWAY_POSTGRES_URL', type: 'string' },
+  'postgres-schema': { flag: '--postgres-schema', env: 'HEADWAY_POSTGRES_SCHEMA', type: 'string' },
+  redis: { flag: '--redis', env: 'HEADWAY_REDIS_URL', type: 'string' },
+  'redis-prefix': { flag: '--redis-prefix', env: 'HEADWAY_REDIS_PREFIX', type: 'string' },
+  'idle-check-ms': { flag: '--idle-check-ms', env: 'HEADWAY_IDLE_CHECK_MS', type: 'string' },
 } as const;
 
 /**
@@ -65,9 +80,11 @@ const NUMERIC_SETTINGS = [
   ...Object.keys(defaultLimits).map((key) => numericSetting('limits', key, '')),
   ...Object.keys(defaultRetention).map((key) => numericSetting('retention', key, 'retention-')),
   numericSetting('top', 'shutdownTimeoutMs', ''),
+  numericSetting('dialects', 'streamConnectionsPerMinute', 'dialect-'),
+  numericSetting('dialects', 'dashboardConnectionsPerUser', 'dialect-'),
 ];
 
-function numericSetting(group: 'limits' | 'retention' | 'top', key: string, prefix: string) {
+function numericSetting(group: 'limits' | 'retention' | 'dialects' | 'top', key: string, prefix: string) {
   const kebab = prefix + key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   return {
     group,
@@ -87,13 +104,8 @@ const SECRET_VARIABLES = ['HEADWAY_JWT_SECRET', 'HEADWAY_API_KEYS'] as const;
  */
 const CLIENT_VARIABLES: ReadonlySet<string> = new Set(['HEADWAY_URL', 'HEADWAY_API_KEY', 'HEADWAY_TOKEN']);
 
-/** Settings of the PostgreSQL/Redis mode, refused by this SQLite-only build rather than ignored. */
-const RESERVED = {
-  HEADWAY_POSTGRES_URL: 'PostgreSQL',
-  HEADWAY_REDIS_URL: 'Redis',
-  '--postgres': 'PostgreSQL',
-  '--redis': 'Redis',
-} as const;
+/** PostgreSQL truncates longer identifiers, so two long schema names could name one schema. */
+const MAX_SCHEMA_BYTES = 63;
 
 const KNOWN_VARIABLES: ReadonlySet<string> = new Set([
   ...Object.values(SETTINGS).map((s) => s.env),
@@ -131,10 +143,17 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HeadwayOptio
   if (origins) config.allowedOrigins = parseOrigins(String(origins.value), origins.setting);
   const logLevel = pick('log-level');
   if (logLevel) config.logLevel = parseLogLevel(String(logLevel.value), logLevel.setting);
+  const dialects = pick('dialects');
+  if (dialects) config.dialects = { enabled: parseDialects(String(dialects.value), dialects.setting) };
+  const prefix = pick('dialect-prefix');
+  if (prefix) {
+    config.dialects = { ...config.dialects, prefix: parsePrefix(String(prefix.value), prefix.setting) };
+  }
   const demo = pick('demo');
   if (demo) config.demo = parseBoolean(demo.value, demo.setting);
   const production = pick('production');
   if (production) config.production = parseBoolean(production.value, production.setting);
+  Object.assign(config, parseCluster(pick));
 
   for (const setting of NUMERIC_SETTINGS) {
     const flag = flags[setting.name as keyof Flags];
@@ -175,17 +194,12 @@ function parseFlags(argv: string[]): Flags {
       options: {
         ...SETTINGS,
         ...Object.fromEntries(NUMERIC_SETTINGS.map((n) => [n.name, { type: 'string' as const }])),
-        postgres: { type: 'string' },
-        redis: { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
     }));
   } catch (err) {
     throw flagError(err);
-  }
-  for (const flag of ['--postgres', '--redis'] as const) {
-    if (values[flag.slice(2)] !== undefined) throw reserved(flag);
   }
   return values as Flags;
 }
@@ -218,12 +232,8 @@ function flagError(err: unknown): Error {
 }
 
 function checkEnvironment(env: NodeJS.ProcessEnv): void {
-  for (const [name, value] of Object.entries(env)) {
+  for (const name of Object.keys(env)) {
     if (!name.startsWith('HEADWAY_') || KNOWN_VARIABLES.has(name) || CLIENT_VARIABLES.has(name)) continue;
-    if (Object.hasOwn(RESERVED, name)) {
-      if (value === undefined || value === '') continue;
-      throw reserved(name as keyof typeof RESERVED);
-    }
     throw new ConfigError(
       name,
       `unknown environment variable ${name} (known: ${[...KNOWN_VARIABLES].join(', ')})`,
@@ -232,13 +242,88 @@ function checkEnvironment(env: NodeJS.ProcessEnv): void {
   }
 }
 
-function reserved(setting: keyof typeof RESERVED): ConfigError {
-  return new ConfigError(
-    setting,
-    `${setting} is not supported: this build of Headway stores in SQLite only (${RESERVED[setting]} ` +
-      `mode is not available yet); unset ${setting} to use the SQLite file in the data directory`,
-    'unsupported',
-  );
+type Picked = { value: string | boolean; setting: string } | undefined;
+
+/**
+ * The settings of several processes: a shared PostgreSQL store and a Redis bus.
+ * A bus without a shared store would join processes that each hold their own
+ * truth, so `--redis` needs `--postgres`; a schema or prefix without its server
+ * would be ignored, so it is refused instead.
+ */
+function parseCluster(
+  pick: (name: 'postgres' | 'postgres-schema' | 'redis' | 'redis-prefix' | 'idle-check-ms') => Picked,
+) {
+  const out: Pick<
+    HeadwayOptionsInput,
+    'postgresUrl' | 'postgresSchema' | 'redisUrl' | 'redisPrefix' | 'idleCheckMs'
+  > = {};
+  const postgres = pick('postgres');
+  if (postgres)
+    out.postgresUrl = parseServerUrl(String(postgres.value), postgres.setting, ['postgres:', 'postgresql:']);
+  const schema = pick('postgres-schema');
+  if (schema) {
+    if (!postgres)
+      throw new ConfigError(
+        schema.setting,
+        `${schema.setting} needs --postgres (or HEADWAY_POSTGRES_URL)`,
+        'missing',
+      );
+    const value = String(schema.value);
+    if (value.trim() === '' || value.includes('\0') || Buffer.byteLength(value) > MAX_SCHEMA_BYTES) {
+      throw new ConfigError(
+        schema.setting,
+        `${schema.setting} must be a schema name of 1 to ${MAX_SCHEMA_BYTES} bytes`,
+      );
+    }
+    out.postgresSchema = value;
+  }
+  const redis = pick('redis');
+  if (redis) {
+    if (!postgres) {
+      throw new ConfigError(
+        redis.setting,
+        `${redis.setting} needs --postgres (or HEADWAY_POSTGRES_URL): processes that share a bus must share a store`,
+        'missing',
+      );
+    }
+    out.redisUrl = parseServerUrl(String(redis.value), redis.setting, ['redis:', 'rediss:']);
+  }
+  const prefix = pick('redis-prefix');
+  if (prefix) {
+    if (!redis)
+      throw new ConfigError(
+        prefix.setting,
+        `${prefix.setting} needs --redis (or HEADWAY_REDIS_URL)`,
+        'missing',
+      );
+    out.redisPrefix = nonEmpty(String(prefix.value), prefix.setting, 'a key prefix');
+  }
+  const idle = pick('idle-check-ms');
+  if (idle) {
+    const raw = String(idle.value).trim();
+    if (!/^\d{1,9}$/.test(raw)) {
+      throw new ConfigError(
+        idle.setting,
+        `${idle.setting} must be a whole number of milliseconds, 0 to disable (got "${raw}")`,
+      );
+    }
+    out.idleCheckMs = Number(raw);
+  }
+  return out;
+}
+
+/** A server URL with one of the schemes; the value is never echoed, since it may hold a password. */
+function parseServerUrl(value: string, setting: string, schemes: string[]): string {
+  let url: URL | null = null;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    // reported below
+  }
+  if (url === null || !schemes.includes(url.protocol) || url.hostname === '') {
+    throw new ConfigError(setting, `${setting} must be a URL of the form ${schemes[0]}//host[:port]/…`);
+  }
+  return value.trim();
 }
 
 function parsePort(value: string, setting: string): number {
@@ -303,6 +388,39 @@ function parseOrigins(value: string, setting: string): string[] {
     }
     return url.origin;
   });
+}
+
+/** `all`, `none`, or a comma-separated list of dialect names (or their `seedN` aliases). */
+function parseDialects(value: string, setting: string): DialectName[] {
+  const v = value.trim().toLowerCase();
+  if (v === 'all') return [...DIALECT_NAMES];
+  if (v === 'none') return [];
+  const names = splitList(v, setting).map((entry) => {
+    const name = (DIALECT_NAMES as readonly string[]).includes(entry)
+      ? (entry as DialectName)
+      : DIALECT_ALIASES[entry.replace('-', '')];
+    if (name === undefined) {
+      throw new ConfigError(
+        setting,
+        `${setting}: unknown dialect "${entry}" (known: ${DIALECT_NAMES.join(', ')}, seed0–seed4, all, none)`,
+      );
+    }
+    return name;
+  });
+  return [...new Set(names)];
+}
+
+/** A path prefix: `/` and URL path segments, without a trailing slash; `/` alone means none. */
+function parsePrefix(value: string, setting: string): string {
+  const v = value.trim();
+  if (v === '/') return '';
+  if (!/^(\/[A-Za-z0-9._~-]+)+$/.test(v)) {
+    throw new ConfigError(
+      setting,
+      `${setting} must be a path such as /compat (letters, digits and ._~- between slashes; got "${value}")`,
+    );
+  }
+  return v;
 }
 
 function parseLogLevel(value: string, setting: string): LogLevel {

@@ -14,14 +14,29 @@ export interface ServerContext {
   options: HeadwayOptions;
   origins: OriginPolicy;
   /** Connections per user across all transports; `acquire` fails past the limit. */
-  connections: ConnectionCounter;
+  connections: ConnectionLimiter;
 }
 
-export class ConnectionCounter {
+/**
+ * Open connections per user, across all transports. `acquire` may answer
+ * asynchronously (the Redis counter counts across processes): callers await it,
+ * and give the slot back with `release` if the connection closed meanwhile.
+ */
+export interface ConnectionLimiter {
+  /** Count one more connection for the user; false when the user is at the limit. */
+  acquire(user: string): boolean | Promise<boolean>;
+  release(user: string): void;
+  /** Connections counted for the user. */
+  count(user: string): number | Promise<number>;
+  /** Stop background work (heartbeats). */
+  close?(): Promise<void>;
+}
+
+/** The counter of one process. */
+export class ConnectionCounter implements ConnectionLimiter {
   private readonly perUser = new Map<string, number>();
   constructor(private readonly limit: number) {}
 
-  /** Count one more connection for the user; false when the user is at the limit. */
   acquire(user: string): boolean {
     const n = this.perUser.get(user) ?? 0;
     if (n >= this.limit) return false;

@@ -7,10 +7,12 @@ export type { AuthOptions, MintOptions, Principal } from './auth.js';
 export { Auth, generateSecret } from './auth.js';
 export type { Bus } from './bus/bus.js';
 export { MemoryBus } from './bus/memory.js';
+export type { RedisBusOptions } from './bus/redis.js';
+export { RedisBus } from './bus/redis.js';
 export { BANNER_TOKEN_TTL_SECONDS, DEMO_USER, EXIT_CONFIG, main, version } from './cli.js';
 export type { ConfigErrorReason, LogLevel } from './config.js';
 export { ConfigError, LOG_LEVELS, loadConfig, MIN_API_KEY_LENGTH, MIN_JWT_SECRET_BYTES } from './config.js';
-export type { ServerContext } from './context.js';
+export type { ConnectionLimiter, ServerContext } from './context.js';
 export { ConnectionCounter } from './context.js';
 export { Delivery } from './delivery.js';
 export { HeadwayError, notFound } from './errors.js';
@@ -29,10 +31,14 @@ export type { HeadwayOptions, HeadwayOptionsInput, Limits, Retention } from './o
 export { defaultLimits, defaultRetention, defaults, resolveOptions } from './options.js';
 export { OriginPolicy } from './origins.js';
 export { canControl, canReport, canSee, canWatchAll, isPrivileged, scopeUser } from './policy.js';
+export type { RedisConnectionCounterOptions } from './redis-connection-counter.js';
+export { RedisConnectionCounter } from './redis-connection-counter.js';
 export type { DevelopmentSecrets, ResolvedSecrets } from './secrets.js';
 export { readOrCreateSecrets, resolveSecrets, SECRETS_FILE } from './secrets.js';
 export type { CreateServerOptions, HeadwayServer } from './server.js';
 export { createServer } from './server.js';
+export type { PostgresStoreOptions } from './store/postgres.js';
+export { PostgresStore } from './store/postgres.js';
 export type { SqliteStoreOptions } from './store/sqlite.js';
 export { SqliteStore } from './store/sqlite.js';
 export type {

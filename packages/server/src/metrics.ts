@@ -67,6 +67,55 @@ export class Metrics {
     help: 'Batches the store refused or failed to commit.',
     registers: [this.registry],
   });
+  readonly storeConflicts = new Counter({
+    name: 'headway_store_conflicts_total',
+    help: 'Job writes refused because another process wrote the job first (their requests are retried).',
+    registers: [this.registry],
+  });
+  readonly writeRetries = new Counter({
+    name: 'headway_write_retries_total',
+    help: 'Write requests applied again on a reloaded job after a conflict.',
+    registers: [this.registry],
+  });
+  readonly storeReadSeconds = new Histogram({
+    name: 'headway_store_read_seconds',
+    help: "Time of the hub's reads from the store, by operation.",
+    labelNames: ['op'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly busLagSeconds = new Histogram({
+    name: 'headway_bus_lag_seconds',
+    help: 'Time from the commit on another process to the dispatch here (clocks of both hosts).',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers: [this.registry],
+  });
+  readonly busDuplicates = new Counter({
+    name: 'headway_bus_duplicates_total',
+    help: 'Deliveries dropped because their seq was already dispatched.',
+    registers: [this.registry],
+  });
+  readonly busPublishErrors = new Counter({
+    name: 'headway_bus_publish_errors_total',
+    help: 'Deliveries the bus could not publish at once (kept to re-publish, or dropped past the bound).',
+    registers: [this.registry],
+  });
+  readonly busResyncs = new Counter({
+    name: 'headway_bus_resyncs_total',
+    help: 'Times the bus reconnected and every followed job was compared with the store.',
+    registers: [this.registry],
+  });
+  readonly backfills = new Counter({
+    name: 'headway_backfills_total',
+    help: 'Reads of missed events from the store, by cause: gap, idle, resync or retry.',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly backfilledEvents = new Counter({
+    name: 'headway_backfilled_events_total',
+    help: 'Events dispatched from the store because the bus did not bring them.',
+    registers: [this.registry],
+  });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'headway_' });

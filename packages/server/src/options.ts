@@ -46,6 +46,39 @@ export interface Retention {
   batchSize: number;
 }
 
+/**
+ * The seed applications' protocols Headway speaks besides its own, each named
+ * after what it is (see docs/dialects.md).
+ */
+export const DIALECT_NAMES = [
+  'user-progress',
+  'task-subscribe',
+  'job-stream',
+  'download-status',
+  'user-dashboard',
+] as const;
+export type DialectName = (typeof DIALECT_NAMES)[number];
+
+/** Other accepted spellings of the dialect names: the seeds' numbers. */
+export const DIALECT_ALIASES: Readonly<Record<string, DialectName>> = {
+  seed0: 'user-progress',
+  seed1: 'task-subscribe',
+  seed2: 'job-stream',
+  seed3: 'download-status',
+  seed4: 'user-dashboard',
+};
+
+export interface DialectOptions {
+  /** The seed protocols served. Default: all of them. */
+  enabled: DialectName[];
+  /** Put before every dialect path, e.g. `/compat` serves `/compat/ws/{user_id}`; `''` serves the seeds' own paths. */
+  prefix: string;
+  /** job-stream: WebSocket connections per client IP per minute; 0 disables the limit. */
+  streamConnectionsPerMinute: number;
+  /** user-dashboard: open connections per user. */
+  dashboardConnectionsPerUser: number;
+}
+
 export interface HeadwayOptions {
   /** TCP port; 0 picks a free one. */
   port: number;
@@ -62,11 +95,26 @@ export interface HeadwayOptions {
   apiKeys: string[];
   /** Origins allowed for CORS and WebSocket upgrades; empty in development means any localhost origin. */
   allowedOrigins: string[];
+  /** The seed applications' protocols (docs/dialects.md). */
+  dialects: DialectOptions;
   limits: Limits;
   retention: Retention;
   /** Longest graceful shutdown before the process exits anyway, ms. */
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** PostgreSQL URL; when set, jobs are stored there (shared by every hub process) instead of in SQLite. */
+  postgresUrl?: string;
+  /** Schema of Headway's tables in PostgreSQL, created when missing. */
+  postgresSchema: string;
+  /** Redis URL; when set, hub processes exchange deliveries and connection counts through it. */
+  redisUrl?: string;
+  /** Prefix of every Redis channel and key: one per deployment sharing a Redis. */
+  redisPrefix: string;
+  /**
+   * With Redis: a followed job quiet this long is compared with the store, which
+   * finds deliveries lost at the end of a burst, ms; 0 disables the check.
+   */
+  idleCheckMs: number;
 }
 
 const KiB = 1024;
@@ -97,6 +145,13 @@ export const defaultRetention: Retention = {
   batchSize: 500,
 };
 
+export const defaultDialects: DialectOptions = {
+  enabled: [...DIALECT_NAMES],
+  prefix: '',
+  streamConnectionsPerMinute: 10, // the job-stream seed's "10/minute" per IP
+  dashboardConnectionsPerUser: 5, // the user-dashboard seed's "max 5 WebSocket connections per user"
+};
+
 export const defaults: HeadwayOptions = {
   port: 7070,
   host: '127.0.0.1',
@@ -105,13 +160,18 @@ export const defaults: HeadwayOptions = {
   demo: false,
   apiKeys: [],
   allowedOrigins: [],
+  dialects: defaultDialects,
   limits: defaultLimits,
   retention: defaultRetention,
   shutdownTimeoutMs: 10_000, // 10 seconds
   logLevel: 'info',
+  postgresSchema: 'headway',
+  redisPrefix: 'headway:',
+  idleCheckMs: 5_000, // 5 seconds
 };
 
-export type HeadwayOptionsInput = Partial<Omit<HeadwayOptions, 'limits' | 'retention'>> & {
+export type HeadwayOptionsInput = Partial<Omit<HeadwayOptions, 'limits' | 'retention' | 'dialects'>> & {
+  dialects?: Partial<DialectOptions>;
   limits?: Partial<Limits>;
   retention?: Partial<Retention>;
 };
@@ -121,6 +181,7 @@ export function resolveOptions(input: HeadwayOptionsInput = {}): HeadwayOptions 
   return {
     ...defaults,
     ...input,
+    dialects: { ...defaultDialects, ...input.dialects },
     limits: { ...defaultLimits, ...input.limits },
     retention: { ...defaultRetention, ...input.retention },
   };

@@ -229,7 +229,7 @@ describe('configuration errors exit 2 with a message and no stack trace', () => 
     [['start', '--prot', '80'], {}, 'unknown option --prot'],
     [['start'], { HEADWAY_PORT: 'abc' }, 'HEADWAY_PORT'],
     [['start'], { HEADWAY_SECRET: 'x' }, 'HEADWAY_SECRET'],
-    [['start'], { HEADWAY_POSTGRES_URL: 'postgres://localhost/headway' }, 'SQLite only'],
+    [['start'], { HEADWAY_REDIS_URL: 'redis://localhost:6379' }, 'HEADWAY_POSTGRES_URL'],
     [['serve'], {}, 'unknown command serve'],
   ] as const)('headway %j with %j', async (args, env, expected) => {
     const cli = run([...args, '--data-dir', dataDir], { ...env });

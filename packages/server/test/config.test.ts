@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Auth } from '../src/auth.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import type { HeadwayOptionsInput } from '../src/options.js';
+import { DIALECT_NAMES, type HeadwayOptionsInput, resolveOptions } from '../src/options.js';
 import { resolveSecrets, SECRETS_FILE } from '../src/secrets.js';
 
 const SECRET = 's'.repeat(32);
@@ -221,26 +221,79 @@ describe('loadConfig', () => {
     expect(keyErr.message).not.toContain('tiny-key');
   });
 
-  it.each([
-    ['HEADWAY_POSTGRES_URL', 'postgres://localhost/headway'],
-    ['HEADWAY_REDIS_URL', 'redis://localhost:6379'],
-  ])('refuses %s: this build stores in SQLite only', (name, value) => {
-    const err = configError(() => loadConfig([], { [name]: value }));
-    expect(err.setting).toBe(name);
-    expect(err.reason).toBe('unsupported');
-    expect(err.message).toContain(name);
-    expect(err.message).toContain('SQLite only');
+  it('reads the settings of several processes', () => {
+    expect(
+      loadConfig(
+        [
+          '--postgres',
+          'postgres://hw:pw@db:5432/headway',
+          '--postgres-schema',
+          'tenant_a',
+          '--redis',
+          'redis://cache:6379/2',
+          '--redis-prefix',
+          'prod:',
+          '--idle-check-ms',
+          '0',
+        ],
+        {},
+      ),
+    ).toEqual({
+      postgresUrl: 'postgres://hw:pw@db:5432/headway',
+      postgresSchema: 'tenant_a',
+      redisUrl: 'redis://cache:6379/2',
+      redisPrefix: 'prod:',
+      idleCheckMs: 0,
+    });
+    expect(
+      loadConfig([], {
+        HEADWAY_POSTGRES_URL: 'postgresql://db/headway',
+        HEADWAY_REDIS_URL: 'rediss://cache',
+        HEADWAY_IDLE_CHECK_MS: '2500',
+      }),
+    ).toEqual({ postgresUrl: 'postgresql://db/headway', redisUrl: 'rediss://cache', idleCheckMs: 2500 });
   });
 
-  it('ignores an empty reserved variable', () => {
+  it('ignores empty variables of several processes', () => {
     expect(loadConfig([], { HEADWAY_POSTGRES_URL: '', HEADWAY_REDIS_URL: '' })).toEqual({});
   });
 
-  it.each(['--postgres', '--redis'])('refuses %s the same way', (flag) => {
-    const err = configError(() => loadConfig([flag, 'tcp://localhost'], {}));
-    expect(err.setting).toBe(flag);
-    expect(err.reason).toBe('unsupported');
-    expect(err.message).toContain('SQLite only');
+  it.each([
+    ['a PostgreSQL URL of another scheme', ['--postgres', 'mysql://db/headway'], {}, '--postgres', 'invalid'],
+    [
+      'a Redis URL that is no URL',
+      [],
+      { HEADWAY_POSTGRES_URL: 'postgres://db', HEADWAY_REDIS_URL: 'cache:6379' },
+      'HEADWAY_REDIS_URL',
+      'invalid',
+    ],
+    ['Redis without PostgreSQL', ['--redis', 'redis://cache'], {}, '--redis', 'missing'],
+    ['a schema without PostgreSQL', ['--postgres-schema', 'x'], {}, '--postgres-schema', 'missing'],
+    [
+      'a prefix without Redis',
+      ['--postgres', 'postgres://db', '--redis-prefix', 'p:'],
+      {},
+      '--redis-prefix',
+      'missing',
+    ],
+    [
+      'an overlong schema',
+      ['--postgres', 'postgres://db', '--postgres-schema', 's'.repeat(64)],
+      {},
+      '--postgres-schema',
+      'invalid',
+    ],
+    ['a negative idle check', ['--idle-check-ms', '-1'], {}, '--idle-check-ms', 'invalid'],
+  ] as const)('refuses %s', (_what, argv, env, setting, reason) => {
+    const err = configError(() => loadConfig([...argv], { ...env }));
+    expect(err.setting).toBe(setting);
+    expect(err.reason).toBe(reason);
+    expect(err.message).toContain(setting);
+  });
+
+  it('never echoes a refused URL, which may hold a password', () => {
+    const err = configError(() => loadConfig(['--postgres', 'mysql://user:hunter2@db/x'], {}));
+    expect(err.message).not.toContain('hunter2');
   });
 });
 
@@ -405,5 +458,56 @@ describe('limits and retention settings', () => {
     ] as const) {
       expect(() => loadConfig([...argv], env)).toThrow(expect.objectContaining({ setting }));
     }
+  });
+});
+
+describe('dialect settings', () => {
+  it('reads the dialects and their prefix, with the seeds’ numbers as aliases', () => {
+    expect(loadConfig(['--dialects', 'job-stream, seed3', '--dialect-prefix', '/compat'], {})).toEqual({
+      dialects: { enabled: ['job-stream', 'download-status'], prefix: '/compat' },
+    });
+    expect(loadConfig([], { HEADWAY_DIALECTS: 'none', HEADWAY_DIALECT_PREFIX: '/' })).toEqual({
+      dialects: { enabled: [], prefix: '' },
+    });
+    expect(loadConfig([], { HEADWAY_DIALECTS: 'ALL' })).toEqual({
+      dialects: { enabled: [...DIALECT_NAMES] },
+    });
+    expect(loadConfig(['--dialects=seed-0,user-progress'], { HEADWAY_DIALECTS: 'bogus' })).toEqual({
+      dialects: { enabled: ['user-progress'] },
+    });
+  });
+
+  it('reads the job-stream connection rate and the dashboard connection limit', () => {
+    expect(
+      loadConfig(['--dialect-stream-connections-per-minute', '60'], {
+        HEADWAY_DIALECT_DASHBOARD_CONNECTIONS_PER_USER: '3',
+      }),
+    ).toEqual({ dialects: { streamConnectionsPerMinute: 60, dashboardConnectionsPerUser: 3 } });
+  });
+
+  it('keeps the defaults of what is not set', () => {
+    const options = resolveOptions(loadConfig([], { HEADWAY_DIALECTS: 'seed2' }));
+    expect(options.dialects).toEqual({
+      enabled: ['job-stream'],
+      prefix: '',
+      streamConnectionsPerMinute: 10,
+      dashboardConnectionsPerUser: 5,
+    });
+    expect(resolveOptions({}).dialects.enabled).toEqual([...DIALECT_NAMES]);
+  });
+
+  it('names the setting of an unknown dialect, an empty entry or a bad prefix', () => {
+    expect(configError(() => loadConfig(['--dialects', 'seed9'], {})).setting).toBe('--dialects');
+    expect(configError(() => loadConfig([], { HEADWAY_DIALECTS: 'job-stream,,seed1' })).setting).toBe(
+      'HEADWAY_DIALECTS',
+    );
+    for (const prefix of ['compat', '/compat/', '/a b', '/a?b']) {
+      const err = configError(() => loadConfig([], { HEADWAY_DIALECT_PREFIX: prefix }));
+      expect(err.setting, prefix).toBe('HEADWAY_DIALECT_PREFIX');
+      expect(err.reason).toBe('invalid');
+    }
+    expect(
+      configError(() => loadConfig(['--dialect-stream-connections-per-minute', 'many'], {})).setting,
+    ).toBe('--dialect-stream-connections-per-minute');
   });
 });

@@ -1,0 +1,640 @@
+/**
+ * Several hub processes sharing PostgreSQL and Redis (DESIGN.md guarantee 6).
+ *
+ * In-process: two hubs on one schema racing for one job, and the hub's loss
+ * detection driven by a bus that drops chosen deliveries. Then real child
+ * processes (`headway start --postgres … --redis …`): clients on one, workers on
+ * another, with a process killed, Redis connections killed and PostgreSQL
+ * connections terminated mid-stream. Each test has its own schema, key prefix and
+ * PostgreSQL application name; the shared servers are never stopped.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ErrorCode, type EventInput, type JobState } from '@headway/protocol';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { Auth } from '../src/auth.js';
+import { type Bus, deliveryTopics } from '../src/bus/bus.js';
+import { MemoryBus } from '../src/bus/memory.js';
+import { Delivery } from '../src/delivery.js';
+import type { HeadwayError } from '../src/errors.js';
+import { Hub } from '../src/hub.js';
+import { PostgresStore } from '../src/store/postgres.js';
+import { TEST_API_KEY, TEST_JWT_SECRET } from './helpers.js';
+import {
+  deleteKeys,
+  dropSchema,
+  IN_CI,
+  killRedisClients,
+  POSTGRES_URL,
+  postgresUrlFor,
+  probePostgres,
+  probeRedis,
+  REDIS_URL,
+  redisClient,
+  terminatePostgres,
+  uniqueName,
+} from './services.js';
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const bin = join(root, 'packages/server/bin/headway.js');
+
+const missing = [await probePostgres(), await probeRedis()].filter((r) => r !== null);
+const skip = missing.length > 0 && !IN_CI;
+const reason = `no PostgreSQL at ${POSTGRES_URL} or no Redis at ${REDIS_URL}: ${missing.join('; ')}`;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// In-process
+
+/**
+ * A bus between hubs of one test process, delivering asynchronously and in
+ * order, that drops the deliveries `drop` picks: the deterministic stand-in for
+ * a lossy network bus.
+ */
+class LinkedBus implements Bus {
+  readonly kind = 'linked';
+  readonly shared = true;
+  readonly topics = new Set<string>();
+  handler: ((d: Delivery, sentAt?: number) => void) | null = null;
+  resyncHandler: ((lostSince: number) => void) | null = null;
+  drop: (d: Delivery) => boolean = () => false;
+
+  constructor(private readonly group: LinkedBus[]) {
+    group.push(this);
+  }
+  publish(d: Delivery): void {
+    this.handler?.(d);
+    const sentAt = Date.now();
+    for (const peer of this.group) {
+      if (peer === this || !deliveryTopics(d).some((k) => peer.topics.has(k)) || peer.drop(d)) continue;
+      setImmediate(() => peer.handler?.(d, sentAt));
+    }
+  }
+  onDelivery(handler: (d: Delivery, sentAt?: number) => void): void {
+    this.handler = handler;
+  }
+  async subscribe(key: string): Promise<void> {
+    this.topics.add(key);
+  }
+  unsubscribe(key: string): void {
+    this.topics.delete(key);
+  }
+  onResync(handler: (lostSince: number) => void): void {
+    this.resyncHandler = handler;
+  }
+  async ping(): Promise<boolean> {
+    return true;
+  }
+  async close(): Promise<void> {
+    this.handler = null;
+  }
+}
+
+/** A subscriber that records the seqs of one job it is handed. */
+function recorder(hub: Hub, job: string) {
+  const seqs: number[] = [];
+  const subscriber = { deliver: (d: Delivery) => void (d.job === job && seqs.push(d.seq)) };
+  return {
+    seqs,
+    async start(): Promise<number> {
+      hub.subscribe({ job }, subscriber);
+      const resumed = await hub.resume(job, undefined);
+      return resumed!.state.seq;
+    },
+  };
+}
+
+describe.skipIf(skip)(skip ? `cluster (skipped: ${reason})` : 'hubs sharing one PostgreSQL schema', () => {
+  const schemas: string[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+    for (const schema of schemas.splice(0)) await dropSchema(schema);
+  });
+
+  async function hubs(count: number, bus: (i: number) => Bus, options: { idleCheckMs?: number } = {}) {
+    const schema = uniqueName('hw_cluster');
+    schemas.push(schema);
+    const out: Hub[] = [];
+    for (let i = 0; i < count; i++) {
+      const store = new PostgresStore({ connectionString: POSTGRES_URL, schema, poolSize: 4 });
+      await store.migrate();
+      const hub = new Hub({ store, bus: bus(i), idleCheckMs: options.idleCheckMs });
+      closers.push(async () => {
+        await hub.close();
+        await hub.bus.close();
+        await store.close();
+      });
+      out.push(hub);
+    }
+    return out;
+  }
+
+  it('two hubs publishing to one job concurrently: a gapless log, every request applied once', async () => {
+    const [a, b] = await hubs(2, () => new MemoryBus());
+    await a!.createJob({ id: 'race', owner: 'alice', name: 'race' });
+    const perHub = 60;
+    const inFlight = 3;
+    const acks: { key: string; seq: number; resent: boolean }[] = [];
+    const run = async (hub: Hub, name: string) => {
+      let next = 0;
+      const lane = async () => {
+        while (next < perHub) {
+          const key = `${name}-${next++}`;
+          const events: EventInput[] = [{ kind: 'progress', percent: 1, message: key, key }];
+          // The hub retries lost races itself, a bounded number of times; under
+          // sustained contention a request may still be answered 503, and the
+          // client sends it again with the same key, as the worker SDK does.
+          for (let resent = false; ; resent = true) {
+            try {
+              acks.push({ key, seq: (await hub.publish('race', events)).seq, resent });
+              break;
+            } catch (err) {
+              expect((err as HeadwayError).code).toBe(ErrorCode.STORE_UNAVAILABLE);
+            }
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: inFlight }, lane));
+    };
+    await Promise.all([run(a!, 'a'), run(b!, 'b')]);
+
+    expect(acks).toHaveLength(2 * perHub);
+    const log = await a!.store.getEvents('race', 0, 1000);
+    expect(log.map((e) => e.seq)).toEqual(Array.from({ length: 2 * perHub + 1 }, (_, i) => i + 1));
+    const stored = new Map(log.slice(1).map((e) => [(e.data as { message?: string }).message, e.seq]));
+    expect(stored.size).toBe(2 * perHub);
+    for (const ack of acks) {
+      // A first answer names the event's own seq; a resent one the job's seq by then.
+      if (ack.resent) expect(ack.seq).toBeGreaterThanOrEqual(stored.get(ack.key)!);
+      else expect(ack.seq).toBe(stored.get(ack.key));
+    }
+    expect((await b!.store.getJob('race'))!.seq).toBe(2 * perHub + 1);
+  });
+
+  it('backfills a gap from the store, in order, and drops repeated deliveries', async () => {
+    const group: LinkedBus[] = [];
+    const [writer, reader] = await hubs(2, () => new LinkedBus(group));
+    await writer!.createJob({ id: 'gappy', owner: 'alice', name: 'gappy' });
+    const watch = recorder(reader!, 'gappy');
+    expect(await watch.start()).toBe(1);
+    const readerBus = group[1]!;
+    readerBus.drop = (d) => d.seq === 3 || d.seq === 4;
+    for (let i = 0; i < 6; i++) await writer!.publish('gappy', [{ kind: 'progress', percent: i * 10 }]);
+    await until(() => watch.seqs.length === 6, 5000, 'the backfill');
+    expect(watch.seqs).toEqual([2, 3, 4, 5, 6, 7]);
+    // The same delivery again (a bus repeating itself after a reconnect) is dropped.
+    const again = (await writer!.store.getEvents('gappy', 6, 1))[0]!;
+    readerBus.handler!(new Delivery(again, (await writer!.getJob('gappy'))!));
+    expect(watch.seqs).toEqual([2, 3, 4, 5, 6, 7]);
+  });
+
+  it('finds a lost last delivery with the idle check, and a lost ending of a scope job with a resync', async () => {
+    const group: LinkedBus[] = [];
+    const [writer, reader] = await hubs(2, () => new LinkedBus(group), { idleCheckMs: 100 });
+    await writer!.createJob({ id: 'quiet', owner: 'alice', name: 'quiet' });
+    const watch = recorder(reader!, 'quiet');
+    await watch.start();
+    group[1]!.drop = (d) => d.kind === 'completed';
+    await writer!.publish('quiet', [{ kind: 'progress', percent: 50 }]);
+    await writer!.publish('quiet', [{ kind: 'completed' }]);
+    await until(() => watch.seqs.length === 2, 5000, 'the idle check');
+    expect(watch.seqs).toEqual([2, 3]);
+
+    // A dashboard of alice's jobs: a job created and finished while the bus was away.
+    const seen: Delivery[] = [];
+    reader!.subscribe({ user: 'alice' }, { deliver: (d) => void seen.push(d) });
+    await reader!.listJobs({ owner: 'alice', limit: 10 });
+    group[1]!.drop = () => true;
+    const lostSince = Date.now();
+    await writer!.createJob({ id: 'unseen', owner: 'alice', name: 'unseen' });
+    await writer!.publish('unseen', [{ kind: 'completed' }]);
+    group[1]!.drop = () => false;
+    group[1]!.resyncHandler!(lostSince);
+    await until(() => seen.some((d) => d.job === 'unseen' && d.kind === 'completed'), 5000, 'the resync');
+    expect(seen.filter((d) => d.job === 'unseen').map((d) => d.seq)).toEqual([1, 2]);
+  });
+
+  it('retries a write whose cached job another process moved on, and reads the moved-on state', async () => {
+    const group: LinkedBus[] = [];
+    const [a, b] = await hubs(2, () => new LinkedBus(group));
+    await a!.createJob({ id: 'moved', owner: 'alice', name: 'moved' });
+    expect((await b!.getJob('moved'))!.seq).toBe(1);
+    await a!.publish('moved', [{ kind: 'progress', percent: 10 }]);
+    // b has the job cached at seq 1 and follows nothing: it reads the store again.
+    expect((await b!.getJob('moved'))!.seq).toBe(2);
+    await a!.publish('moved', [{ kind: 'progress', percent: 20 }]);
+    expect(await b!.publish('moved', [{ kind: 'progress', percent: 30 }])).toMatchObject({ seq: 4 });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Child processes
+
+interface HubProcess {
+  url: string;
+  wsUrl: string;
+  child: ChildProcess;
+  output: () => string;
+}
+
+interface Cluster {
+  schema: string;
+  prefix: string;
+  appName: string;
+  dataDir: string;
+  processes: HubProcess[];
+}
+
+const auth = new Auth({ jwtSecret: TEST_JWT_SECRET, apiKeys: [TEST_API_KEY] });
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+/** Follows one job over WebSocket, reconnecting (to the URL `pick` gives) and resuming with `since`. */
+class Follower {
+  /** Seq of the state the first subscription started from. */
+  start = -1;
+  readonly seqs: number[] = [];
+  terminal = false;
+  reconnects = 0;
+  private last = 0;
+  private ws: WebSocket | null = null;
+  private stopped = false;
+
+  constructor(
+    readonly job: string,
+    private readonly token: string,
+    private readonly pick: () => string,
+  ) {}
+
+  open(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${this.pick()}?token=${this.token}`);
+      this.ws = ws;
+      ws.on('error', () => {});
+      ws.on('open', () => {
+        const since = this.start < 0 ? undefined : this.last;
+        ws.send(JSON.stringify({ type: 'subscribe', id: 's', job: this.job, since }));
+      });
+      ws.on('message', (raw) => {
+        const m = JSON.parse(raw.toString()) as {
+          type: string;
+          job?: string;
+          seq?: number;
+          kind?: string;
+          jobs?: JobState[];
+          events?: { seq: number; kind: string }[];
+          recovered?: boolean;
+        };
+        if (m.type === 'subscribed') {
+          if (this.start < 0) {
+            this.start = m.jobs![0]!.seq;
+            this.last = this.start;
+          } else if (!m.recovered) {
+            reject(new Error(`resume of ${this.job} from ${this.last} was not recovered`));
+          }
+          for (const e of m.events ?? []) this.note(e.seq, e.kind);
+          resolve();
+        } else if (m.type === 'event' && m.job === this.job) {
+          this.note(m.seq!, m.kind!);
+        } else if (m.type === 'error') {
+          reject(new Error(`error on ${this.job}: ${raw.toString()}`));
+        }
+      });
+      ws.on('close', () => {
+        if (this.stopped || this.ws !== ws) return;
+        this.reconnects++;
+        setTimeout(() => this.open().catch(() => {}), 50);
+      });
+    });
+  }
+
+  private note(seq: number, kind: string): void {
+    this.seqs.push(seq);
+    this.last = Math.max(this.last, seq);
+    if (TERMINAL.has(kind)) this.terminal = true;
+  }
+
+  close(): void {
+    this.stopped = true;
+    this.ws?.terminate();
+  }
+
+  /** Every seq after the start exactly once, in order, ending with the job's final seq. */
+  expectComplete(finalSeq: number): void {
+    expect(this.seqs).toEqual(Array.from({ length: finalSeq - this.start }, (_, i) => this.start + 1 + i));
+    expect(this.terminal).toBe(true);
+  }
+}
+
+/** POST JSON with the API key; retries 503s and refused connections (a worker SDK would). */
+async function post(
+  base: () => string,
+  path: string,
+  body: unknown,
+  stats = { unavailable: 0, retryAfter: 0 },
+): Promise<{ seq?: number }> {
+  for (let attempt = 1; ; attempt++) {
+    let res: Response;
+    try {
+      res = await fetch(`${base()}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    } catch (err) {
+      if (attempt > 200) throw err;
+      await sleep(50);
+      continue;
+    }
+    const text = await res.text();
+    if (res.status === 503 && attempt <= 200) {
+      stats.unavailable++;
+      if (Number(res.headers.get('retry-after')) > 0) stats.retryAfter++;
+      await sleep(50);
+      continue;
+    }
+    if (res.status >= 300) throw new Error(`POST ${path}: ${res.status} ${text}`);
+    return JSON.parse(text) as { seq?: number };
+  }
+}
+
+/** Reports `count` progress events (each with an idempotency key) and then completes the job. */
+async function work(
+  base: () => string,
+  job: string,
+  count: number,
+  pauseMs: number,
+  stats?: { unavailable: number; retryAfter: number },
+) {
+  let seq = 0;
+  for (let i = 1; i <= count; i++) {
+    const events = [
+      { kind: 'progress', percent: Math.round((i / count) * 99), message: `${job}-${i}`, key: `${job}-${i}` },
+    ];
+    seq = (await post(base, `/v1/jobs/${job}/events`, { events }, stats)).seq!;
+    if (pauseMs > 0) await sleep(pauseMs);
+  }
+  seq = (
+    await post(base, `/v1/jobs/${job}/events`, { events: [{ kind: 'completed', key: `${job}-done` }] }, stats)
+  ).seq!;
+  return seq;
+}
+
+describe.skipIf(skip)(skip ? `cluster processes (skipped: ${reason})` : 'hub processes', () => {
+  let admin: Redis;
+  let cluster: Cluster | null = null;
+  const followers: Follower[] = [];
+
+  beforeAll(() => {
+    // The processes run the compiled command; `tsc -b` is incremental. Errors in
+    // files other suites are working on do not stop the server's own output.
+    try {
+      execFileSync('npx', ['tsc', '-b'], { cwd: root, stdio: 'pipe' });
+    } catch (err) {
+      if (!existsSync(join(root, 'packages/server/dist/cli.js'))) {
+        const out = err as { stdout?: Buffer; stderr?: Buffer };
+        throw new Error(`build failed:\n${out.stdout?.toString() ?? ''}${out.stderr?.toString() ?? ''}`);
+      }
+    }
+    admin = redisClient();
+  }, 180_000);
+
+  afterAll(() => {
+    admin?.disconnect();
+  });
+
+  afterEach(async () => {
+    for (const f of followers.splice(0)) f.close();
+    if (!cluster) return;
+    const c = cluster;
+    cluster = null;
+    await Promise.all(
+      c.processes.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.child.exitCode !== null || p.child.signalCode !== null) return resolve();
+            p.child.once('exit', () => resolve());
+            p.child.kill('SIGKILL');
+          }),
+      ),
+    );
+    await dropSchema(c.schema);
+    await deleteKeys(admin, c.prefix);
+    rmSync(c.dataDir, { recursive: true, force: true });
+  }, 30_000);
+
+  function newCluster(): Cluster {
+    const name = uniqueName('hwc');
+    cluster = {
+      schema: name,
+      prefix: `${name}:`,
+      appName: name,
+      dataDir: mkdtempSync(join(tmpdir(), 'headway-cluster-')),
+      processes: [],
+    };
+    return cluster;
+  }
+
+  async function spawnHub(c: Cluster): Promise<HubProcess> {
+    const child = spawn(
+      process.execPath,
+      [
+        bin,
+        'start',
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--data-dir',
+        c.dataDir,
+        '--postgres',
+        postgresUrlFor(c.appName),
+        '--postgres-schema',
+        c.schema,
+        '--redis',
+        REDIS_URL,
+        '--redis-prefix',
+        c.prefix,
+        '--idle-check-ms',
+        '300',
+        '--log-level',
+        'warn',
+      ],
+      {
+        cwd: root,
+        env: {
+          PATH: process.env.PATH,
+          NO_COLOR: '1',
+          HEADWAY_JWT_SECRET: TEST_JWT_SECRET,
+          HEADWAY_API_KEYS: TEST_API_KEY,
+        },
+      },
+    );
+    let output = '';
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const p: HubProcess = { url: '', wsUrl: '', child, output: () => output };
+    c.processes.push(p);
+    await until(
+      () => /^ {2}URL +http:\/\/\S+$/m.test(output) || child.exitCode !== null,
+      20_000,
+      'a hub process',
+    );
+    const url = /^ {2}URL +(http:\/\/\S+)$/m.exec(output)?.[1];
+    if (!url) throw new Error(`the hub did not start:\n${output}`);
+    p.url = url;
+    p.wsUrl = `${url.replace(/^http/, 'ws')}/v1/ws`;
+    return p;
+  }
+
+  async function start(count: number): Promise<HubProcess[]> {
+    const c = newCluster();
+    // The first process creates the schema; the others find it ready.
+    const first = await spawnHub(c);
+    return [first, ...(await Promise.all(Array.from({ length: count - 1 }, () => spawnHub(c))))];
+  }
+
+  async function follow(jobs: string[], pick: () => string): Promise<Follower[]> {
+    const token = (await auth.mint({ user: 'alice', ttl: 600 })).token;
+    const list = jobs.map((job) => new Follower(job, token, pick));
+    followers.push(...list);
+    await Promise.all(list.map((f) => f.open()));
+    return list;
+  }
+
+  async function createJobs(base: string, n: number, tag: string): Promise<string[]> {
+    const ids = Array.from({ length: n }, (_, i) => `${tag}-${i}`);
+    for (const id of ids) await post(() => base, '/v1/jobs', { id, owner: 'alice', name: id });
+    return ids;
+  }
+
+  it('three processes: clients on one, workers on another, every event delivered once and in order', async () => {
+    const [a, b, c] = await start(3);
+    const jobs = await createJobs(a!.url, 4, 'fan');
+    const watchers = await follow(jobs, () => b!.wsUrl);
+    // A dashboard of alice's jobs on the third process.
+    const dashboardToken = (await auth.mint({ user: 'alice', ttl: 600 })).token;
+    const dashboard = await new Promise<{ seqs: Map<string, number[]>; ws: WebSocket }>((resolve, reject) => {
+      const ws = new WebSocket(`${a!.wsUrl}?token=${dashboardToken}`);
+      const seqs = new Map<string, number[]>();
+      ws.on('error', reject);
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'subscribe', id: 'd', scope: 'user' })));
+      ws.on('message', (raw) => {
+        const m = JSON.parse(raw.toString()) as {
+          type: string;
+          job?: string;
+          seq?: number;
+          jobs?: JobState[];
+        };
+        if (m.type === 'subscribed') {
+          for (const s of m.jobs!) seqs.set(s.id, []);
+          resolve({ seqs, ws });
+        } else if (m.type === 'event') seqs.get(m.job!)?.push(m.seq!);
+      });
+    });
+    try {
+      const finals = await Promise.all(jobs.map((job) => work(() => c!.url, job, 40, 2)));
+      await until(() => watchers.every((w) => w.terminal), 15_000, 'every terminal event');
+      jobs.forEach((_, i) => {
+        watchers[i]!.expectComplete(finals[i]!);
+      });
+      await until(
+        () => jobs.every((job, i) => dashboard.seqs.get(job)?.at(-1) === finals[i]),
+        10_000,
+        'the dashboard',
+      );
+      jobs.forEach((job, i) => {
+        expect(dashboard.seqs.get(job)).toEqual(Array.from({ length: finals[i]! - 1 }, (_, k) => k + 2));
+      });
+    } finally {
+      dashboard.ws.terminate();
+    }
+  });
+
+  it('a process killed with SIGKILL: its clients resume exactly on another', async () => {
+    const [a, b, c] = await start(3);
+    const jobs = await createJobs(a!.url, 3, 'kill');
+    let target = b!;
+    const watchers = await follow(jobs, () => target.wsUrl);
+    const working = Promise.all(jobs.map((job) => work(() => c!.url, job, 60, 5)));
+    await until(() => watchers.every((w) => w.seqs.length >= 10), 10_000, 'the stream to start');
+    target = a!;
+    b!.child.kill('SIGKILL');
+    const finals = await working;
+    await until(() => watchers.every((w) => w.terminal), 15_000, 'every terminal event');
+    jobs.forEach((_, i) => {
+      watchers[i]!.expectComplete(finals[i]!);
+      expect(watchers[i]!.reconnects).toBeGreaterThanOrEqual(1);
+    });
+  });
+
+  it('Redis connections killed mid-stream: gaps backfilled, nothing twice', async () => {
+    const [a, b, c] = await start(3);
+    const jobs = await createJobs(a!.url, 3, 'redis');
+    const watchers = await follow(jobs, () => b!.wsUrl);
+    const working = Promise.all(jobs.map((job) => work(() => c!.url, job, 80, 5)));
+    await until(() => watchers.every((w) => w.seqs.length >= 10), 10_000, 'the stream to start');
+    const name = `headway@${cluster!.prefix}`;
+    expect(await killRedisClients(admin, name, 'pubsub')).toBeGreaterThanOrEqual(1);
+    await sleep(100);
+    expect(await killRedisClients(admin, name, 'normal')).toBeGreaterThanOrEqual(3);
+    await sleep(100);
+    await killRedisClients(admin, name);
+    const finals = await working;
+    await until(() => watchers.every((w) => w.terminal), 15_000, 'every terminal event');
+    jobs.forEach((_, i) => {
+      watchers[i]!.expectComplete(finals[i]!);
+    });
+  });
+
+  it('PostgreSQL connections terminated: 503 with Retry-After meanwhile, every keyed event stored once', async () => {
+    const [a, b, c] = await start(3);
+    const jobs = await createJobs(a!.url, 3, 'pg');
+    const watchers = await follow(jobs, () => b!.wsUrl);
+    const stats = { unavailable: 0, retryAfter: 0 };
+    const working = Promise.all(jobs.map((job) => work(() => c!.url, job, 80, 5, stats)));
+    await until(() => watchers.every((w) => w.seqs.length >= 10), 10_000, 'the stream to start');
+    const outage = Date.now() + 1500;
+    let terminated = 0;
+    while (Date.now() < outage) {
+      terminated += await terminatePostgres(cluster!.appName);
+      await sleep(10);
+    }
+    expect(terminated).toBeGreaterThan(0);
+    const finals = await working;
+    expect(stats.unavailable).toBeGreaterThan(0);
+    expect(stats.retryAfter).toBe(stats.unavailable);
+    await until(() => watchers.every((w) => w.terminal), 15_000, 'every terminal event');
+    for (const [i, job] of jobs.entries()) {
+      watchers[i]!.expectComplete(finals[i]!);
+      const res = await fetch(`${a!.url}/v1/jobs/${job}/events?since=0&limit=1000`, {
+        headers: { authorization: `Bearer ${TEST_API_KEY}` },
+      });
+      const { events } = (await res.json()) as {
+        events: { seq: number; kind: string; data: { message?: string } }[];
+      };
+      expect(events.map((e) => e.seq)).toEqual(Array.from({ length: finals[i]! }, (_, k) => k + 1));
+      const messages = events.filter((e) => e.kind === 'progress').map((e) => e.data.message);
+      expect(messages).toEqual(Array.from({ length: 80 }, (_, k) => `${job}-${k + 1}`));
+      expect(events.filter((e) => e.kind === 'completed')).toHaveLength(1);
+    }
+  });
+});

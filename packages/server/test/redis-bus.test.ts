@@ -1,0 +1,237 @@
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryBus } from '../src/bus/memory.js';
+import { RedisBus, type RedisBusOptions } from '../src/bus/redis.js';
+import { RedisConnectionCounter } from '../src/redis-connection-counter.js';
+import { busConformance, collect, delivery } from './bus-conformance.js';
+import {
+  deleteKeys,
+  IN_CI,
+  killRedisClients,
+  probeRedis,
+  REDIS_URL,
+  redisClient,
+  uniqueName,
+} from './services.js';
+
+busConformance('MemoryBus conformance', async () => {
+  const bus = new MemoryBus();
+  return { bus, peer: () => null, stranger: () => null, cleanup: () => bus.close() };
+});
+
+const unreachable = await probeRedis();
+const skip = unreachable !== null && !IN_CI;
+
+/** Waits for `check` to hold, polling. */
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe.skipIf(skip)(skip ? `Redis (skipped: no Redis at ${REDIS_URL}: ${unreachable})` : 'Redis', () => {
+  let admin: Redis;
+  const prefixes = new Set<string>();
+  const buses: RedisBus[] = [];
+
+  beforeAll(() => {
+    admin = redisClient();
+  });
+  afterAll(async () => {
+    admin.disconnect();
+  });
+  afterEach(async () => {
+    await Promise.all(buses.splice(0).map((b) => b.close()));
+    for (const prefix of prefixes) await deleteKeys(admin, prefix);
+    prefixes.clear();
+  });
+
+  /** A bus of the deployment `prefix`; each test has its own prefix. */
+  function bus(prefix: string, options: Partial<RedisBusOptions> = {}): RedisBus {
+    prefixes.add(prefix);
+    const b = new RedisBus({ url: REDIS_URL, prefix, connectionName: `hwt-${prefix}`, ...options });
+    buses.push(b);
+    return b;
+  }
+  const newPrefix = () => `${uniqueName('hwt')}:`;
+
+  busConformance('RedisBus conformance', async () => {
+    const prefix = newPrefix();
+    return {
+      bus: bus(prefix),
+      peer: () => bus(prefix),
+      stranger: () => bus(newPrefix()),
+      cleanup: async () => {},
+    };
+  });
+
+  describe('RedisBus', () => {
+    it('validates its options', () => {
+      expect(() => new RedisBus({ url: '' })).toThrow(TypeError);
+      expect(() => new RedisBus({ url: REDIS_URL, maxUnsent: -1 })).toThrow(TypeError);
+      expect(() => new RedisBus({ url: REDIS_URL, connectionName: 'has space' })).toThrow(TypeError);
+    });
+
+    it('is shared, and lists the topics it listens to', async () => {
+      const b = bus(newPrefix());
+      expect(b.shared).toBe(true);
+      await b.subscribe('j:one');
+      await b.subscribe('u:alice');
+      b.unsubscribe('j:one');
+      expect([...b.subscriptions]).toEqual(['u:alice']);
+    });
+
+    it('publishes one payload to the job, user and all channels', async () => {
+      const prefix = newPrefix();
+      const b = bus(prefix);
+      const listener = redisClient();
+      try {
+        const heard: string[] = [];
+        listener.on('message', (channel: string) => heard.push(channel));
+        await listener.subscribe(`${prefix}j:job-1`, `${prefix}u:carol`, `${prefix}*`);
+        b.publish(delivery('job-1', 1, 'carol'));
+        await until(() => heard.length === 3);
+        expect(heard.sort()).toEqual([`${prefix}*`, `${prefix}j:job-1`, `${prefix}u:carol`].sort());
+      } finally {
+        listener.disconnect();
+      }
+    });
+
+    it('subscribes again and resyncs after its subscriber connection is killed', async () => {
+      const prefix = newPrefix();
+      const a = bus(prefix);
+      const b = bus(prefix);
+      const heard = collect(b);
+      const resyncs: number[] = [];
+      b.onResync((lostSince) => resyncs.push(lostSince));
+      await b.subscribe('j:survivor');
+      await until(() => b.ping());
+      const before = Date.now();
+      expect(await killRedisClients(admin, `hwt-${prefix}`, 'pubsub')).toBe(1);
+      await until(() => resyncs.length === 1);
+      expect(resyncs[0]).toBeGreaterThanOrEqual(before - 1);
+      expect(resyncs[0]).toBeLessThanOrEqual(Date.now());
+      a.publish(delivery('survivor', 1));
+      await heard.until(1);
+      expect(heard.received[0]!.d.seq).toBe(1);
+    });
+
+    it('re-publishes what it could not send once its command connection is back', async () => {
+      const prefix = newPrefix();
+      const a = bus(prefix);
+      const b = bus(prefix);
+      const heard = collect(b);
+      await b.subscribe('j:resent');
+      await until(() => a.ping());
+      await killRedisClients(admin, `hwt-${prefix}`, 'normal');
+      // Published while the connection is down (or going down): kept, then sent.
+      for (let seq = 1; seq <= 5; seq++) a.publish(delivery('resent', seq));
+      await heard.until(5);
+      expect(new Set(heard.received.map((r) => r.d.seq))).toEqual(new Set([1, 2, 3, 4, 5]));
+    });
+
+    it('keeps serving its own process while Redis is unreachable, and reports not ready', async () => {
+      const b = bus(newPrefix(), { url: 'redis://127.0.0.1:1', maxUnsent: 2 });
+      const own = collect(b);
+      const started = Date.now();
+      await b.subscribe('j:local');
+      expect(Date.now() - started).toBeLessThan(1000);
+      for (let seq = 1; seq <= 5; seq++) b.publish(delivery('local', seq));
+      expect(own.received.map((r) => r.d.seq)).toEqual([1, 2, 3, 4, 5]);
+      expect(await b.ping()).toBe(false);
+    });
+
+    it('ignores malformed messages on its channels', async () => {
+      const prefix = newPrefix();
+      const b = bus(prefix);
+      const heard = collect(b);
+      await b.subscribe('j:noise');
+      await admin.publish(`${prefix}j:noise`, 'no spaces here');
+      await admin.publish(`${prefix}j:noise`, 'other 123 {not json');
+      const a = bus(prefix);
+      a.publish(delivery('noise', 1));
+      await heard.until(1);
+      expect(heard.received).toHaveLength(1);
+    });
+  });
+
+  describe('RedisConnectionCounter', () => {
+    const counters: RedisConnectionCounter[] = [];
+    const connections: Redis[] = [];
+    afterEach(async () => {
+      await Promise.all(counters.splice(0).map((c) => c.close()));
+      for (const c of connections.splice(0)) c.disconnect();
+    });
+
+    /** A counter as one hub process has it, on its own connection. */
+    function counter(
+      prefix: string,
+      limit: number,
+      heartbeatMs = 10_000,
+    ): { counter: RedisConnectionCounter; redis: Redis } {
+      prefixes.add(prefix);
+      const redis = redisClient();
+      connections.push(redis);
+      const c = new RedisConnectionCounter({ redis, prefix, limit, heartbeatMs });
+      counters.push(c);
+      return { counter: c, redis };
+    }
+
+    it('validates its options', () => {
+      expect(() => new RedisConnectionCounter({ redis: admin, limit: 0 })).toThrow(TypeError);
+      expect(() => new RedisConnectionCounter({ redis: admin, limit: 1, heartbeatMs: 0 })).toThrow(TypeError);
+    });
+
+    it('holds the limit across processes and frees a slot on release', async () => {
+      const prefix = newPrefix();
+      const { counter: a } = counter(prefix, 3);
+      const { counter: b } = counter(prefix, 3);
+      expect(await a.acquire('dana')).toBe(true);
+      expect(await b.acquire('dana')).toBe(true);
+      expect(await a.acquire('dana')).toBe(true);
+      expect(await b.acquire('dana')).toBe(false);
+      expect(await a.acquire('dana')).toBe(false);
+      // Other users are counted apart.
+      expect(await b.acquire('erin')).toBe(true);
+      expect(await a.count('dana')).toBe(3);
+      b.release('dana');
+      await until(async () => (await a.count('dana')) === 2);
+      expect(await b.acquire('dana')).toBe(true);
+    });
+
+    it('admits exactly the limit when processes race', async () => {
+      const prefix = newPrefix();
+      const all = [counter(prefix, 5).counter, counter(prefix, 5).counter, counter(prefix, 5).counter];
+      const results = await Promise.all(Array.from({ length: 30 }, (_, i) => all[i % 3]!.acquire('frank')));
+      expect(results.filter(Boolean)).toHaveLength(5);
+    });
+
+    it('forgets the counts of a process that stopped heartbeating', async () => {
+      const prefix = newPrefix();
+      const dead = counter(prefix, 2, 100);
+      const { counter: live } = counter(prefix, 2, 100);
+      expect(await dead.counter.acquire('gina')).toBe(true);
+      expect(await dead.counter.acquire('gina')).toBe(true);
+      expect(await live.acquire('gina')).toBe(false);
+      // The process dies: no more heartbeats, no releases.
+      dead.redis.disconnect();
+      await until(async () => (await live.count('gina')) === 0, 3000);
+      expect(await live.acquire('gina')).toBe(true);
+    });
+
+    it('counts this process alone while Redis is unreachable', async () => {
+      const redis = redisClient();
+      connections.push(redis);
+      const c = new RedisConnectionCounter({ redis, prefix: newPrefix(), limit: 2 });
+      counters.push(c);
+      redis.disconnect();
+      expect(await c.acquire('hana')).toBe(true);
+      expect(await c.acquire('hana')).toBe(true);
+      expect(await c.acquire('hana')).toBe(false);
+      c.release('hana');
+      expect(await c.acquire('hana')).toBe(true);
+    });
+  });
+});
