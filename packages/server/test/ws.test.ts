@@ -171,6 +171,13 @@ describe('ws transport: authentication', () => {
     await login(hub, token);
   });
 
+  it('does not limit the connections of an API key (a back end or a fleet of workers)', async () => {
+    const hub = await hubWith({ limits: { connectionsPerUser: 2 } });
+    const clients: TestClient[] = [];
+    for (let i = 0; i < 4; i++) clients.push(await login(hub, hub.apiKey));
+    for (const c of clients) expect(c.received[0]?.type).toBe('welcome');
+  });
+
   it('terminates a peer that answers no pings for two heartbeat intervals', async () => {
     const hub = await hubWith({ limits: { heartbeatMs: 100 } });
     const client = await open(`${hub.wsUrl}?token=${await hub.token('alice')}`, { autoPong: false });

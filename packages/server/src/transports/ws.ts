@@ -211,12 +211,13 @@ export class WsTransport {
     }
     if (conn.state === 'closed') return;
     this.pendingAuth.delete(conn);
-    // An API key has no user: its connections count under its key id.
-    const user = principal.kind === 'user' ? principal.user : principal.id;
-    const admitted = await this.ctx.connections.acquire(user);
+    // The per-user limit protects the hub from one user's tabs and scripts. An API
+    // key is a back end or a fleet of workers, trusted with any number of sockets.
+    const user = principal.kind === 'user' ? principal.user : null;
+    const admitted = user === null || (await this.ctx.connections.acquire(user));
     if ((conn.state as ConnectionState) === 'closed') {
       // Closed while the count was taken (it may be shared across processes): give the slot back.
-      if (admitted) this.ctx.connections.release(user);
+      if (admitted && user !== null) this.ctx.connections.release(user);
       return;
     }
     if (!admitted) {
@@ -236,7 +237,7 @@ export class WsTransport {
         messagesPerSecond: limits.messagesPerSecond,
         replayLimit: this.ctx.hub.replayLimit,
       },
-      user,
+      user: principal.kind === 'user' ? principal.user : principal.id,
     });
   }
 
@@ -322,7 +323,7 @@ class Connection implements Subscriber {
   /** Resolves when the socket has closed. */
   readonly closed: Promise<void>;
 
-  /** The user (or key id) counted against the per-user connection limit. */
+  /** The user counted against the per-user connection limit (null for API keys). */
   private counted: string | null = null;
   /** Subscription id → topic; allocated on the first subscription. */
   private subscriptions: Map<string, Topic> | null = null;
@@ -362,7 +363,7 @@ class Connection implements Subscriber {
     this.enqueue(() => this.transport.authenticate(this, credential));
   }
 
-  open(principal: Principal, user: string): void {
+  open(principal: Principal, user: string | null): void {
     this.principal = principal;
     this.counted = user;
     this.state = 'open';

@@ -1,0 +1,170 @@
+import type { ErrorCode } from '@headway/protocol/codes';
+import { HeadwayWorkerError, WorkerErrorCode } from './errors.js';
+import type { HeadwayWorkerOptions, RetryOptions } from './options.js';
+
+/** One answer of the hub. */
+export interface HubResponse {
+  status: number;
+  /** Parsed JSON body, or undefined when there was none. */
+  body: unknown;
+  /** The hub's `Retry-After`, ms. */
+  retryAfterMs: number | undefined;
+}
+
+/** True for answers worth retrying: overload, rate limits and server errors. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 429 || status >= 500;
+}
+
+/**
+ * Delay before retry number `attempt` (1-based): a random delay up to
+ * `initialDelayMs × 2^(attempt-1)` capped at `maxDelayMs` ("full jitter", so
+ * that workers the hub turned away together do not come back together), and
+ * never shorter than the hub's `Retry-After`.
+ */
+export function backoffDelay(
+  attempt: number,
+  retry: RetryOptions,
+  retryAfterMs?: number,
+  random: () => number = Math.random,
+): number {
+  const cap = Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** Math.max(0, attempt - 1));
+  const jittered = Math.round(cap * random());
+  return retryAfterMs !== undefined ? Math.max(retryAfterMs, jittered) : jittered;
+}
+
+/** `Retry-After` in ms: delta-seconds or an HTTP date. */
+export function parseRetryAfter(header: string | null): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** The hub's error as a `HeadwayWorkerError` with its `HW_ERR_*` code. */
+export function hubError(response: HubResponse, job?: string): HeadwayWorkerError {
+  const error = (response.body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  if (error && typeof error.code === 'string') {
+    const message = typeof error.message === 'string' ? error.message : error.code;
+    return new HeadwayWorkerError(error.code as ErrorCode, message, { status: response.status, job });
+  }
+  return new HeadwayWorkerError(
+    WorkerErrorCode.BAD_RESPONSE,
+    `the hub answered HTTP ${response.status} without a Headway error body`,
+    { status: response.status, job },
+  );
+}
+
+/**
+ * HTTP access to the hub's REST API: JSON in and out, the API key as a bearer
+ * credential, a timeout per request, and retries for callers that wait.
+ */
+export class HubClient {
+  constructor(
+    private readonly options: HeadwayWorkerOptions,
+    /** Aborts every request in flight when the worker closes. */
+    private readonly closing: AbortSignal,
+  ) {}
+
+  /**
+   * One request. Resolves with any HTTP answer; rejects with
+   * `HW_WORKER_UNREACHABLE` when there was none (network error or timeout).
+   */
+  async send(method: string, path: string, body?: unknown): Promise<HubResponse> {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.options.apiKey}`,
+      accept: 'application/json',
+    };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const signal = AbortSignal.any([this.closing, AbortSignal.timeout(this.options.requestTimeoutMs)]);
+    let res: Response;
+    let text: string;
+    try {
+      res = await this.options.fetch(`${this.options.url}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
+      text = await res.text();
+    } catch (err) {
+      const why = this.closing.aborted ? 'the worker closed' : ((err as Error)?.message ?? String(err));
+      throw new HeadwayWorkerError(WorkerErrorCode.UNREACHABLE, `${method} ${path}: no answer (${why})`, {
+        cause: err,
+      });
+    }
+    let parsed: unknown;
+    if (text !== '') {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+    }
+    return {
+      status: res.status,
+      body: parsed,
+      retryAfterMs: parseRetryAfter(res.headers.get('retry-after')),
+    };
+  }
+
+  /**
+   * A request whose caller waits: retried with backoff on no answer, 429 and
+   * 5xx, up to `retry.maxAttempts`. Resolves with a 2xx answer; rejects with the
+   * hub's error (`onRefused` may turn a refusal into an answer first).
+   */
+  async call(
+    method: string,
+    path: string,
+    body?: unknown,
+    onRefused?: (response: HubResponse, retried: boolean) => HubResponse | null,
+  ): Promise<HubResponse> {
+    const { retry } = this.options;
+    let retried = false;
+    for (let attempt = 1; ; attempt++) {
+      let response: HubResponse | null = null;
+      let failure: HeadwayWorkerError;
+      try {
+        response = await this.send(method, path, body);
+      } catch (err) {
+        failure = err as HeadwayWorkerError;
+      }
+      if (response) {
+        if (response.status >= 200 && response.status < 300) return response;
+        if (!isRetryableStatus(response.status)) {
+          const answer = onRefused?.(response, retried);
+          if (answer) return answer;
+          throw hubError(response);
+        }
+        failure = hubError(response);
+      }
+      if (this.closing.aborted || attempt >= retry.maxAttempts) {
+        throw new HeadwayWorkerError(
+          WorkerErrorCode.UNREACHABLE,
+          `${method} ${path} failed after ${attempt} attempts: ${failure!.message}`,
+          { cause: failure! },
+        );
+      }
+      retried = true;
+      await sleep(backoffDelay(attempt, retry, response?.retryAfterMs), this.closing);
+    }
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
