@@ -6,22 +6,32 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import pino, { type Logger } from 'pino';
 import { Auth } from './auth.js';
 import type { Bus } from './bus/bus.js';
-import { ConnectionCounter, type ServerContext } from './context.js';
+import { RedisBus } from './bus/redis.js';
+import { ConnectionCounter, type ConnectionLimiter, type ServerContext } from './context.js';
 import { Hub } from './hub.js';
 import { Metrics } from './metrics.js';
 import { type HeadwayOptions, type HeadwayOptionsInput, resolveOptions } from './options.js';
 import { OriginPolicy } from './origins.js';
+import { RedisConnectionCounter } from './redis-connection-counter.js';
+import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { Sweeper } from './sweeper.js';
+import { registerDashboard } from './transports/dashboard.js';
+import { checkDialectOptions, registerDialects } from './transports/dialects/index.js';
 import { registerHttp } from './transports/http.js';
+import { SseTransport } from './transports/sse.js';
+import { registerStats } from './transports/stats.js';
 import { WsTransport } from './transports/ws.js';
 
 export interface CreateServerOptions extends HeadwayOptionsInput {
-  /** A store to use instead of the SQLite file in `dataDir`. */
+  /** A store to use instead of PostgreSQL (`postgresUrl`) or the SQLite file in `dataDir`. */
   store?: Store;
+  /** A bus to use instead of Redis (`redisUrl`) or the in-process one. */
   bus?: Bus;
   logger?: Logger;
+  /** The dashboard's build, served at `/`. Default `apps/dashboard/dist` of the repository. */
+  dashboardDir?: string;
 }
 
 export interface HeadwayServer {
@@ -48,21 +58,50 @@ export interface HeadwayServer {
  */
 export async function createServer(input: CreateServerOptions): Promise<HeadwayServer> {
   const options = resolveOptions(input);
+  checkDialectOptions(options.dialects);
   if (!options.jwtSecret) throw new TypeError('createServer: "jwtSecret" is required');
   const logger = input.logger ?? pino({ level: options.logLevel, name: 'headway' });
   let store = input.store;
+  if (!store && options.postgresUrl) {
+    store = new PostgresStore({ connectionString: options.postgresUrl, schema: options.postgresSchema });
+  }
   if (!store) {
     mkdirSync(options.dataDir, { recursive: true });
     store = new SqliteStore({ path: join(options.dataDir, 'headway.db') });
   }
-  await store.migrate();
+  try {
+    await store.migrate();
+  } catch (err) {
+    if (!input.store) await store.close();
+    throw err;
+  }
   const metrics = new Metrics({ defaultMetrics: true });
+  let bus = input.bus;
+  let connections: ConnectionLimiter = new ConnectionCounter(options.limits.connectionsPerUser);
+  if (!bus && options.redisUrl) {
+    const redisBus = new RedisBus({
+      url: options.redisUrl,
+      prefix: options.redisPrefix,
+      connectionName: `headway@${options.redisPrefix.replace(/[^!-~]/g, '_')}`,
+      logger: logger.child({ component: 'bus' }),
+      metrics,
+    });
+    bus = redisBus;
+    connections = new RedisConnectionCounter({
+      redis: redisBus.client,
+      prefix: options.redisPrefix,
+      limit: options.limits.connectionsPerUser,
+      logger: logger.child({ component: 'connections' }),
+    });
+  }
   const hub = new Hub({
     store,
-    bus: input.bus,
+    bus,
     metrics,
     replayLimit: options.limits.replayLimit,
     maxJsonBytes: options.limits.maxJsonBytes,
+    // Unset: the hub's default, which checks only with a shared bus.
+    idleCheckMs: input.idleCheckMs,
   });
   const auth = new Auth({ jwtSecret: options.jwtSecret, apiKeys: options.apiKeys });
   const context: ServerContext = {
@@ -72,7 +111,7 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
     logger,
     options,
     origins: new OriginPolicy(options.allowedOrigins, !options.production),
-    connections: new ConnectionCounter(options.limits.connectionsPerUser),
+    connections,
   };
 
   const app = Fastify({
@@ -83,10 +122,17 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
     forceCloseConnections: true,
   });
   await registerHttp(app, context);
+  const sse = new SseTransport(context);
+  sse.register(app);
+
+  const dialects = registerDialects(app, context);
+  await registerStats(app, context);
+  await registerDashboard(app, { dir: input.dashboardDir });
 
   const ws = new WsTransport(context);
   const upgraders: ((req: IncomingMessage, socket: Duplex, head: Buffer) => boolean)[] = [
     (req, socket, head) => ws.handleUpgrade(req, socket, head),
+    (req, socket, head) => dialects.handleUpgrade(req, socket, head),
   ];
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     for (const upgrade of upgraders) if (upgrade(req, socket, head)) return;
@@ -119,8 +165,11 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
       closing ??= (async () => {
         sweeper.stop();
         await ws.close();
+        await dialects.close();
+        await sse.close();
         await app.close();
         await hub.close();
+        await connections.close?.();
         await hub.bus.close();
         await store.close();
       })();

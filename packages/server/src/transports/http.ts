@@ -32,9 +32,10 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Principal } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { HeadwayError, notFound } from '../errors.js';
-import type { ControlAction, PublishManyItem, PublishManyResult } from '../hub.js';
+import { asHeadwayError, type ControlAction, type PublishManyItem, type PublishManyResult } from '../hub.js';
 import { canControl, canReport, canSee } from '../policy.js';
-import type { ListJobsQuery } from '../store/store.js';
+import { type ListJobsQuery, StoreUnavailableError } from '../store/store.js';
+import { sessionToken } from './dialects/session.js';
 
 /** Events per page of `GET /v1/jobs/:id/events` when `limit` is not given. */
 export const DEFAULT_EVENTS_PAGE = 100;
@@ -349,6 +350,7 @@ function typeboxValidator({ schema, httpPart }: { schema: TSchema; httpPart?: st
 /** Map any error to its status and `HW_ERR_*` code. */
 function classify(err: FastifyError | HeadwayError | Error): HeadwayError {
   if (err instanceof HeadwayError) return err;
+  if (err instanceof StoreUnavailableError) return asHeadwayError(err);
   const code = (err as FastifyError).code;
   switch (code) {
     case 'FST_ERR_VALIDATION':
@@ -499,7 +501,13 @@ export async function registerHttp(app: FastifyInstance, ctx: ServerContext): Pr
     await api.register(
       async function v1(routes) {
         routes.addHook('onRequest', async function authenticate(request) {
-          principals.set(request, await auth.authenticate(bearer(request.headers.authorization)));
+          // Without an Authorization header, the session cookie (a browser token only, never an API key).
+          const header = bearer(request.headers.authorization);
+          const cookie = header === undefined ? sessionToken(request.headers.cookie) : null;
+          principals.set(
+            request,
+            await (cookie !== null ? auth.verifyToken(cookie) : auth.authenticate(header)),
+          );
         });
         registerJobs(routes);
         registerEvents(routes);
@@ -540,7 +548,7 @@ export async function registerHttp(app: FastifyInstance, ctx: ServerContext): Pr
     seconds: number,
   ): Promise<JobState | null> {
     const user = principal.kind === 'user' ? principal.user : null;
-    if (user !== null && !ctx.connections.acquire(user)) {
+    if (user !== null && !(await ctx.connections.acquire(user))) {
       throw new HeadwayError(ErrorCode.TOO_MANY_CONNECTIONS, 'too many open connections for this user');
     }
     const controller = new AbortController();

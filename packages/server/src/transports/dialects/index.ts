@@ -1,0 +1,111 @@
+/**
+ * The dialects: the protocols of the five seed applications, each a thin
+ * translation between Headway's job states and events and that application's
+ * own messages, so that its front end works against Headway unchanged
+ * (docs/dialects.md). The hub knows nothing of them: they subscribe to its
+ * topics like any transport.
+ *
+ * `registerDialects` registers the session cookie endpoints (always) and the
+ * enabled dialects' HTTP routes, and returns the upgrader of their WebSocket
+ * endpoints. Which dialects are served, and under which path prefix, comes from
+ * `options.dialects`.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { ServerContext } from '../../context.js';
+import { DIALECT_NAMES, type DialectName, type DialectOptions } from '../../options.js';
+import { DialectServer, type WsEndpoint } from './base.js';
+import { downloadStatus } from './download-status.js';
+import { jobStream } from './job-stream.js';
+import { registerSession } from './session.js';
+import { taskSubscribe } from './task-subscribe.js';
+import { userDashboard } from './user-dashboard.js';
+import { userProgress } from './user-progress.js';
+
+/** What a dialect needs from the server that hosts it. */
+export interface DialectEnv {
+  ctx: ServerContext;
+  /** Put before every path of the dialect: `''` or e.g. `/compat`. */
+  prefix: string;
+}
+
+/** One seed protocol: its WebSocket endpoints and its HTTP routes (polling fallbacks, history). */
+export interface Dialect {
+  endpoints: WsEndpoint[];
+  /** Register the HTTP routes, each path under `env.prefix`. */
+  routes(app: FastifyInstance): void;
+}
+
+/** Every dialect by name; each call makes a fresh instance (its own rate limiters and counters). */
+export const dialectFactories: Readonly<Record<DialectName, (env: DialectEnv) => Dialect>> = {
+  'user-progress': userProgress,
+  'task-subscribe': taskSubscribe,
+  'job-stream': jobStream,
+  'download-status': downloadStatus,
+  'user-dashboard': userDashboard,
+};
+
+export interface Dialects {
+  /** The enabled dialects. */
+  readonly enabled: readonly DialectName[];
+  /** Open dialect WebSocket connections. */
+  readonly connectionCount: number;
+  /** Take an HTTP upgrade for a dialect path; false for any other path. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** Close every dialect connection with "going away". */
+  close(): Promise<void>;
+}
+
+/**
+ * Register the session endpoints and the enabled dialects' routes on `app`, and
+ * return their WebSocket side. Call before `listen`.
+ */
+export function registerDialects(app: FastifyInstance, ctx: ServerContext): Dialects {
+  checkDialectOptions(ctx.options.dialects);
+  registerSession(app, ctx);
+  const { enabled, prefix } = ctx.options.dialects;
+  const names = [...new Set(enabled)];
+  const env: DialectEnv = { ctx, prefix };
+  const dialects = names.map((name) => dialectFactories[name](env));
+  for (const d of dialects) d.routes(app);
+  const server = new DialectServer(
+    ctx,
+    prefix,
+    dialects.flatMap((d) => d.endpoints),
+  );
+  return {
+    enabled: names,
+    get connectionCount() {
+      return server.connectionCount;
+    },
+    handleUpgrade: (req, socket, head) => server.handleUpgrade(req, socket, head),
+    close: () => server.close(),
+  };
+}
+
+/**
+ * Refuse dialect options that would silently serve nothing, or fail later.
+ * @throws TypeError naming the option.
+ */
+export function checkDialectOptions(options: DialectOptions): void {
+  for (const name of options.enabled) {
+    if (!Object.hasOwn(dialectFactories, name)) {
+      throw new TypeError(`dialects.enabled: unknown dialect "${name}" (known: ${DIALECT_NAMES.join(', ')})`);
+    }
+  }
+  if (options.prefix !== '' && !/^(\/[A-Za-z0-9._~-]+)+$/.test(options.prefix)) {
+    throw new TypeError(`dialects.prefix must be '' or a path such as '/compat' (got "${options.prefix}")`);
+  }
+  for (const key of ['streamConnectionsPerMinute', 'dashboardConnectionsPerUser'] as const) {
+    const value = options[key];
+    if (!Number.isSafeInteger(value) || value < 0 || (key === 'dashboardConnectionsPerUser' && value === 0)) {
+      throw new TypeError(
+        `dialects.${key} must be a ${key === 'dashboardConnectionsPerUser' ? 'positive' : 'non-negative'} integer (got ${value})`,
+      );
+    }
+  }
+}
+
+export { DialectClose } from './base.js';
+export { SESSION_COOKIE } from './session.js';

@@ -1,0 +1,114 @@
+/**
+ * user-progress (seed 0, a FastAPI `ConnectionManager`): `GET /ws/{user_id}`
+ * upgraded to a WebSocket that pushes `{stage, progress, eta_seconds}` whenever
+ * one of the user's jobs changes. The client sends nothing but keep-alive texts,
+ * which are accepted and ignored.
+ *
+ * The browser client connects bare, so the credential is the session cookie (or
+ * `?token=`); it must belong to `user_id` (an API key or admin token may watch
+ * any user). A missing, invalid or foreign credential closes with 1008.
+ */
+import type { EventKind, JobState } from '@headway/protocol';
+import type { WebSocket } from 'ws';
+import type { Principal } from '../../auth.js';
+import type { Delivery } from '../../delivery.js';
+import { HeadwayError } from '../../errors.js';
+import { canSee, isPrivileged } from '../../policy.js';
+import {
+  DialectClose,
+  DialectConnection,
+  type DialectServer,
+  type Snapshot,
+  type Upgrade,
+  type WsEndpoint,
+} from './base.js';
+import { etaSeconds, wholePercent } from './fields.js';
+import type { Dialect, DialectEnv } from './index.js';
+
+/** The seed's message; `job_id`, `status` and `error` are additions its client ignores. */
+export interface UserProgressMessage {
+  /** The current stage; the outcome (`completed`, `failed`, `cancelled`) once the job ended; the status before the first stage. */
+  stage: string;
+  /** Whole percent 0–100. */
+  progress: number;
+  /** Whole seconds remaining, or null while there is no estimate. */
+  eta_seconds: number | null;
+  job_id: string;
+  status: JobState['status'];
+  /** The failure's message, on a failed job. */
+  error?: string;
+}
+
+/** Kinds that change nothing the seed shows. */
+const SILENT: ReadonlySet<EventKind> = new Set([
+  'log',
+  'metadata',
+  'cancel_requested',
+  'pause_requested',
+  'resume_requested',
+  'deleted',
+]);
+
+export function userProgressMessage(state: JobState): UserProgressMessage {
+  const ended = state.status === 'completed' || state.status === 'failed' || state.status === 'cancelled';
+  const message: UserProgressMessage = {
+    stage: ended ? state.status : (state.stage?.name ?? state.status),
+    progress: wholePercent(state.progress.percent),
+    eta_seconds: etaSeconds(state),
+    job_id: state.id,
+    status: state.status,
+  };
+  if (state.error !== null) message.error = state.error.message;
+  return message;
+}
+
+function encode(d: Delivery): string | null {
+  return SILENT.has(d.kind) ? null : JSON.stringify(userProgressMessage(d.state));
+}
+
+class UserProgressConnection extends DialectConnection {
+  constructor(server: DialectServer, ws: WebSocket, upgrade: Upgrade) {
+    super(server, ws, upgrade, 'user-progress', encode);
+  }
+
+  async start(): Promise<void> {
+    const user = this.upgrade.params.user_id!;
+    let principal: Principal | null;
+    try {
+      principal = await this.upgradePrincipal();
+    } catch (err) {
+      if (!(err instanceof HeadwayError)) throw err;
+      principal = null;
+    }
+    if (
+      principal === null ||
+      !(isPrivileged(principal) || (principal.kind === 'user' && principal.user === user))
+    ) {
+      this.close(DialectClose.POLICY_VIOLATION, 'invalid credentials for this user');
+      return;
+    }
+    if (!(await this.admitUser(principal))) {
+      this.close(DialectClose.TRY_AGAIN_LATER, 'too many connections for this user');
+      return;
+    }
+    this.principal = principal;
+    await this.subscribeWithSnapshot({ user }, async (): Promise<Snapshot> => {
+      const jobs = (await this.userJobs(user)).filter((s) => canSee(principal, s));
+      return { frames: jobs.map(userProgressMessage), seen: jobs.map((s) => [s.id, s.seq] as const) };
+    });
+  }
+
+  protected override accepts(delivery: Delivery): boolean {
+    // A token limited to some jobs sees only those.
+    return canSee(this.principal!, delivery.state);
+  }
+}
+
+export function userProgress(_env: DialectEnv): Dialect {
+  const endpoint: WsEndpoint = {
+    dialect: 'user-progress',
+    path: '/ws/:user_id',
+    connect: (server, ws, upgrade) => new UserProgressConnection(server, ws, upgrade),
+  };
+  return { endpoints: [endpoint], routes() {} };
+}
