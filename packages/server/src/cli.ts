@@ -52,6 +52,14 @@ Several processes (see docs/operations.md):
   --redis-prefix <prefix>   HEADWAY_REDIS_PREFIX     prefix of Redis channels and keys (default headway:)
   --idle-check-ms <ms>      HEADWAY_IDLE_CHECK_MS    compare quiet followed jobs with the store (default 5000; 0 off)
 
+Seed protocols (see docs/dialects.md):
+  --dialects <list>         HEADWAY_DIALECTS         dialects to serve: names, seed0…seed4, all or none (default all)
+  --dialect-prefix <path>   HEADWAY_DIALECT_PREFIX   path prefix of every dialect endpoint
+
+Limits and retention: every limit has a flag and a variable, e.g. --max-subscriptions /
+HEADWAY_MAX_SUBSCRIPTIONS, --retention-events-days / HEADWAY_RETENTION_EVENTS_DAYS;
+docs/operations.md lists them with their defaults.
+
 Environment only:
   HEADWAY_JWT_SECRET        HS256 secret for browser tokens, at least 32 bytes
   HEADWAY_API_KEYS          API keys of workers and back ends, comma-separated, at least 16 characters each
