@@ -1,0 +1,101 @@
+/**
+ * Shared tabs in real Chromium: two tabs of one origin share one connection,
+ * and when the leader's tab closes the other takes over without losing an event.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHub, type TestHub } from '../../server/test/helpers.js';
+import {
+  type Browser,
+  browserMissing,
+  bundle,
+  launch,
+  type PageServer,
+  servePage,
+} from './browser-helpers.js';
+
+const missing = browserMissing();
+let browser: Browser;
+let pages: PageServer;
+
+beforeAll(async () => {
+  if (missing) return;
+  pages = await servePage(await bundle(new URL('./pages/tabs.ts', import.meta.url).pathname));
+  browser = await launch();
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await pages?.close();
+});
+
+async function until(check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe.skipIf(missing)('shared tabs (Chromium)', () => {
+  let hub: TestHub;
+  afterAll(async () => hub?.close());
+
+  it('shares one connection between two tabs and hands over when the leader closes', async () => {
+    hub = await startHub();
+    const job = `tabs-${process.pid}`;
+    await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
+    const query = new URLSearchParams({ hub: hub.url, token: await hub.token('alice'), job });
+    const url = `${pages.url}/?${query}`;
+    const connections = () => hub.server.context.connections.count('alice');
+    const publish = async (count: number) => {
+      for (let i = 0; i < count; i++) await hub.server.hub.publish(job, [{ kind: 'progress', percent: i }]);
+    };
+
+    const leader = await browser.context.newPage();
+    await leader.goto(url);
+    await leader.waitForFunction(() => window.hw.client.state === 'connected');
+    const follower = await browser.context.newPage();
+    await follower.goto(url);
+    await follower.waitForFunction(() => window.hw.client.state === 'connected');
+    // Give the follower time to have opened a connection of its own, were it going to.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(connections()).toBe(1);
+    expect(await follower.evaluate(() => window.hw.client.transport)).toBe('ws');
+
+    await publish(5);
+    for (const page of [leader, follower]) {
+      await page.waitForFunction(() => window.hw.seqs.length === 5);
+    }
+    expect(await follower.evaluate(() => window.hw.seqs)).toEqual(range(2, 6));
+    // Collections are shared too: a new job of the user reaches both tabs.
+    const added = `${job}-new`;
+    await hub.server.hub.createJob({ id: added, owner: 'alice', name: added });
+    for (const page of [leader, follower]) {
+      await page.waitForFunction((id) => window.hw.jobs.get(id) !== undefined, added);
+    }
+    expect(await follower.evaluate(() => window.hw.jobs.size)).toBe(2);
+
+    // The leader's tab closes while events keep coming: the follower takes over.
+    await leader.close();
+    await publish(5);
+    await until(() => connections() === 1);
+    await publish(5);
+    await follower.waitForFunction(() => window.hw.seqs.length === 15, undefined, { timeout: 15_000 });
+    expect(await follower.evaluate(() => window.hw.seqs)).toEqual(range(2, 16));
+    expect(await follower.evaluate(() => window.hw.client.state)).toBe('connected');
+    expect(connections()).toBe(1);
+
+    // A tab that joins now follows the new leader and starts from the current state.
+    const late = await browser.context.newPage();
+    await late.goto(url);
+    await late.waitForFunction(() => window.hw.client.state === 'connected');
+    await publish(1);
+    await late.waitForFunction(() => window.hw.seqs.length === 1);
+    expect(await late.evaluate(() => window.hw.seqs)).toEqual([17]);
+    expect(connections()).toBe(1);
+    await late.close();
+    await follower.close();
+  });
+});

@@ -1,0 +1,280 @@
+/**
+ * The client against a real hub, over each transport: hub restarts mid-job,
+ * refused upgrades and streams, token expiry, offline/online. Every scenario
+ * checks the one thing that matters: each event arrives once, in seq order.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startHub, type TestHub } from '../../server/test/helpers.js';
+import { createClient, type HeadwayClient } from '../src/client.js';
+import type { JobHandle } from '../src/handles.js';
+import type { ClientOptions, NetworkTarget, TransportKind } from '../src/types.js';
+import { NodeEventSource, openSources } from './event-source.js';
+import { startProxy, type TestProxy } from './proxy.js';
+
+const transports: TransportKind[] = ['ws', 'sse', 'poll'];
+const hubs: TestHub[] = [];
+const clients: HeadwayClient[] = [];
+const proxies: TestProxy[] = [];
+let n = 0;
+const uid = (prefix = 'job') => `${prefix}-${process.pid}-${++n}`;
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+  await Promise.all(hubs.splice(0).map((h) => h.close()));
+  expect(openSources.size).toBe(0);
+});
+
+async function hubWith(options: Parameters<typeof startHub>[0] = {}): Promise<TestHub> {
+  const hub = await startHub(options);
+  hubs.push(hub);
+  return hub;
+}
+
+/** Close the hub and start it again on the same data directory and port. */
+async function restart(hub: TestHub, between?: () => Promise<void>): Promise<TestHub> {
+  const port = Number(new URL(hub.url).port);
+  hubs.splice(hubs.indexOf(hub), 1);
+  await hub.server.close();
+  await between?.();
+  const next = await hub.restart({ port });
+  hubs.push(next);
+  return next;
+}
+
+function client(url: string, options: Partial<ClientOptions> = {}): HeadwayClient {
+  const c = createClient({
+    url,
+    token: 'unset',
+    WebSocket: WebSocket as unknown as ClientOptions['WebSocket'],
+    EventSource: NodeEventSource,
+    shared: false,
+    minReconnectDelayMs: 20,
+    maxReconnectDelayMs: 200,
+    pollIntervalMs: 50,
+    longPollSeconds: 5,
+    ...options,
+  });
+  clients.push(c);
+  return c;
+}
+
+/** Seqs of every event a handle emits, and a check that they are exactly `from..to`. */
+function record(h: JobHandle) {
+  const seqs: number[] = [];
+  h.on('event', ({ event, state }) => {
+    seqs.push(event.seq);
+    expect(state.id).toBe(h.id);
+    expect(state.seq).toBeGreaterThanOrEqual(event.seq);
+  });
+  return seqs;
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function progress(hub: TestHub, job: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    await hub.server.hub.publish(job, [{ kind: 'progress', percent: i % 100, message: `step ${i}` }]);
+  }
+}
+
+describe.each(transports)('over %s', (transport) => {
+  it('resumes across a hub restart mid-job with no gap and no duplicate', async () => {
+    let hub = await hubWith();
+    const job = uid();
+    await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
+    // Reconnecting takes ~500 ms: the events reported after the restart are missed, then replayed.
+    const c = client(hub.url, {
+      token: await hub.token('alice'),
+      transports: [transport],
+      random: () => 0.99,
+      minReconnectDelayMs: 500,
+      maxReconnectDelayMs: 500,
+    });
+    const h = c.job(job);
+    const seqs = record(h);
+    await until(() => h.state?.seq === 1);
+    await progress(hub, job, 10);
+    await until(() => seqs.length === 10);
+    // Down: the client loses its connection; events reported meanwhile must still arrive.
+    hub = await restart(hub);
+    await progress(hub, job, 10);
+    await hub.server.hub.publish(job, [{ kind: 'log', message: 'log lines are never collapsed' }]);
+    await progress(hub, job, 5);
+    await hub.server.hub.publish(job, [{ kind: 'completed', result: { url: 'https://x/y' } }]);
+    await until(() => h.state?.status === 'completed');
+    expect(seqs).toEqual(range(2, 28));
+    expect(h.state?.result).toEqual({ url: 'https://x/y' });
+    expect(c.state).toBe('connected');
+    expect(c.transport).toBe(transport);
+  });
+
+  it("watches the user's jobs, new ones included, across a restart", async () => {
+    let hub = await hubWith();
+    const before = uid();
+    await hub.server.hub.createJob({ id: before, owner: 'alice', name: before });
+    await hub.server.hub.createJob({ id: uid('bob'), owner: 'bob', name: 'not alice' });
+    const c = client(hub.url, { token: await hub.token('alice'), transports: [transport] });
+    const jobs = c.jobs();
+    const seen = new Map<string, number[]>();
+    jobs.on('event', ({ event }) => seen.set(event.job, [...(seen.get(event.job) ?? []), event.seq]));
+    await until(() => jobs.size === 1);
+    const added = uid();
+    await hub.server.hub.createJob({ id: added, owner: 'alice', name: added });
+    await until(() => jobs.size === 2);
+    await progress(hub, before, 3);
+    await until(() => seen.get(before)?.length === 3);
+    hub = await restart(hub);
+    await progress(hub, added, 4);
+    await progress(hub, before, 2);
+    await until(() => jobs.get(added)?.seq === 5 && jobs.get(before)?.seq === 6);
+    expect(seen.get(before)).toEqual(range(2, 6));
+    // Over long-poll a new job is first seen as a state; over push transports, with its `created` event.
+    expect(seen.get(added)).toEqual(transport === 'poll' ? range(2, 5) : range(1, 5));
+    expect(jobs.list().map((s) => s.owner)).toEqual(['alice', 'alice']);
+  });
+
+  it('cancels through the hub and resolves with the acknowledged state', async () => {
+    const hub = await hubWith();
+    const job = uid();
+    await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
+    await hub.server.hub.publish(job, [{ kind: 'progress', percent: 5 }]);
+    const c = client(hub.url, { token: await hub.token('alice'), transports: [transport] });
+    const h = c.job(job);
+    await until(() => c.state === 'connected' && h.state !== null);
+    const state = await h.cancel('changed my mind');
+    expect(state.control.cancelRequested).toBe(true);
+    await until(() => h.state?.control.cancelRequested === true);
+    await expect(c.job(uid('missing')).pause()).rejects.toMatchObject({ code: 'HW_ERR_NOT_FOUND' });
+  });
+
+  it('refreshes an expiring token and goes on without losing an event', async () => {
+    const hub = await hubWith({ limits: { heartbeatMs: 200 } });
+    const job = uid();
+    await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
+    let calls = 0;
+    // The first token has already expired: refused at once, then refreshed.
+    const token = async () => hub.token('alice', { ttl: ++calls === 1 ? -5 : 2 });
+    const c = client(hub.url, { token, transports: [transport] });
+    const h = c.job(job);
+    const seqs = record(h);
+    await until(() => h.state !== null);
+    for (let i = 0; i < 12; i++) {
+      await progress(hub, job, 1);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await until(() => seqs.length === 12);
+    expect(seqs).toEqual(range(2, 13));
+    // Tokens of 2 s over 3 s of reporting: at least one refresh before expiry.
+    expect(calls).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe('transport fallback', () => {
+  it('falls back to SSE when upgrades are refused, then returns to WebSocket', async () => {
+    const hub = await hubWith();
+    const proxy = await startProxy(hub.url);
+    proxies.push(proxy);
+    proxy.refuseUpgrades = true;
+    const job = uid();
+    await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
+    const c = client(proxy.url, { token: await hub.token('alice'), upgradeIntervalMs: 200 });
+    const changes: string[] = [];
+    c.on('transport', ({ transport, previous }) => changes.push(`${previous}→${transport}`));
+    const h = c.job(job);
+    const seqs = record(h);
+    await until(() => c.transport === 'sse' && h.state !== null);
+    await progress(hub, job, 5);
+    await until(() => seqs.length === 5);
+    proxy.refuseUpgrades = false;
+    await until(() => c.transport === 'ws');
+    await progress(hub, job, 5);
+    await until(() => seqs.length === 10);
+    expect(seqs).toEqual(range(2, 11));
+    expect(changes).toEqual(['null→sse', 'sse→ws']);
+    // The SSE stream was closed once the WebSocket took over.
+    await until(() => hub.server.context.connections.count('alice') === 1);
+  });
+
+  it('falls back to long-poll when streams are refused too, then returns to WebSocket', async () => {
+    const hub = await hubWith();
+    const proxy = await startProxy(hub.url);
+    proxies.push(proxy);
+    proxy.refuseUpgrades = true;
+    proxy.refuseStreams = true;
+    const job = uid();
+    await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
+    const c = client(proxy.url, { token: await hub.token('alice'), upgradeIntervalMs: 300 });
+    const h = c.job(job);
+    const seqs = record(h);
+    await until(() => c.transport === 'poll' && h.state !== null);
+    await progress(hub, job, 6);
+    await until(() => seqs.length === 6);
+    proxy.refuseUpgrades = false;
+    await until(() => c.transport === 'ws');
+    await progress(hub, job, 3);
+    await until(() => seqs.length === 9);
+    expect(seqs).toEqual(range(2, 10));
+  });
+
+  it('starts over from WebSocket when every transport failed', async () => {
+    const hub = await hubWith();
+    const proxy = await startProxy(hub.url);
+    proxies.push(proxy);
+    const job = uid();
+    await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
+    const c = client(proxy.url, { token: await hub.token('alice') });
+    const h = c.job(job);
+    const seqs = record(h);
+    await until(() => c.transport === 'ws' && h.state !== null);
+    const upgrades = proxy.upgrades;
+    proxy.drop();
+    await progress(hub, job, 3);
+    await until(() => seqs.length === 3 && c.state === 'connected');
+    expect(c.transport).toBe('ws');
+    expect(proxy.upgrades).toBeGreaterThan(upgrades);
+    expect(seqs).toEqual(range(2, 4));
+  });
+});
+
+describe('offline and online', () => {
+  it('drops the connection while offline and catches up exactly when back', async () => {
+    const hub = await hubWith();
+    const job = uid();
+    await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
+    const net = new EventTarget() as EventTarget & { onLine: boolean };
+    net.onLine = true;
+    const c = client(hub.url, {
+      token: await hub.token('alice'),
+      network: net as unknown as NetworkTarget,
+      minReconnectDelayMs: 60_000,
+      maxReconnectDelayMs: 60_000,
+    });
+    const h = c.job(job);
+    const seqs = record(h);
+    await until(() => c.state === 'connected' && h.state !== null);
+    await progress(hub, job, 2);
+    await until(() => seqs.length === 2);
+    net.onLine = false;
+    net.dispatchEvent(new Event('offline'));
+    expect(c.state).toBe('reconnecting');
+    await until(() => hub.server.context.connections.count('alice') === 0);
+    await progress(hub, job, 4);
+    expect(seqs).toEqual([2, 3]);
+    net.onLine = true;
+    net.dispatchEvent(new Event('online'));
+    await until(() => seqs.length === 6);
+    expect(seqs).toEqual(range(2, 7));
+  });
+});

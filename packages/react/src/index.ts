@@ -1,0 +1,20 @@
+/**
+ * @headway/react: hooks and components for live job progress, on top of
+ * `@headway/client`. Updates are applied once per animation frame; rendering
+ * on the server and under StrictMode is safe.
+ */
+export { describeJob, formatEta, formatPercent, formatStage } from './format.js';
+export {
+  type ConnectionSnapshot,
+  HeadwayProvider,
+  type HeadwayProviderProps,
+  type JobSnapshot,
+  type JobsSnapshot,
+  type UseJobsOptions,
+  useClient,
+  useConnection,
+  useJob,
+  useJobs,
+} from './hooks.js';
+export { JobList, type JobListProps } from './job-list.js';
+export { ProgressBar, type ProgressBarProps } from './progress-bar.js';

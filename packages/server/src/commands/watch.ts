@@ -1,0 +1,421 @@
+/**
+ * `headway watch`: live progress bars in the terminal, through @headway/client
+ * in Node (the `ws` package as its WebSocket). On a terminal the bars are
+ * redrawn in place; in a pipe or a log, one line is written per change.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type ClientOptions,
+  createClient,
+  type HeadwayClient,
+  type JobState,
+  type TransportKind,
+} from '@headway/client';
+import WebSocket from 'ws';
+
+/** Exit codes of `headway watch`. */
+export const WatchExit = {
+  /** The job completed. */
+  COMPLETED: 0,
+  /** The job failed. */
+  FAILED: 1,
+  /** A usage error. */
+  USAGE: 2,
+  /** The job was cancelled. */
+  CANCELLED: 3,
+  /** No such job (or not visible with these credentials), or it was deleted. */
+  NOT_FOUND: 4,
+  /** The hub refused the credentials or the connection for good. */
+  REFUSED: 5,
+  /** Interrupted (Ctrl+C), as shells report SIGINT. */
+  INTERRUPTED: 130,
+} as const;
+
+export const WATCH_HELP = `Usage: headway watch <job-id>
+       headway watch --user <user>
+
+Shows live progress in the terminal: one job until it ends (the exit code tells
+how), or every job of a user, new ones included, until Ctrl+C. On a terminal
+the bars are redrawn in place; otherwise one line is written per change.
+
+Options:
+  --user <user>          watch every job of this user
+  --url <url>            the hub (default $HEADWAY_URL, else http://127.0.0.1:7070)
+  --transport <list>     transports to try in order, comma-separated: ws, poll (default ws,poll)
+  --data-dir <dir>       where a development hub keeps secrets.json (default $HEADWAY_DATA_DIR or .headway)
+
+Credentials (the first one found):
+  HEADWAY_TOKEN          a browser token: watches what it may see (--user must be its user)
+  HEADWAY_API_KEY        an API key: watches any job; with --user, mints a token for that user
+  <data-dir>/secrets.json  the API key of a development hub on this machine
+
+Exit codes: 0 completed, 1 failed, 3 cancelled, 4 not found or deleted,
+5 credentials or connection refused, 2 usage error, 130 interrupted.
+`;
+
+export interface WatchIo {
+  stdout: { write(chunk: string): unknown; isTTY?: boolean; columns?: number };
+  stderr: { write(chunk: string): unknown };
+  /** Ends watching with exit code 130; default: SIGINT and SIGTERM. */
+  signal?: AbortSignal;
+}
+
+interface WatchArgs {
+  job?: string;
+  user?: string;
+  url?: string;
+  transports?: TransportKind[];
+  dataDir?: string;
+}
+
+class UsageError extends Error {}
+
+const VALUE_FLAGS = new Set(['--user', '--url', '--transport', '--data-dir']);
+/** Shortest time between two redraws on a terminal, ms. */
+const REDRAW_MS = 100;
+/** Lifetime of the tokens minted for `--user` with an API key, seconds; they are minted again before expiry. */
+const MINTED_TOKEN_TTL = 3600;
+const ACTIVE = new Set(['queued', 'running', 'paused']);
+
+export function parseWatchArgs(argv: string[]): WatchArgs | 'help' {
+  const args: WatchArgs = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '-h' || arg === '--help') return 'help';
+    if (!arg.startsWith('-')) {
+      if (args.job !== undefined) throw new UsageError(`unexpected argument ${arg}`);
+      args.job = arg;
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    if (!VALUE_FLAGS.has(flag)) throw new UsageError(`unknown option ${flag}`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined || value === '') throw new UsageError(`${flag} needs a value`);
+    if (flag === '--user') args.user = value;
+    else if (flag === '--url') args.url = value;
+    else if (flag === '--data-dir') args.dataDir = value;
+    else {
+      const kinds = value.split(',');
+      for (const k of kinds)
+        if (k !== 'ws' && k !== 'poll') throw new UsageError(`--transport: unknown "${k}"`);
+      args.transports = kinds as TransportKind[];
+    }
+  }
+  if ((args.job === undefined) === (args.user === undefined)) {
+    throw new UsageError('give a job id or --user <user> (one of them)');
+  }
+  if (args.job !== undefined && !/^[A-Za-z0-9._:-]{1,128}$/.test(args.job)) {
+    throw new UsageError('a job id is 1–128 letters, digits or ._:-');
+  }
+  return args;
+}
+
+/** The `headway watch` command; resolves with its exit code. */
+export async function watch(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  io: WatchIo = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
+  let args: WatchArgs | 'help';
+  try {
+    args = parseWatchArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`headway watch: ${err.message}\nRun "headway watch --help" for usage.\n`);
+    return WatchExit.USAGE;
+  }
+  if (args === 'help') {
+    io.stdout.write(WATCH_HELP);
+    return 0;
+  }
+  const url = (args.url ?? env.HEADWAY_URL ?? 'http://127.0.0.1:7070').replace(/\/+$/, '');
+  const token = credential(args, url, env, io);
+  if (typeof token === 'number') return token;
+
+  const client = createClient({
+    url,
+    token,
+    WebSocket: WebSocket as unknown as ClientOptions['WebSocket'],
+    transports: args.transports ?? ['ws', 'poll'],
+    shared: false,
+    network: null,
+    visibility: null,
+  });
+  const view = new View(io, args.user === undefined);
+  const own = io.signal ? null : new AbortController();
+  const signal = io.signal ?? own!.signal;
+  const stop = () => own?.abort();
+  if (own) {
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  }
+  try {
+    return await new Promise<number>((resolve) => {
+      signal.addEventListener('abort', () => resolve(WatchExit.INTERRUPTED), { once: true });
+      if (signal.aborted) resolve(WatchExit.INTERRUPTED);
+      let lastError = '';
+      client.on('error', ({ error }) => {
+        // The client retries on its own; say what fails, once per kind of failure.
+        if (error.code !== lastError) view.note(`${error.code}: ${error.message}`);
+        lastError = error.code;
+      });
+      client.on('state', ({ newState, reason, code }) => {
+        if (newState === 'connected') lastError = '';
+        view.connection(client, reason, code);
+        if (newState === 'closed' && reason === 'stop') {
+          io.stderr.write(`headway watch: the hub refused the connection (close code ${code})\n`);
+          resolve(WatchExit.REFUSED);
+        }
+      });
+      if (args.job !== undefined) watchJob(client, args.job, view, resolve);
+      else watchUser(client, view);
+    });
+  } finally {
+    view.finish();
+    client.close();
+    if (own) {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    }
+  }
+}
+
+function watchJob(client: HeadwayClient, id: string, view: View, done: (code: number) => void): void {
+  const handle = client.job(id);
+  const outcome = (s: JobState) =>
+    s.status === 'completed'
+      ? WatchExit.COMPLETED
+      : s.status === 'failed'
+        ? WatchExit.FAILED
+        : s.status === 'cancelled'
+          ? WatchExit.CANCELLED
+          : null;
+  handle.on('change', ({ state }) => {
+    view.update(state);
+    const code = outcome(state);
+    if (code !== null) done(code);
+  });
+  handle.on('deleted', () => {
+    view.note(`job ${id} was deleted`);
+    done(WatchExit.NOT_FOUND);
+  });
+  handle.on('error', ({ error }) => {
+    view.note(`${error.code}: ${error.message}`);
+    done(WatchExit.NOT_FOUND);
+  });
+}
+
+function watchUser(client: HeadwayClient, view: View): void {
+  const jobs = client.jobs({ scope: 'user' });
+  jobs.on('change', ({ state }) => view.update(state));
+  jobs.on('remove', ({ id }) => view.remove(id));
+  jobs.on('error', ({ error }) => view.note(`${error.code}: ${error.message}`));
+}
+
+/** A token, a token function, or the exit code of a usage error. */
+function credential(
+  args: WatchArgs,
+  url: string,
+  env: NodeJS.ProcessEnv,
+  io: WatchIo,
+): ClientOptions['token'] | number {
+  if (env.HEADWAY_TOKEN) {
+    const sub = subjectOf(env.HEADWAY_TOKEN);
+    if (args.user !== undefined && sub !== args.user) {
+      io.stderr.write(`headway watch: HEADWAY_TOKEN is for user "${sub}", not "${args.user}"\n`);
+      return WatchExit.USAGE;
+    }
+    return env.HEADWAY_TOKEN;
+  }
+  const key = env.HEADWAY_API_KEY || developmentKey(args.dataDir ?? env.HEADWAY_DATA_DIR ?? '.headway');
+  if (!key) {
+    io.stderr.write('headway watch: set HEADWAY_TOKEN or HEADWAY_API_KEY (see headway watch --help)\n');
+    return WatchExit.USAGE;
+  }
+  if (args.user === undefined) return key;
+  // An API key has no user of its own: watch as the user, with tokens minted for it.
+  const user = args.user;
+  return async function mintToken() {
+    const res = await fetch(`${url}/v1/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ user, ttl: MINTED_TOKEN_TTL }),
+    });
+    const body = (await res.json()) as { token?: string; error?: { code: string } };
+    if (!res.ok || !body.token) throw new Error(body.error?.code ?? `HTTP ${res.status}`);
+    return body.token;
+  };
+}
+
+function developmentKey(dataDir: string): string | undefined {
+  try {
+    const secrets = JSON.parse(readFileSync(join(dataDir, 'secrets.json'), 'utf8')) as { apiKey?: unknown };
+    return typeof secrets.apiKey === 'string' ? secrets.apiKey : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function subjectOf(token: string): string | undefined {
+  try {
+    const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'));
+    return typeof claims.sub === 'string' ? claims.sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+/** `2m05s`, `1h03m`: terminals are narrow. */
+export function shortDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** One job as text: name, bar (on a terminal), percent, stage, time left, status, message. */
+export function jobLine(s: JobState, options: { bar: number; color: boolean; width: number }): string {
+  const percent = s.status === 'completed' ? 100 : s.progress.percent;
+  const paint = (code: string, text: string) => (options.color ? `\x1b[${code}m${text}\x1b[0m` : text);
+  const tint: Record<string, string> = {
+    completed: '32',
+    failed: '31',
+    paused: '33',
+    cancelled: '2',
+    queued: '2',
+  };
+  const parts = [s.name && s.name !== s.id ? `${s.id} ${s.name}` : s.id];
+  if (options.bar > 0) {
+    const filled = Math.round((percent / 100) * options.bar);
+    parts.push(`[${paint(tint[s.status] ?? '36', '█'.repeat(filled))}${'░'.repeat(options.bar - filled)}]`);
+  }
+  parts.push(`${percent.toFixed(percent < 10 ? 1 : 0).padStart(4)}%`);
+  if (s.stage)
+    parts.push(s.stage.count > 1 ? `${s.stage.name} ${s.stage.index + 1}/${s.stage.count}` : s.stage.name);
+  if (s.eta && s.status === 'running') parts.push(`${shortDuration(s.eta.seconds)} left`);
+  parts.push(paint(tint[s.status] ?? '0', s.status));
+  if (s.status === 'failed' && s.error) parts.push(`${s.error.code}: ${s.error.message}`);
+  else if (s.message) parts.push(s.message);
+  const line = parts.join('  ');
+  // Lines never wrap: a wrapped line would break the redraw.
+  return options.width > 0 ? truncate(line, options.width) : line;
+}
+
+/** Cut a line with color codes to `width` visible characters. */
+function truncate(line: string, width: number): string {
+  let visible = 0;
+  let out = '';
+  for (let i = 0; i < line.length; i++) {
+    if (line[i] === '\x1b') {
+      const end = line.indexOf('m', i);
+      out += line.slice(i, end + 1);
+      i = end;
+      continue;
+    }
+    if (visible >= width) break;
+    out += line[i];
+    visible++;
+  }
+  return out.includes('\x1b') ? `${out}\x1b[0m` : out;
+}
+
+/** The terminal output: redrawn in place on a TTY, a line per change otherwise. */
+class View {
+  private readonly jobs = new Map<string, JobState>();
+  private readonly printed = new Map<string, string>();
+  private readonly tty: boolean;
+  private readonly color: boolean;
+  private status = 'connecting';
+  private drawn = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private last = 0;
+
+  constructor(
+    private readonly io: WatchIo,
+    private readonly single: boolean,
+  ) {
+    this.tty = io.stdout.isTTY === true;
+    this.color = this.tty && !process.env.NO_COLOR;
+  }
+
+  update(state: JobState): void {
+    this.jobs.set(state.id, state);
+    if (this.tty) {
+      this.schedule();
+      return;
+    }
+    const line = jobLine(state, { bar: 0, color: false, width: 0 });
+    if (this.printed.get(state.id) === line) return;
+    this.printed.set(state.id, line);
+    this.io.stdout.write(`${line}\n`);
+  }
+
+  remove(id: string): void {
+    this.jobs.delete(id);
+    this.printed.delete(id);
+    if (this.tty) this.schedule();
+  }
+
+  connection(client: HeadwayClient, reason: string, code: number | undefined): void {
+    const state = client.state;
+    this.status =
+      state === 'connected'
+        ? `connected (${client.transport})`
+        : state === 'reconnecting'
+          ? `reconnecting (${reason}${code ? ` ${code}` : ''})`
+          : state;
+    if (this.tty) this.schedule();
+    // Closing is this command's own doing when it ends; only the changes worth knowing are told.
+    else if (state === 'connected' || state === 'reconnecting')
+      this.io.stderr.write(`headway watch: ${this.status}\n`);
+  }
+
+  note(text: string): void {
+    this.clear();
+    this.io.stderr.write(`headway watch: ${text}\n`);
+    this.drawn = 0;
+  }
+
+  /** Last redraw, leaving the final state on screen. */
+  finish(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.tty && this.jobs.size > 0) this.draw();
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    const wait = Math.max(0, this.last + REDRAW_MS - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.draw();
+    }, wait);
+  }
+
+  private clear(): void {
+    if (this.tty && this.drawn > 0) this.io.stdout.write(`\x1b[${this.drawn}F\x1b[J`);
+  }
+
+  private draw(): void {
+    this.last = Date.now();
+    const width = Math.max(40, this.io.stdout.columns ?? 80);
+    const rows = [...this.jobs.values()].sort(
+      (a, b) => +ACTIVE.has(b.status) - +ACTIVE.has(a.status) || (a.createdAt < b.createdAt ? 1 : -1),
+    );
+    const bar = Math.min(30, Math.max(10, width - 60));
+    const lines = rows
+      .slice(0, this.single ? 1 : 30)
+      .map((s) => jobLine(s, { bar, color: this.color, width }));
+    if (!this.single && rows.length > lines.length) lines.push(`… and ${rows.length - lines.length} more`);
+    const dim = (t: string) => (this.color ? `\x1b[2m${t}\x1b[0m` : t);
+    lines.push(dim(truncate(this.status, width)));
+    let out = this.drawn > 0 ? `\x1b[${this.drawn}F` : '';
+    for (const line of lines) out += `${line}\x1b[K\n`;
+    this.io.stdout.write(`${out}\x1b[J`);
+    this.drawn = lines.length;
+  }
+}
