@@ -421,11 +421,18 @@ describe.skipIf(skip)(skip ? `cluster processes (skipped: ${reason})` : 'hub pro
     admin?.disconnect();
   });
 
-  afterEach(async () => {
+  afterEach(async (ctx) => {
     for (const f of followers.splice(0)) f.close();
     if (!cluster) return;
     const c = cluster;
     cluster = null;
+    if (ctx.task.result?.state === 'fail') {
+      // A process that died unexpectedly is the likeliest cause: show what it said.
+      for (const p of c.processes) {
+        if (p.child.exitCode !== null)
+          console.error(`hub ${p.url} exited ${p.child.exitCode}:\n${p.output().slice(-4000)}`);
+      }
+    }
     await Promise.all(
       c.processes.map(
         (p) =>
