@@ -617,8 +617,10 @@ export function createClient(options: ClientOptions): HeadwayClient {
   }
 
   function handle(m: ServerMessage): void {
+    // Relayed only while other tabs follow: a tab that joins later gets a snapshot when it announces itself.
     if (
       leader &&
+      remote.size > 0 &&
       (m.type === 'event' || m.type === 'subscribed' || (m.type === 'error' && m.id?.[1] === ':'))
     ) {
       tabs!.post({ k: 'm', m });

@@ -310,6 +310,7 @@ export async function banner(b: BannerOptions): Promise<string> {
     lines.push(
       '',
       'Workers report with a key from HEADWAY_API_KEYS; back ends mint browser tokens with POST /v1/tokens.',
+      `Dashboard: ${url}/ (sign in with a browser token; an admin token also shows the system view)`,
       `Health: ${url}/healthz`,
     );
   } else {
@@ -319,6 +320,9 @@ export async function banner(b: BannerOptions): Promise<string> {
     const watchUrl = `${wsUrl}?token=${user.token}`;
     lines.push(
       '',
+      // The token rides in the fragment, which the browser never sends; the dashboard stores it per tab.
+      `  ${bold('Dashboard')}    ${url}/#token=${admin.token}`,
+      `               ${dim('open in a browser: signed in as admin, sees every job')}`,
       `  API key      ${b.developmentKey ?? dim('(configured in HEADWAY_API_KEYS)')}`,
       `  User token   ${user.token}`,
       `               ${dim(`user "${DEMO_USER}", expires ${user.expiresAt}`)}`,
