@@ -103,6 +103,11 @@ interface Entry {
   stale: boolean;
 }
 
+/** A fresh cache entry for `state` (read from the store, or just created): no keys, no writes in flight. */
+function cacheEntry(state: JobState): Entry {
+  return { head: state, committed: state, keys: new Map(), inFlight: 0, rollup: null, stale: false };
+}
+
 /**
  * A job this process dispatches deliveries of (it has local subscribers): the last
  * seq dispatched, to drop repeats and to notice the deliveries the bus lost.
@@ -262,14 +267,7 @@ export class Hub {
     if (this.cache.has(id)) throw new HeadwayError(ErrorCode.JOB_EXISTS, `job "${id}" exists`);
     const event: JobEvent = { job: id, seq: 1, kind: 'created', data, at: this.isoNow() };
     const state = reduce(null, event);
-    const entry: Entry = {
-      head: state,
-      committed: state,
-      keys: new Map(),
-      inFlight: 0,
-      rollup: null,
-      stale: false,
-    };
+    const entry = cacheEntry(state);
     this.cache.set(id, entry);
     const write = this.stage(id, entry, 0, true);
     write.events.push(event);
@@ -1176,14 +1174,7 @@ export class Hub {
         if (state.parent) await this.load(state.parent);
         const raced = this.cache.get(id);
         if (raced) return raced;
-        const entry: Entry = {
-          head: state,
-          committed: state,
-          keys: new Map(),
-          inFlight: 0,
-          rollup: null,
-          stale: false,
-        };
+        const entry = cacheEntry(state);
         this.cache.set(id, entry);
         return entry;
       })().finally(() => this.loading.delete(id));

@@ -5,7 +5,7 @@
 import { ErrorCode } from '@headway/protocol';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, TEST_JWT_SECRET, type TestHub } from './http-helpers.js';
+import { startHub, TEST_JWT_SECRET, type TestHub } from './helpers.js';
 
 let hub: TestHub;
 let n = 0;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ErrorCode } from '@headway/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/store/sqlite.js';
-import { startHub, type TestHub } from './http-helpers.js';
+import { startHub, type TestHub } from './helpers.js';
 
 let n = 0;
 const uid = (prefix = 'job') => `${prefix}-${process.pid}-${++n}`;

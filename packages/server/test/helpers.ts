@@ -19,9 +19,13 @@ export interface TokenOptions {
   ttl?: number;
 }
 
-export interface HttpResponse<T = unknown> {
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked by assertions, not by types.
+type Loose = any;
+
+export interface HttpResponse<T = Loose> {
   status: number;
   headers: Headers;
+  /** Parsed JSON, else the text; undefined when the body is empty. */
   body: T;
 }
 
@@ -35,69 +39,93 @@ export interface TestHub {
   dataDir: string;
   /** Mint a browser token. */
   token(user: string, options?: TokenOptions): Promise<string>;
-  /** A JSON request; the credential (default: the API key) goes in `Authorization: Bearer`. */
-  request<T = unknown>(
+  /**
+   * One HTTP request. `credential` (default: the API key) goes in
+   * `Authorization: Bearer`; `null` sends none. An object `body` is sent as JSON,
+   * a string one as it is, both with a JSON content type unless `headers` name
+   * another.
+   */
+  request<T = Loose>(
     method: string,
     path: string,
     body?: unknown,
     credential?: string | null,
+    headers?: Record<string, string>,
   ): Promise<HttpResponse<T>>;
-  get<T = unknown>(path: string, credential?: string | null): Promise<HttpResponse<T>>;
-  post<T = unknown>(path: string, body: unknown, credential?: string | null): Promise<HttpResponse<T>>;
+  get<T = Loose>(path: string, credential?: string | null): Promise<HttpResponse<T>>;
+  post<T = Loose>(path: string, body: unknown, credential?: string | null): Promise<HttpResponse<T>>;
   /** Close the server and start a new one on the same data directory (a new port). */
   restart(options?: CreateServerOptions): Promise<TestHub>;
-  /** Close the server and remove the data directory. Safe to call twice. */
+  /**
+   * Close the server and remove the data directory, unless the caller gave it
+   * in `options.dataDir`. Safe to call twice.
+   */
   close(): Promise<void>;
 }
 
 /**
  * Start a hub on a free port with a fresh temporary data directory (removed by
  * `close`), silent logs, a test secret and one API key. `options` are spread
- * over these defaults.
+ * over these defaults; a `dataDir` given there is used and left in place.
  */
 export async function startHub(options: CreateServerOptions = {}): Promise<TestHub> {
-  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'headway-test-'));
-  return open(dataDir, options);
+  if (options.dataDir !== undefined) return open(options.dataDir, false, options);
+  return open(mkdtempSync(join(tmpdir(), 'headway-test-')), true, options);
 }
 
-async function open(dataDir: string, options: CreateServerOptions): Promise<TestHub> {
-  const server = await createServer({
-    port: 0,
-    host: '127.0.0.1',
-    logLevel: 'silent',
-    jwtSecret: TEST_JWT_SECRET,
-    apiKeys: [TEST_API_KEY],
-    ...options,
-    dataDir,
-  });
+async function open(dataDir: string, ownDir: boolean, options: CreateServerOptions): Promise<TestHub> {
+  const removeDir = () => {
+    if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+  };
+  let server: HeadwayServer;
   let url: string;
+  try {
+    server = await createServer({
+      port: 0,
+      host: '127.0.0.1',
+      logLevel: 'silent',
+      jwtSecret: TEST_JWT_SECRET,
+      apiKeys: [TEST_API_KEY],
+      ...options,
+      dataDir,
+    });
+  } catch (err) {
+    removeDir();
+    throw err;
+  }
   try {
     url = await server.listen();
   } catch (err) {
-    await server.close();
+    await server.close().finally(removeDir);
     throw err;
   }
   const apiKey = server.options.apiKeys[0] ?? TEST_API_KEY;
   let closed: Promise<void> | null = null;
 
-  const request = async <T>(method: string, path: string, body?: unknown, credential?: string | null) => {
-    const headers: Record<string, string> = {};
+  const request = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    credential?: string | null,
+    extraHeaders: Record<string, string> = {},
+  ) => {
+    const headers: Record<string, string> = { ...extraHeaders };
     const cred = credential === undefined ? apiKey : credential;
     if (cred !== null) headers.authorization = `Bearer ${cred}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (body !== undefined) headers['content-type'] ??= 'application/json';
     const res = await fetch(`${url}${path}`, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
-    let parsed: unknown = text;
+    let parsed: unknown = text === '' ? undefined : text;
     try {
-      parsed = text === '' ? null : JSON.parse(text);
+      if (text !== '') parsed = JSON.parse(text);
     } catch {
       // Not JSON: keep the text.
     }
-    return { status: res.status, headers: res.headers, body: parsed as T };
+    return { status: res.status, headers: res.headers, body: parsed as Loose };
   };
 
   const hub: TestHub = {
@@ -121,10 +149,10 @@ async function open(dataDir: string, options: CreateServerOptions): Promise<Test
     async restart(more = {}) {
       await server.close();
       closed = Promise.resolve();
-      return open(dataDir, { ...options, ...more });
+      return open(dataDir, ownDir, { ...options, ...more });
     },
     close() {
-      closed ??= server.close().finally(() => rmSync(dataDir, { recursive: true, force: true }));
+      closed ??= server.close().finally(removeDir);
       return closed;
     },
   };

@@ -14,7 +14,7 @@ import {
   PublishResultSchema,
   TokenSchema,
 } from '../src/transports/http.js';
-import { startHub, type TestHub } from './http-helpers.js';
+import { startHub, type TestHub } from './helpers.js';
 
 let n = 0;
 /** A job or user id unique to this run. */
@@ -611,6 +611,7 @@ describe('operations', () => {
       ['post', '/v1/jobs/{id}/pause', 200],
       ['post', '/v1/jobs/{id}/resume', 200],
       ['post', '/v1/tokens', 201],
+      ['get', '/v1/stats', 200],
       ['get', '/healthz', 200],
       ['get', '/readyz', 200],
       ['get', '/metrics', 200],

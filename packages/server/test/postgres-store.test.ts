@@ -1,61 +1,39 @@
 import { randomBytes } from 'node:crypto';
-import type { JobEvent, JobState } from '@headway/protocol';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LATEST_VERSION, migrations } from '../src/store/migrations.js';
 import { PostgresStore, type PostgresStoreOptions } from '../src/store/postgres.js';
 import { type JobWrite, StoreConflictError, StoreUnavailableError } from '../src/store/store.js';
+import { dropSchema, IN_CI, POSTGRES_URL, postgresUrlFor, probePostgres, uniqueName } from './services.js';
 import { storeConformance } from './store-conformance.js';
+import { jobWrite, runningJob as state } from './store-fixtures.js';
 
-const URL_ = process.env.HEADWAY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-/** In CI a missing PostgreSQL is a failure, not a reason to skip. */
-const IN_CI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
 /** Nothing listens on port 1: connecting is refused at once. */
 const UNREACHABLE_URL = 'postgres://postgres@127.0.0.1:1/postgres';
 
-async function probe(): Promise<string | null> {
-  const client = new pg.Client({ connectionString: URL_, connectionTimeoutMillis: 2000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return null;
-  } catch (err) {
-    return err instanceof Error ? err.message || String((err as { code?: unknown }).code) : String(err);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-const unreachable = await probe();
+const unreachable = await probePostgres();
 const skip = unreachable !== null && !IN_CI;
 const where = (() => {
   try {
-    const u = new URL(URL_);
+    const u = new URL(POSTGRES_URL);
     return `${u.hostname}:${u.port || 5432}`;
   } catch {
     return 'HEADWAY_TEST_POSTGRES_URL';
   }
 })();
 
-let counter = 0;
 /** A schema of its own for every store under test, so that test files and workers never share tables. */
 function uniqueSchema(): string {
-  counter++;
-  return `hw_test_${process.pid}_${counter}_${randomBytes(3).toString('hex')}`;
+  return uniqueName('hw_test');
 }
 
 let admin: pg.Pool | null = null;
 function adminPool(): pg.Pool {
   if (admin === null) {
-    admin = new pg.Pool({ connectionString: URL_, max: 2 });
+    admin = new pg.Pool({ connectionString: POSTGRES_URL, max: 2 });
     admin.on('error', () => {});
   }
   return admin;
-}
-
-async function dropSchema(schema: string): Promise<void> {
-  await adminPool().query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
 }
 
 afterAll(async () => {
@@ -63,43 +41,9 @@ afterAll(async () => {
   admin = null;
 });
 
-const T0 = '2024-05-01T12:00:00.000Z';
-
-function state(id: string, seq: number, overrides: Partial<JobState> = {}): JobState {
-  return {
-    id,
-    owner: 'alice',
-    name: id,
-    parent: null,
-    status: 'running',
-    progress: { percent: seq },
-    stage: null,
-    stages: [],
-    message: null,
-    eta: null,
-    metadata: {},
-    result: null,
-    error: null,
-    control: { cancelRequested: false, paused: false },
-    children: null,
-    public: false,
-    createdAt: T0,
-    updatedAt: T0,
-    startedAt: T0,
-    finishedAt: null,
-    seq,
-    estimator: null,
-    ...overrides,
-  };
-}
-
-/** A write that extends `id` from `prevSeq` to `seq`; `writer` marks whose events they are. */
+/** A write by `writer`, whose name its events and state carry as their message. */
 function write(id: string, prevSeq: number, seq: number, writer = 'w'): JobWrite {
-  const events: JobEvent[] = [];
-  for (let s = prevSeq + 1; s <= seq; s++) {
-    events.push({ job: id, seq: s, kind: 'progress', data: { percent: s, message: writer }, at: T0 });
-  }
-  return { state: state(id, seq, { message: writer }), prevSeq, events, keys: [] };
+  return jobWrite(id, prevSeq, seq, writer);
 }
 
 describe.skipIf(skip)(
@@ -107,7 +51,7 @@ describe.skipIf(skip)(
   () => {
     storeConformance('PostgresStore conformance', async () => {
       const schema = uniqueSchema();
-      const store = new PostgresStore({ connectionString: URL_, schema, poolSize: 4 });
+      const store = new PostgresStore({ connectionString: POSTGRES_URL, schema, poolSize: 4 });
       return {
         store,
         cleanup: async () => {
@@ -131,7 +75,7 @@ describe.skipIf(skip)(
       function make(options: Partial<PostgresStoreOptions> = {}): PostgresStore {
         const schema = options.schema ?? uniqueSchema();
         schemas.add(schema);
-        const store = new PostgresStore({ connectionString: URL_, poolSize: 4, ...options, schema });
+        const store = new PostgresStore({ connectionString: POSTGRES_URL, poolSize: 4, ...options, schema });
         stores.push(store);
         return store;
       }
@@ -291,8 +235,7 @@ describe.skipIf(skip)(
         // A deadlock would stall for deadlock_timeout before PostgreSQL breaks it; set high
         // enough here that a stall cannot pass for a wait.
         const app = `hw_lock_${randomBytes(4).toString('hex')}`;
-        const sep = URL_.includes('?') ? '&' : '?';
-        const connectionString = `${URL_}${sep}application_name=${app}&options=${encodeURIComponent('-c deadlock_timeout=10s')}`;
+        const connectionString = `${postgresUrlFor(app)}&options=${encodeURIComponent('-c deadlock_timeout=10s')}`;
         const a = await open({ connectionString });
         const b = await open({ connectionString, schema: a.schema });
         const table = `${pg.escapeIdentifier(a.schema)}.jobs`;
@@ -407,11 +350,11 @@ describe.skipIf(skip)(
 
       it('rejects contradictory options at construction', () => {
         expect(() => new PostgresStore({ connectionString: '' })).toThrow(TypeError);
-        expect(() => new PostgresStore({ connectionString: URL_, schema: '' })).toThrow(TypeError);
-        expect(() => new PostgresStore({ connectionString: URL_, schema: 'x'.repeat(64) })).toThrow(
+        expect(() => new PostgresStore({ connectionString: POSTGRES_URL, schema: '' })).toThrow(TypeError);
+        expect(() => new PostgresStore({ connectionString: POSTGRES_URL, schema: 'x'.repeat(64) })).toThrow(
           TypeError,
         );
-        expect(() => new PostgresStore({ connectionString: URL_, poolSize: 0 })).toThrow(TypeError);
+        expect(() => new PostgresStore({ connectionString: POSTGRES_URL, poolSize: 0 })).toThrow(TypeError);
       });
 
       it('reports an unreachable database as unavailable', async () => {
@@ -438,8 +381,7 @@ describe.skipIf(skip)(
 
       it('survives its idle connections being terminated by the server', async () => {
         const appName = `hw_kill_${randomBytes(4).toString('hex')}`;
-        const sep = URL_.includes('?') ? '&' : '?';
-        const store = await open({ connectionString: `${URL_}${sep}application_name=${appName}` });
+        const store = await open({ connectionString: postgresUrlFor(appName) });
         await store.commit([write('k', 0, 1)]);
         const { rows } = await adminPool().query<{ killed: boolean }>(
           'SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE application_name = $1',

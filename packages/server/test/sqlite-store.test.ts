@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { JobState } from '@headway/protocol';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LATEST_VERSION, migrations } from '../src/store/migrations.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { StoreConflictError, StoreUnavailableError } from '../src/store/store.js';
 import { storeConformance } from './store-conformance.js';
+import { runningJob as state, jobWrite as write } from './store-fixtures.js';
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'headway-sqlite-'));
@@ -24,43 +24,6 @@ storeConformance('SqliteStore conformance', async () => {
     },
   };
 });
-
-const T0 = '2024-05-01T12:00:00.000Z';
-
-function state(id: string, seq: number): JobState {
-  return {
-    id,
-    owner: 'alice',
-    name: id,
-    parent: null,
-    status: 'running',
-    progress: { percent: seq },
-    stage: null,
-    stages: [],
-    message: null,
-    eta: null,
-    metadata: {},
-    result: null,
-    error: null,
-    control: { cancelRequested: false, paused: false },
-    children: null,
-    public: false,
-    createdAt: T0,
-    updatedAt: T0,
-    startedAt: T0,
-    finishedAt: null,
-    seq,
-    estimator: null,
-  };
-}
-
-function write(id: string, prevSeq: number, seq: number) {
-  const events = [];
-  for (let s = prevSeq + 1; s <= seq; s++) {
-    events.push({ job: id, seq: s, kind: 'progress' as const, data: { percent: s }, at: T0 });
-  }
-  return { state: state(id, seq), prevSeq, events, keys: [] };
-}
 
 describe('SqliteStore', () => {
   const dirs: string[] = [];

@@ -6,6 +6,7 @@
 import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type JobWrite, type Store, StoreConflictError } from '../src/store/store.js';
+import { FIXTURE_TIME, runningJob } from './store-fixtures.js';
 
 export interface StoreFixture {
   store: Store;
@@ -14,38 +15,21 @@ export interface StoreFixture {
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
-const T0 = Date.parse('2024-05-01T12:00:00.000Z');
+const T0 = Date.parse(FIXTURE_TIME);
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** A complete job state; `overrides` replace individual fields. */
+/** A complete job state at seq 1, not yet started; `overrides` replace individual fields. */
 function jobState(id: string, overrides: Partial<JobState> = {}): JobState {
   const updatedAt = overrides.updatedAt ?? iso(T0);
-  return {
-    id,
-    owner: 'alice',
+  return runningJob(id, 1, {
     name: `job ${id}`,
-    parent: null,
-    status: 'running',
     progress: { percent: 0 },
-    stage: null,
-    stages: [],
-    message: null,
-    eta: null,
-    metadata: {},
-    result: null,
-    error: null,
-    control: { cancelRequested: false, paused: false },
-    children: null,
-    public: false,
     createdAt: updatedAt,
     updatedAt,
     startedAt: null,
-    finishedAt: null,
-    seq: 1,
-    estimator: null,
     ...overrides,
-  };
+  });
 }
 
 function progressEvent(job: string, seq: number, at: number): JobEvent {

@@ -57,6 +57,17 @@ function env(hub: TestHub, extra: Record<string, string> = {}): NodeJS.ProcessEn
   return { HEADWAY_URL: hub.url, HEADWAY_API_KEY: hub.apiKey, ...extra };
 }
 
+/** A hub with a new job of alice's, and `headway watch <job>` following it once it has printed the job. */
+async function watchNewJob() {
+  const hub = await hubWith();
+  const job = uid();
+  await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
+  const out = io();
+  const exit = watch([job], env(hub), out);
+  await until(() => out.out.includes('queued'));
+  return { hub, job, out, exit };
+}
+
 describe('headway watch <job>', () => {
   it('prints a line per change and exits 0 when the job completes', async () => {
     const hub = await hubWith();
@@ -86,12 +97,7 @@ describe('headway watch <job>', () => {
     ['failed', { kind: 'failed', error: { code: 'DISK_FULL', message: 'no space left' } }, WatchExit.FAILED],
     ['cancelled', { kind: 'cancelled', reason: 'stop' }, WatchExit.CANCELLED],
   ] as const)('exits with the code for %s', async (_status, event, code) => {
-    const hub = await hubWith();
-    const job = uid();
-    await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
-    const out = io();
-    const exit = watch([job], env(hub), out);
-    await until(() => out.out.includes('queued'));
+    const { hub, job, out, exit } = await watchNewJob();
     await hub.server.hub.publish(job, [{ kind: 'progress', percent: 10 }, event]);
     expect(await exit).toBe(code);
     if (code === WatchExit.FAILED) expect(out.out).toContain('DISK_FULL: no space left');
@@ -119,12 +125,7 @@ describe('headway watch <job>', () => {
   });
 
   it('exits 4 when the job is deleted while watched', async () => {
-    const hub = await hubWith();
-    const job = uid();
-    await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
-    const out = io();
-    const exit = watch([job], env(hub), out);
-    await until(() => out.out.includes('queued'));
+    const { hub, job, exit } = await watchNewJob();
     await hub.server.hub.deleteJob(job);
     expect(await exit).toBe(WatchExit.NOT_FOUND);
   });
@@ -138,12 +139,7 @@ describe('headway watch <job>', () => {
   });
 
   it('exits 130 when interrupted', async () => {
-    const hub = await hubWith();
-    const job = uid();
-    await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
-    const out = io();
-    const exit = watch([job], env(hub), out);
-    await until(() => out.out.includes('queued'));
+    const { out, exit } = await watchNewJob();
     out.abort();
     expect(await exit).toBe(WatchExit.INTERRUPTED);
   });

@@ -1,8 +1,7 @@
 import type { JobEvent, JobState } from '@headway/protocol';
-import { ErrorCode } from '@headway/protocol';
 import type { PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import pg from 'pg';
-import { HeadwayError } from '../errors.js';
+import { decodeCursor, encodeCursor, pageLimit } from './cursor.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
 import {
   type JobWrite,
@@ -14,6 +13,7 @@ import {
   type SweepOptions,
   type SweepResult,
 } from './store.js';
+import { toMs } from './timestamps.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database?…`, as understood by `pg`. */
@@ -43,7 +43,6 @@ const IDLE_TIMEOUT_MS = 30_000;
 const MAX_TX_ATTEMPTS = 3;
 /** PostgreSQL truncates longer identifiers silently, which would make two schema names collide. */
 const MAX_IDENTIFIER_BYTES = 63;
-const MAX_PAGE = 500;
 /** Bounds the recursive walk of `descendants` should a parent chain ever form a cycle. */
 const MAX_DEPTH = 64;
 
@@ -296,7 +295,7 @@ export class PostgresStore implements Store {
   }
 
   async listJobs(query: ListJobsQuery): Promise<ListJobsPage> {
-    const limit = Math.min(MAX_PAGE, Math.max(1, Math.floor(query.limit) || 1));
+    const limit = pageLimit(query.limit);
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     const where: string[] = [];
     const values: unknown[] = [];
@@ -701,33 +700,6 @@ function planBatch(writes: readonly JobWrite[]): Batch {
     }
   }
   return batch;
-}
-
-interface Cursor {
-  updatedAt: number;
-  id: string;
-}
-
-function encodeCursor(c: Cursor): string {
-  return Buffer.from(JSON.stringify([c.updatedAt, c.id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): Cursor {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string') {
-      return { updatedAt: v[0], id: v[1] };
-    }
-  } catch {
-    // Falls through to the error below.
-  }
-  throw new HeadwayError(ErrorCode.INVALID_VALUE, 'invalid cursor');
-}
-
-function toMs(iso: string): number {
-  const ms = Date.parse(iso);
-  if (!Number.isFinite(ms)) throw new TypeError(`invalid timestamp ${JSON.stringify(iso)}`);
-  return ms;
 }
 
 /** A `< bound` in ms as a BIGINT: for integer columns `x < b` equals `x < ceil(b)`. */

@@ -1,7 +1,6 @@
 import type { JobEvent, JobState } from '@headway/protocol';
-import { ErrorCode } from '@headway/protocol';
 import Database from 'better-sqlite3';
-import { HeadwayError } from '../errors.js';
+import { decodeCursor, encodeCursor, pageLimit } from './cursor.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
 import {
   type JobWrite,
@@ -13,6 +12,7 @@ import {
   type SweepOptions,
   type SweepResult,
 } from './store.js';
+import { toMs } from './timestamps.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:` for a store that lives as long as the process. */
@@ -21,7 +21,6 @@ export interface SqliteStoreOptions {
 
 /** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
-const MAX_PAGE = 500;
 /** Bounds the recursive walk of `descendants` should a parent chain ever form a cycle. */
 const MAX_DEPTH = 64;
 
@@ -223,7 +222,7 @@ export class SqliteStore implements Store {
   }
 
   async listJobs(query: ListJobsQuery): Promise<ListJobsPage> {
-    const limit = Math.min(MAX_PAGE, Math.max(1, Math.floor(query.limit) || 1));
+    const limit = pageLimit(query.limit);
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     return this.use(() => {
       const where: string[] = [];
@@ -458,33 +457,6 @@ interface ListRow {
   id: string;
   updatedAt: number;
   state: string;
-}
-
-interface Cursor {
-  updatedAt: number;
-  id: string;
-}
-
-function encodeCursor(c: Cursor): string {
-  return Buffer.from(JSON.stringify([c.updatedAt, c.id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): Cursor {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string') {
-      return { updatedAt: v[0], id: v[1] };
-    }
-  } catch {
-    // Falls through to the error below.
-  }
-  throw new HeadwayError(ErrorCode.INVALID_VALUE, 'invalid cursor');
-}
-
-function toMs(iso: string): number {
-  const ms = Date.parse(iso);
-  if (!Number.isFinite(ms)) throw new TypeError(`invalid timestamp ${JSON.stringify(iso)}`);
-  return ms;
 }
 
 function toStoreError(err: unknown, message: string): unknown {

@@ -35,7 +35,7 @@ import { HeadwayError, notFound } from '../errors.js';
 import { asHeadwayError, type ControlAction, type PublishManyItem, type PublishManyResult } from '../hub.js';
 import { canControl, canReport, canSee } from '../policy.js';
 import { type ListJobsQuery, StoreUnavailableError } from '../store/store.js';
-import { sessionToken } from './dialects/session.js';
+import { bearerToken, sessionToken } from './credentials.js';
 
 /** Events per page of `GET /v1/jobs/:id/events` when `limit` is not given. */
 export const DEFAULT_EVENTS_PAGE = 100;
@@ -319,13 +319,6 @@ const PUBLIC: { [label: string]: readonly string[] }[] = [];
 
 // ---------------------------------------------------------------------------
 
-/** The credential of an `Authorization: Bearer <credential>` header. */
-function bearer(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
-  return match?.[1];
-}
-
 /**
  * Validates request parts with TypeBox's compiled checker, the validator the
  * WebSocket transport uses too. Querystring and params arrive as strings and are
@@ -502,7 +495,7 @@ export async function registerHttp(app: FastifyInstance, ctx: ServerContext): Pr
       async function v1(routes) {
         routes.addHook('onRequest', async function authenticate(request) {
           // Without an Authorization header, the session cookie (a browser token only, never an API key).
-          const header = bearer(request.headers.authorization);
+          const header = bearerToken(request.headers.authorization) ?? undefined;
           const cookie = header === undefined ? sessionToken(request.headers.cookie) : null;
           principals.set(
             request,

@@ -23,15 +23,7 @@
  * prepends its own id line to the shared JSON.
  */
 import type { ServerResponse } from 'node:http';
-import {
-  CloseCode,
-  ErrorCode,
-  type JobEvent,
-  type JobState,
-  type JobStatus,
-  PROTOCOL_VERSION,
-  type ServerMessage,
-} from '@headway/protocol';
+import { CloseCode, ErrorCode, type JobEvent, type JobState, type ServerMessage } from '@headway/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth.js';
@@ -41,23 +33,22 @@ import { HeadwayError } from '../errors.js';
 import type { Subscriber, Topic } from '../hub.js';
 import { Outbox, type OutboxConfig, type OutboxSocket } from '../outbox.js';
 import { canSee, canWatchAll, scopeUser } from '../policy.js';
+import { bearerToken, cookieValue, SESSION_COOKIE } from './credentials.js';
+import { Heartbeat, tokenExpired } from './heartbeat.js';
+import { scopeSnapshot } from './scope-snapshot.js';
+import { welcomeMessage } from './welcome.js';
 
 /** Path of the SSE endpoint. */
 export const SSE_PATH = '/v1/stream';
-/** Cookie that may carry the credential (for pages that cannot put it in the URL). */
-export const TOKEN_COOKIE = 'headway_token';
+/** Cookie that may carry the credential (for pages that cannot put it in the URL): the session cookie. */
+export const TOKEN_COOKIE = SESSION_COOKIE;
 
 /** Deliveries held while a stream's snapshot is read; past it the stream is closed as a slow reader. */
 const MAX_PENDING_DELIVERIES = 10_000;
 /** Longest SSE id, bytes: unfinished scope jobs beyond it are left out (they resume from their state). */
 const MAX_ID_BYTES = 4096; // 4 KiB
-/** Jobs listed in the `subscribed` message of a scope stream, active ones first. */
-const SCOPE_JOBS_LIMIT = 100;
-/** Entries of `since` that are resumed; beyond it the stream is not recovered. */
-const SCOPE_SINCE_LIMIT = 1000;
 /** Jobs whose last delivered seq a stream remembers for de-duplication. */
 const MAX_SEEN_JOBS = 1024;
-const ACTIVE: JobStatus[] = ['queued', 'running', 'paused'];
 const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'deleted']);
 const QUERY_KEYS = new Set(['job', 'scope', 'since', 'token']);
 const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -115,7 +106,7 @@ export class SseTransport {
   /** @internal */
   readonly outboxConfig: OutboxConfig;
   private readonly connections = new Set<SseConnection>();
-  private heartbeat: NodeJS.Timeout | null = null;
+  private readonly heartbeat: Heartbeat;
   private closing = false;
 
   constructor(ctx: ServerContext) {
@@ -127,6 +118,7 @@ export class SseTransport {
       metrics: ctx.metrics,
       transport: 'sse',
     };
+    this.heartbeat = new Heartbeat(ctx.options.limits.heartbeatMs, () => this.sweep());
   }
 
   /** Open streams. */
@@ -187,7 +179,7 @@ export class SseTransport {
         const conn = new SseConnection(this, res, principal, user, stream);
         this.connections.add(conn);
         this.ctx.metrics.connections.inc({ transport: 'sse' });
-        this.startHeartbeat();
+        this.heartbeat.start();
         res.once('close', () => this.remove(conn));
         conn.start().catch((err: unknown) => {
           this.logger.error({ err }, 'sse stream failed');
@@ -200,7 +192,7 @@ export class SseTransport {
   /** End every stream with "server going away, reconnect" and refuse new ones. */
   async close(): Promise<void> {
     this.closing = true;
-    this.stopHeartbeat();
+    this.heartbeat.stop();
     for (const conn of [...this.connections]) conn.close(CloseCode.SHUTDOWN, 'server going away, reconnect');
   }
 
@@ -208,51 +200,32 @@ export class SseTransport {
     conn.detach();
     if (!this.connections.delete(conn)) return;
     this.ctx.metrics.connections.dec({ transport: 'sse' });
-    if (this.connections.size === 0) this.stopHeartbeat();
-  }
-
-  private startHeartbeat(): void {
-    if (this.heartbeat) return;
-    this.heartbeat = setInterval(this.sweep, this.ctx.options.limits.heartbeatMs);
-    this.heartbeat.unref();
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
+    if (this.connections.size === 0) this.heartbeat.stop();
   }
 
   /** One pass over every stream: expired tokens are closed, the others get a heartbeat. */
-  private readonly sweep = (): void => {
+  private sweep(): void {
     const nowSeconds = Date.now() / 1000;
     for (const conn of this.connections) {
-      const p = conn.principal;
-      if (p.kind === 'user' && p.exp !== null && p.exp <= nowSeconds) {
-        conn.close(CloseCode.TOKEN_EXPIRED, 'token expired');
-      } else {
-        conn.outbox.send(HEARTBEAT);
-      }
+      if (tokenExpired(conn.principal, nowSeconds)) conn.close(CloseCode.TOKEN_EXPIRED, 'token expired');
+      else conn.outbox.send(HEARTBEAT);
     }
-  };
+  }
 }
 
 /** The credential of a stream request: `?token=`, then `Authorization: Bearer`, then the cookie. */
 function credentialOf(request: FastifyRequest): string | undefined {
   const query = new URL(request.url, 'http://localhost').searchParams.get('token');
   if (query) return query;
-  const header = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(request.headers.authorization ?? '')?.[1];
+  const header = bearerToken(request.headers.authorization);
   if (header) return header;
-  for (const part of (request.headers.cookie ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === TOKEN_COOKIE) {
-      try {
-        return decodeURIComponent(part.slice(eq + 1).trim());
-      } catch {
-        return undefined;
-      }
-    }
+  const cookie = cookieValue(request.headers.cookie, TOKEN_COOKIE);
+  if (cookie === null) return undefined;
+  try {
+    return decodeURIComponent(cookie);
+  } catch {
+    return undefined;
   }
-  return undefined;
 }
 
 function parseRequest(request: FastifyRequest, maxJobs: number): StreamRequest {
@@ -335,19 +308,7 @@ class SseConnection implements Subscriber {
   /** Welcome, subscribe, send the snapshot, then the deliveries that raced it. */
   async start(): Promise<void> {
     const { ctx, principal, stream } = this;
-    const limits = ctx.options.limits;
-    this.write({
-      type: 'welcome',
-      version: PROTOCOL_VERSION,
-      heartbeatMs: limits.heartbeatMs,
-      limits: {
-        maxMessageBytes: limits.maxMessageBytes,
-        maxSubscriptions: limits.maxSubscriptions,
-        messagesPerSecond: limits.messagesPerSecond,
-        replayLimit: ctx.hub.replayLimit,
-      },
-      user: principal.kind === 'user' ? principal.user : principal.id,
-    });
+    this.write(welcomeMessage(ctx, principal));
     // Listen first, then read: an event committed meanwhile is either in the
     // snapshot or held in `pending`, never lost; the overlap is dropped by seq.
     for (const job of stream.jobs) this.listen({ job });
@@ -376,7 +337,9 @@ class SseConnection implements Subscriber {
       recovered &&= result.recovered;
     }
     if (stream.scope !== null) {
-      const scoped = await this.scopeSnapshot(owner, jobs);
+      // The requested jobs were resumed above, each from its own seq.
+      const since = [...this.stream.since].filter(([job]) => !jobs.has(job) && !this.explicit.has(job));
+      const scoped = await scopeSnapshot(ctx.hub, principal, owner, since);
       if (this.closed) return;
       for (const s of scoped.jobs) if (!jobs.has(s.id)) jobs.set(s.id, s);
       events.push(...scoped.events);
@@ -392,49 +355,6 @@ class SseConnection implements Subscriber {
     const raced = this.pending ?? [];
     this.pending = null;
     for (const d of raced) this.deliver(d);
-  }
-
-  /**
-   * The scope's active jobs and the latest others, and for each job of `since`
-   * (other than the requested ones) the events it missed, within one replay budget.
-   */
-  private async scopeSnapshot(
-    owner: string | undefined,
-    requested: Map<string, JobState>,
-  ): Promise<{ jobs: JobState[]; events: JobEvent[]; recovered: boolean }> {
-    const { hub } = this.ctx;
-    const p = this.principal;
-    const inScope = (s: JobState) => (owner === undefined || s.owner === owner) && canSee(p, s);
-    const ids = p.kind === 'user' && !p.admin && p.jobs ? [...p.jobs] : undefined;
-    const [active, recent] = await Promise.all([
-      hub.listJobs({ owner, ids, status: ACTIVE, limit: SCOPE_JOBS_LIMIT }),
-      hub.listJobs({ owner, ids, limit: SCOPE_JOBS_LIMIT }),
-    ]);
-    const jobs = new Map<string, JobState>();
-    for (const s of [...active.jobs, ...recent.jobs]) {
-      if (jobs.size >= SCOPE_JOBS_LIMIT) break;
-      if (!jobs.has(s.id) && inScope(s)) jobs.set(s.id, s);
-    }
-    const events: JobEvent[] = [];
-    let recovered = true;
-    let budget = hub.replayLimit;
-    const entries = [...this.stream.since].filter(([job]) => !requested.has(job) && !this.explicit.has(job));
-    if (entries.length > SCOPE_SINCE_LIMIT) recovered = false;
-    for (const [job, seq] of entries.slice(0, SCOPE_SINCE_LIMIT)) {
-      const state = await hub.getJob(job);
-      if (!state || !inScope(state)) {
-        recovered = false;
-        continue;
-      }
-      const result = state.seq - seq > budget ? null : await hub.resume(job, seq);
-      if (!result?.recovered) recovered = false;
-      if (result) {
-        events.push(...result.events);
-        budget -= result.events.length;
-      }
-      jobs.set(job, result?.state ?? state);
-    }
-    return { jobs: [...jobs.values()], events, recovered };
   }
 
   /** Hub callback: a committed event on one of this stream's topics. */

@@ -6,17 +6,13 @@ import {
   type ControlMessage,
   ErrorCode,
   type GetStateMessage,
-  type JobEvent,
-  type JobState,
-  type JobStatus,
-  PROTOCOL_VERSION,
   type ServerMessage,
   type SubscribeJobMessage,
   type SubscribeScopeMessage,
   validateClientMessage,
 } from '@headway/protocol';
 import type { Logger } from 'pino';
-import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Principal } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import type { Delivery } from '../delivery.js';
@@ -24,7 +20,13 @@ import { HeadwayError, notFound } from '../errors.js';
 import { asHeadwayError, type Subscriber, type Topic, topicKey } from '../hub.js';
 import { Outbox, type OutboxConfig } from '../outbox.js';
 import { canControl, canSee, canWatchAll, scopeUser } from '../policy.js';
-import { sessionToken } from './dialects/session.js';
+import { sessionToken } from './credentials.js';
+import { Heartbeat, pingSocket, tokenExpired } from './heartbeat.js';
+import { MessageRate, WindowCount } from './rate-limit.js';
+import { scopeSnapshot } from './scope-snapshot.js';
+import { attachSocket, frameText, shutDownSockets, socketServer } from './sockets.js';
+import { admitUpgrade, upgradeUrl } from './upgrade.js';
+import { welcomeMessage } from './welcome.js';
 
 /** Path of the native protocol's endpoint (the query string is ignored). */
 export const WS_PATH = '/v1/ws';
@@ -37,20 +39,6 @@ export const WS_PATH = '/v1/ws';
  * The server selects `headway` and never echoes the token back.
  */
 export const SUBPROTOCOL = 'headway';
-
-/** Window over which invalid messages and rate-limited drops are counted, ms. */
-const ABUSE_WINDOW_MS = 10_000; // 10 seconds
-/** Dropped messages tolerated per window, in multiples of the per-second rate, before a flood closes the connection. */
-const FLOOD_FACTOR = 2;
-/** Heartbeat sweeps without a pong or a message after which a connection is terminated. */
-const MAX_IDLE_SWEEPS = 2;
-/** Jobs listed in a scope subscription's `subscribed` message: active ones first, then the latest others. */
-const SCOPE_JOBS_LIMIT = 100;
-/** Jobs of a scope subscription's `since` that are resumed; beyond it the subscription is not recovered. */
-const SCOPE_SINCE_LIMIT = 1000;
-/** How long `close()` waits for clients to answer the close handshake before cutting them off, ms. */
-const SHUTDOWN_GRACE_MS = 1_000; // 1 second
-const ACTIVE: JobStatus[] = ['queued', 'running', 'paused'];
 
 /** Close reasons are limited to 123 bytes by the protocol; these stay short. */
 const REASON = {
@@ -87,7 +75,7 @@ export class WsTransport {
   /** Connections not yet authenticated, oldest first: their deadlines are in the same order. */
   private readonly pendingAuth = new Set<Connection>();
   private authTimer: NodeJS.Timeout | null = null;
-  private heartbeat: NodeJS.Timeout | null = null;
+  private readonly heartbeat: Heartbeat;
   private closing: Promise<void> | null = null;
   private peakOutbox = 0;
 
@@ -101,13 +89,8 @@ export class WsTransport {
       metrics: ctx.metrics,
       transport: 'ws',
     };
-    this.wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: limits.maxMessageBytes,
-      perMessageDeflate: false,
-      clientTracking: false,
-      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
-    });
+    this.wss = socketServer(limits, (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false));
+    this.heartbeat = new Heartbeat(limits.heartbeatMs, () => this.sweep());
   }
 
   /** Open connections. */
@@ -134,17 +117,9 @@ export class WsTransport {
    * transport's, so that the server can offer the request to another one.
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const url = parseUrl(req.url);
+    const url = upgradeUrl(req);
     if (url?.pathname !== WS_PATH) return false;
-    if (this.closing) {
-      refuse(socket, 503, 'Service Unavailable');
-      return true;
-    }
-    if (!this.ctx.origins.allows(req.headers.origin, req.headers.host)) {
-      this.ctx.metrics.clientErrors.inc({ code: ErrorCode.ORIGIN_NOT_ALLOWED });
-      refuse(socket, 403, 'Forbidden');
-      return true;
-    }
+    if (!admitUpgrade(this.ctx, req, socket, this.closing !== null)) return true;
     // The session cookie comes last: a credential the client offers itself wins. The
     // Origin check above keeps other sites from riding the cookie.
     const credential =
@@ -162,18 +137,7 @@ export class WsTransport {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stopTimers();
-      const connections = [...this.connections];
-      const closed = Promise.all(connections.map((c) => c.closed));
-      for (const c of connections) c.close(CloseCode.SHUTDOWN, REASON.shutdown);
-      let grace: NodeJS.Timeout | undefined;
-      await Promise.race([
-        closed,
-        new Promise((resolve) => (grace = setTimeout(resolve, SHUTDOWN_GRACE_MS))),
-      ]);
-      clearTimeout(grace);
-      for (const c of connections) c.ws.terminate();
-      await closed;
-      await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+      await shutDownSockets(this.wss, [...this.connections], CloseCode.SHUTDOWN, REASON.shutdown);
     })();
     return this.closing;
   }
@@ -184,16 +148,11 @@ export class WsTransport {
     const conn = new Connection(this, ws);
     this.connections.add(conn);
     this.ctx.metrics.connections.inc({ transport: 'ws' });
-    ws.on('message', (data, isBinary) => conn.receive(data, isBinary));
-    ws.on('pong', () => {
-      conn.idleSweeps = 0;
-    });
-    ws.on('error', (err) => this.logger.debug({ err }, 'websocket error'));
-    ws.once('close', () => this.remove(conn));
+    attachSocket(ws, conn, this.logger, () => this.remove(conn));
     conn.authDeadline = Date.now() + this.ctx.options.limits.authTimeoutMs;
     this.pendingAuth.add(conn);
     this.armAuthTimer();
-    this.startHeartbeat();
+    this.heartbeat.start();
     if (credential) conn.startAuth(credential);
   }
 
@@ -226,19 +185,7 @@ export class WsTransport {
       return;
     }
     conn.open(principal, user);
-    const limits = this.ctx.options.limits;
-    conn.reply({
-      type: 'welcome',
-      version: PROTOCOL_VERSION,
-      heartbeatMs: limits.heartbeatMs,
-      limits: {
-        maxMessageBytes: limits.maxMessageBytes,
-        maxSubscriptions: limits.maxSubscriptions,
-        messagesPerSecond: limits.messagesPerSecond,
-        replayLimit: this.ctx.hub.replayLimit,
-      },
-      user: principal.kind === 'user' ? principal.user : principal.id,
-    });
+    conn.reply(welcomeMessage(this.ctx, principal));
   }
 
   private remove(conn: Connection): void {
@@ -269,41 +216,19 @@ export class WsTransport {
     this.armAuthTimer();
   };
 
-  private startHeartbeat(): void {
-    if (this.heartbeat) return;
-    this.heartbeat = setInterval(this.sweep, this.ctx.options.limits.heartbeatMs);
-    this.heartbeat.unref();
-  }
-
   /** One pass over every connection: expired tokens, silent peers, pings. */
-  private readonly sweep = (): void => {
+  private sweep(): void {
     const nowSeconds = Date.now() / 1000;
     for (const conn of this.connections) {
       if (conn.state === 'closed') continue;
-      const p = conn.principal;
-      if (p?.kind === 'user' && p.exp !== null && p.exp <= nowSeconds) {
-        conn.close(CloseCode.TOKEN_EXPIRED, REASON.tokenExpired);
-        continue;
-      }
-      if (conn.idleSweeps >= MAX_IDLE_SWEEPS) {
-        // A peer that neither answers pings nor sends anything is gone; a close
-        // frame would only wait behind data it does not read.
-        conn.ws.terminate();
-        continue;
-      }
-      conn.idleSweeps++;
-      try {
-        conn.ws.ping();
-      } catch {
-        // The socket is closing; its close event cleans up.
-      }
+      if (tokenExpired(conn.principal, nowSeconds)) conn.close(CloseCode.TOKEN_EXPIRED, REASON.tokenExpired);
+      else pingSocket(conn);
     }
-  };
+  }
 
   private stopTimers(): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat.stop();
     if (this.authTimer) clearTimeout(this.authTimer);
-    this.heartbeat = null;
     this.authTimer = null;
   }
 }
@@ -331,20 +256,16 @@ class Connection implements Subscriber {
   private topics: Map<string, number> | null = null;
   /** Messages are handled one after another, so replies keep the order of requests. */
   private chain: Promise<void> = Promise.resolve();
-  private tokens: number;
-  private refilledAt: number;
-  private dropped = 0;
-  private droppedSince = 0;
-  private invalid = 0;
-  private invalidSince = 0;
+  private readonly rate: MessageRate;
+  /** Invalid and unauthorized messages in the current window. */
+  private readonly invalid = new WindowCount();
   private detached = false;
 
   constructor(
     private readonly transport: WsTransport,
     readonly ws: WebSocket,
   ) {
-    this.tokens = transport.ctx.options.limits.messagesPerSecond;
-    this.refilledAt = Date.now();
+    this.rate = new MessageRate(transport.ctx.options.limits.messagesPerSecond);
     this.outbox = new Outbox(ws, transport.outboxConfig, () =>
       this.close(CloseCode.SLOW_READER, REASON.slowReader),
     );
@@ -421,7 +342,7 @@ class Connection implements Subscriber {
     }
     let value: unknown;
     try {
-      value = JSON.parse(toText(data));
+      value = JSON.parse(frameText(data));
     } catch {
       this.reject(ErrorCode.BAD_JSON, 'malformed JSON');
       return;
@@ -457,34 +378,21 @@ class Connection implements Subscriber {
 
   /** Token bucket of `messagesPerSecond` (burst of the same size); a sustained flood closes. */
   private takeToken(now: number): boolean {
-    const rate = this.ctx.options.limits.messagesPerSecond;
-    this.tokens = Math.min(rate, this.tokens + ((now - this.refilledAt) * rate) / 1000);
-    this.refilledAt = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return true;
-    }
-    if (now - this.droppedSince > ABUSE_WINDOW_MS) {
-      this.droppedSince = now;
-      this.dropped = 0;
-    }
-    if (++this.dropped > FLOOD_FACTOR * rate) {
+    const verdict = this.rate.take(now);
+    if (verdict === 'take') return true;
+    if (verdict === 'flood') {
       this.ctx.metrics.clientErrors.inc({ code: ErrorCode.RATE_LIMITED });
       this.close(CloseCode.PROTOCOL_VIOLATION, REASON.flood);
       return false;
     }
+    const rate = this.ctx.options.limits.messagesPerSecond;
     this.error(ErrorCode.RATE_LIMITED, `more than ${rate} messages per second; message dropped`);
     return false;
   }
 
   /** Answer a malformed or unauthorized message; too many of them close the connection. */
   private reject(code: ErrorCode, message: string, id?: string): void {
-    const now = Date.now();
-    if (now - this.invalidSince > ABUSE_WINDOW_MS) {
-      this.invalidSince = now;
-      this.invalid = 0;
-    }
-    if (++this.invalid > this.ctx.options.limits.maxInvalidMessages) {
+    if (this.invalid.add(Date.now()) > this.ctx.options.limits.maxInvalidMessages) {
       this.ctx.metrics.clientErrors.inc({ code });
       this.close(CloseCode.PROTOCOL_VIOLATION, REASON.invalidMessages);
       return;
@@ -588,7 +496,7 @@ class Connection implements Subscriber {
     let reply: Buffer;
     let seen: [string, number][] | undefined;
     try {
-      const snapshot = await this.scopeSnapshot(p, owner, since);
+      const snapshot = await scopeSnapshot(this.ctx.hub, p, owner, since ? Object.entries(since) : []);
       if (this.state !== 'open') return;
       reply = encode({ type: 'subscribed', id, ...snapshot });
       seen = snapshot.jobs.map((s) => [s.id, s.seq]);
@@ -597,60 +505,6 @@ class Connection implements Subscriber {
       reply = this.failureBytes(err, id);
     }
     this.outbox.release(hold, reply, seen);
-  }
-
-  /**
-   * What a scope subscriber starts from: its active jobs and the latest others,
-   * and for each job in `since` the events it missed, within one replay budget.
-   */
-  private async scopeSnapshot(
-    p: Principal,
-    owner: string | undefined,
-    since: Record<string, number> | undefined,
-  ): Promise<{ jobs: JobState[]; events: JobEvent[]; recovered: boolean }> {
-    const hub = this.ctx.hub;
-    const inScope = (s: JobState) => (owner === undefined || s.owner === owner) && canSee(p, s);
-    // A token limited to some jobs lists those; their children arrive live.
-    const ids = p.kind === 'user' && !p.admin && p.jobs ? [...p.jobs] : undefined;
-    const [active, recent] = await Promise.all([
-      hub.listJobs({ owner, ids, status: ACTIVE, limit: SCOPE_JOBS_LIMIT }),
-      hub.listJobs({ owner, ids, limit: SCOPE_JOBS_LIMIT }),
-    ]);
-    const jobs = new Map<string, JobState>();
-    for (const s of [...active.jobs, ...recent.jobs]) {
-      if (jobs.size >= SCOPE_JOBS_LIMIT) break;
-      if (!jobs.has(s.id) && inScope(s)) jobs.set(s.id, s);
-    }
-    const events: JobEvent[] = [];
-    let recovered = true;
-    if (since) {
-      let budget = hub.replayLimit;
-      const entries = Object.entries(since);
-      if (entries.length > SCOPE_SINCE_LIMIT) recovered = false;
-      for (const [job, seq] of entries.slice(0, SCOPE_SINCE_LIMIT)) {
-        const state = await hub.getJob(job);
-        // Gone, or never visible: the client takes `jobs` as the truth.
-        if (!state || !inScope(state)) {
-          recovered = false;
-          continue;
-        }
-        if (state.seq - seq > budget) {
-          recovered = false;
-          jobs.set(job, state);
-          continue;
-        }
-        const result = await hub.resume(job, seq);
-        if (!result) {
-          recovered = false;
-          continue;
-        }
-        events.push(...result.events);
-        budget -= result.events.length;
-        recovered &&= result.recovered;
-        jobs.set(job, result.state);
-      }
-    }
-    return { jobs: [...jobs.values()], events, recovered };
   }
 
   private unsubscribe(id: string): void {
@@ -765,25 +619,11 @@ function topicOf(key: string): Topic {
   return { all: true };
 }
 
-function toText(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
-}
-
 /** The `id` of a message that failed validation, echoed in the error when it is a plausible one. */
 function idOf(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const id = (value as { id?: unknown }).id;
   return typeof id === 'string' && id.length > 0 && id.length <= 64 ? id : undefined;
-}
-
-function parseUrl(url: string | undefined): URL | null {
-  try {
-    return new URL(url ?? '/', 'http://localhost');
-  } catch {
-    return null;
-  }
 }
 
 /** The credential offered as a subprotocol next to `headway`, if any. */
@@ -794,12 +634,4 @@ function protocolCredential(header: string | undefined): string | null {
     if (value !== '' && value !== SUBPROTOCOL) return value;
   }
   return null;
-}
-
-function refuse(socket: Duplex, status: number, text: string): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }

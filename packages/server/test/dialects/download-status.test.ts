@@ -6,21 +6,9 @@
  * jobs are served. Timings are scaled down.
  */
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startHub, type TestHub } from '../helpers.js';
-import {
-  type AppServer,
-  appHtml,
-  type Chromium,
-  createJob,
-  launchChromium,
-  portOf,
-  report,
-  serveApp,
-  uniqueId,
-  waitFor,
-  wsBase,
-} from './helpers.js';
+import { appHtml, browserSuite, createJob, portOf, report, uniqueId, waitFor, wsBase } from './helpers.js';
 
 /** The 30 s keep-alive becomes 300 ms; the 1 s, 2 s … reconnect delays 100 ms, 200 ms … */
 const PING_SCALE = 0.01;
@@ -93,27 +81,11 @@ app.poll = async (jobId) => {
 
 describe('download-status (seed 3)', () => {
   let hub: TestHub;
-  let browser: Chromium;
-  let app: AppServer | undefined;
-
-  beforeAll(async () => {
-    browser = await launchChromium();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
-  afterEach(async () => {
-    for (const page of browser.context.pages()) await page.close();
-    await app?.close();
-    app = undefined;
-    await hub?.close();
-  });
+  const browser = browserSuite(() => hub);
 
   async function openApp(): Promise<Page> {
     const config = { ws: wsBase(hub), pingScale: PING_SCALE, reconnectScale: RECONNECT_SCALE };
-    app = await serveApp(appHtml(config, CLIENT), hub.url);
-    const page = await browser.context.newPage();
-    await page.goto(app.url);
+    const page = await browser.open(appHtml(config, CLIENT), hub.url);
     return page;
   }
   const seed3 = (page: Page) => page.evaluate(() => window.seed3);

@@ -10,8 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JobState } from '@headway/protocol';
-import { type BrowserContext, chromium } from 'playwright-core';
-import { expect } from 'vitest';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { TestHub } from '../helpers.js';
 
 /** A job id no other test uses. */
@@ -160,4 +160,53 @@ export function appHtml(config: Record<string, unknown>, script: string): string
 <script>window.CONFIG = ${JSON.stringify(config)};</script>
 <script>${script}</script>
 </body></html>`;
+}
+
+export interface BrowserSuite {
+  /**
+   * Serve `html` as the front end (see `serveApp`; `proxyTo` is the hub the
+   * page's relative requests go to) and open it in a new page.
+   */
+  open(html: string, proxyTo?: string): Promise<Page>;
+}
+
+/**
+ * Register the hooks of a suite that runs a seed's client in Chromium: one
+ * browser for the whole suite, and after each test the test's pages closed (each
+ * after `beforeClose`), the browser's cookies cleared, then the front end's
+ * server and the hub that `hub()` returns closed.
+ */
+export function browserSuite(
+  hub: () => TestHub | undefined,
+  beforeClose?: (page: Page) => Promise<void>,
+): BrowserSuite {
+  let browser: Chromium | undefined;
+  let app: AppServer | undefined;
+  beforeAll(async () => {
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  afterEach(async () => {
+    if (browser !== undefined) {
+      for (const page of browser.context.pages()) {
+        await beforeClose?.(page);
+        await page.close();
+      }
+      await browser.context.clearCookies();
+    }
+    await app?.close();
+    app = undefined;
+    await hub()?.close();
+  });
+  return {
+    async open(html, proxyTo) {
+      if (browser === undefined) throw new Error('Chromium did not start');
+      app = await serveApp(html, proxyTo);
+      const page = await browser.context.newPage();
+      await page.goto(app.url);
+      return page;
+    },
+  };
 }

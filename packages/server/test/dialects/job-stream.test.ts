@@ -7,22 +7,10 @@
  */
 import { ErrorCode } from '@headway/protocol';
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { connect, startHub, type TestHub } from '../helpers.js';
-import {
-  type AppServer,
-  appHtml,
-  type Chromium,
-  createJob,
-  launchChromium,
-  portOf,
-  report,
-  serveApp,
-  uniqueId,
-  waitFor,
-  wsBase,
-} from './helpers.js';
+import { appHtml, browserSuite, createJob, portOf, report, uniqueId, waitFor, wsBase } from './helpers.js';
 
 /** The seed's 2 s … 10 s reconnect delays and 2 s polling become 100 ms … 500 ms and 100 ms. */
 const SCALE = 0.05;
@@ -135,28 +123,10 @@ function pollJobStatus(jobId) {
 
 describe('job-stream (seed 2)', () => {
   let hub: TestHub;
-  let browser: Chromium;
-  let app: AppServer | undefined;
+  const browser = browserSuite(() => hub);
 
-  beforeAll(async () => {
-    browser = await launchChromium();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
-  afterEach(async () => {
-    for (const page of browser.context.pages()) await page.close();
-    await browser.context.clearCookies();
-    await app?.close();
-    app = undefined;
-    await hub?.close();
-  });
-
-  async function openApp(scale = SCALE): Promise<Page> {
-    app = await serveApp(appHtml({ ws: wsBase(hub), scale }, CLIENT), hub.url);
-    const page = await browser.context.newPage();
-    await page.goto(app.url);
-    return page;
+  function openApp(scale = SCALE): Promise<Page> {
+    return browser.open(appHtml({ ws: wsBase(hub), scale }, CLIENT), hub.url);
   }
   const seed2 = (page: Page) => page.evaluate(() => window.seed2);
 

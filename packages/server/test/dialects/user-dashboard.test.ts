@@ -7,21 +7,9 @@
  */
 import { ErrorCode } from '@headway/protocol';
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { connect, startHub, type TestClient, type TestHub } from '../helpers.js';
-import {
-  type AppServer,
-  appHtml,
-  type Chromium,
-  createJob,
-  launchChromium,
-  portOf,
-  report,
-  serveApp,
-  uniqueId,
-  waitFor,
-  wsBase,
-} from './helpers.js';
+import { appHtml, browserSuite, createJob, portOf, report, uniqueId, waitFor, wsBase } from './helpers.js';
 
 /** 3 s … 30 s become 60 ms … 600 ms. */
 const SCALE = 0.02;
@@ -115,31 +103,18 @@ app.stop = () => {
 
 describe('user-dashboard (seed 4)', () => {
   let hub: TestHub;
-  let browser: Chromium;
-  let app: AppServer | undefined;
   const clients: TestClient[] = [];
-
-  beforeAll(async () => {
-    browser = await launchChromium();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  // Stopped first, so that the page does not reconnect while the hub goes away.
+  const browser = browserSuite(
+    () => hub,
+    (page) => page.evaluate(() => window.seed4?.stop()).catch(() => {}),
+  );
   afterEach(async () => {
-    for (const page of browser.context.pages()) {
-      await page.evaluate(() => window.seed4?.stop()).catch(() => {});
-      await page.close();
-    }
     for (const c of clients.splice(0)) await c.close();
-    await app?.close();
-    app = undefined;
-    await hub?.close();
   });
 
   async function openDashboard(user: string): Promise<Page> {
-    app = await serveApp(appHtml({ ws: wsBase(hub), scale: SCALE }, CLIENT), hub.url);
-    const page = await browser.context.newPage();
-    await page.goto(app.url);
+    const page = await browser.open(appHtml({ ws: wsBase(hub), scale: SCALE }, CLIENT), hub.url);
     await page.evaluate((t) => window.seed4.setToken(t), await hub.token(user));
     await page.evaluate(() => window.seed4.start());
     await waitFor(async () => (await seed4(page)).isConnected, 'the connection');

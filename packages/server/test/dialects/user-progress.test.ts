@@ -5,20 +5,9 @@
  * message. The browser token travels in the HttpOnly session cookie, set by the
  * hub for a front end served from another port of the same host.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, startHub, type TestHub } from '../helpers.js';
-import {
-  type AppServer,
-  appHtml,
-  type Chromium,
-  createJob,
-  launchChromium,
-  report,
-  serveApp,
-  uniqueId,
-  waitFor,
-  wsBase,
-} from './helpers.js';
+import { appHtml, browserSuite, createJob, report, uniqueId, waitFor, wsBase } from './helpers.js';
 
 interface Update {
   stage: string;
@@ -72,29 +61,11 @@ app.connect = (userId) => {
 
 describe('user-progress (seed 0)', () => {
   let hub: TestHub;
-  let browser: Chromium;
-  let app: AppServer | undefined;
-
-  beforeAll(async () => {
-    browser = await launchChromium();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
-  afterEach(async () => {
-    for (const page of browser.context.pages()) await page.close();
-    await browser.context.clearCookies();
-    await app?.close();
-    app = undefined;
-    await hub?.close();
-  });
+  const browser = browserSuite(() => hub);
 
   /** The front end, on its own server: the same host as the hub, another port. */
-  async function openApp() {
-    app = await serveApp(appHtml({ hub: hub.url, ws: wsBase(hub) }, CLIENT));
-    const page = await browser.context.newPage();
-    await page.goto(app.url);
-    return page;
+  function openApp() {
+    return browser.open(appHtml({ hub: hub.url, ws: wsBase(hub) }, CLIENT));
   }
 
   type Page = Awaited<ReturnType<typeof openApp>>;

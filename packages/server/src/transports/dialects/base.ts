@@ -11,7 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, type JobState } from '@headway/protocol';
 import type { Logger } from 'pino';
-import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Principal } from '../../auth.js';
 import { ConnectionCounter, type ConnectionLimiter, type ServerContext } from '../../context.js';
 import type { Delivery } from '../../delivery.js';
@@ -19,7 +19,11 @@ import { HeadwayError } from '../../errors.js';
 import { type Subscriber, type Topic, topicKey } from '../../hub.js';
 import type { DialectName } from '../../options.js';
 import { Outbox, type OutboxConfig } from '../../outbox.js';
-import { sessionToken } from './session.js';
+import { sessionToken } from '../credentials.js';
+import { Heartbeat, pingSocket, tokenExpired } from '../heartbeat.js';
+import { MessageRate, WindowCount } from '../rate-limit.js';
+import { attachSocket, frameText, shutDownSockets, socketServer } from '../sockets.js';
+import { admitUpgrade, refuse, upgradeUrl } from '../upgrade.js';
 
 /**
  * Close codes of the dialect endpoints. The seeds' clients know only the
@@ -73,19 +77,11 @@ const SNAPSHOT_JOBS = 100;
 const SNAPSHOT_RECENT_JOBS = 20;
 /** Clock difference between hub processes allowed for in "changed since the socket opened", ms. */
 const SNAPSHOT_SLACK_MS = 1_000; // 1 second
-/** Heartbeat sweeps without a pong or a message after which a connection is terminated. */
-const MAX_IDLE_SWEEPS = 2;
-/** How long `close()` waits for clients to answer the close handshake, ms. */
-const SHUTDOWN_GRACE_MS = 1_000; // 1 second
 /** Deliveries held back while a snapshot is read; more means the connection cannot keep up. */
 const MAX_HELD = 1_000;
 /** Longest wait for a last message to leave before a closing connection is closed anyway, ms. */
 const CLOSE_FLUSH_MS = 5_000; // 5 seconds
 const CLOSE_FLUSH_POLL_MS = 20;
-/** Window over which invalid and rate-limited messages are counted, ms. */
-const ABUSE_WINDOW_MS = 10_000; // 10 seconds
-/** Dropped messages tolerated per window, in multiples of the per-second rate. */
-const FLOOD_FACTOR = 2;
 
 type Matcher = (pathname: string) => Record<string, string> | null;
 
@@ -127,7 +123,7 @@ export class DialectServer {
   private readonly routes: { endpoint: WsEndpoint; match: Matcher }[];
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<DialectConnection>();
-  private heartbeat: NodeJS.Timeout | null = null;
+  private readonly heartbeat: Heartbeat;
   private closing: Promise<void> | null = null;
 
   constructor(ctx: ServerContext, prefix: string, endpoints: readonly WsEndpoint[]) {
@@ -141,12 +137,8 @@ export class DialectServer {
       metrics: ctx.metrics,
     };
     this.routes = endpoints.map((endpoint) => ({ endpoint, match: compilePath(prefix, endpoint.path) }));
-    this.wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: limits.maxMessageBytes,
-      perMessageDeflate: false,
-      clientTracking: false,
-    });
+    this.wss = socketServer(limits);
+    this.heartbeat = new Heartbeat(limits.heartbeatMs, () => this.sweep());
   }
 
   /** Open dialect connections. */
@@ -164,26 +156,12 @@ export class DialectServer {
    * other path, so that the server can offer it elsewhere.
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://localhost');
-    } catch {
-      return false;
-    }
+    const url = upgradeUrl(req);
+    if (url === null) return false;
     for (const { endpoint, match } of this.routes) {
       const params = match(url.pathname);
       if (params === null) continue;
-      if (this.closing) {
-        refuse(socket, 503, 'Service Unavailable');
-        return true;
-      }
-      // Every browser upgrade, with or without the cookie, must come from an allowed
-      // origin: this is what keeps another site from riding the session cookie.
-      if (!this.ctx.origins.allows(req.headers.origin, req.headers.host)) {
-        this.ctx.metrics.clientErrors.inc({ code: ErrorCode.ORIGIN_NOT_ALLOWED });
-        refuse(socket, 403, 'Forbidden');
-        return true;
-      }
+      if (!admitUpgrade(this.ctx, req, socket, this.closing !== null)) return true;
       const upgrade: Upgrade = {
         params,
         token: url.searchParams.get('token') || null,
@@ -205,19 +183,9 @@ export class DialectServer {
   /** Close every connection with "going away", then cut off whoever does not answer. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.stopHeartbeat();
+      this.heartbeat.stop();
       const connections = [...this.connections];
-      const closed = Promise.all(connections.map((c) => c.closed));
-      for (const c of connections) c.close(DialectClose.GOING_AWAY, 'server going away, reconnect');
-      let grace: NodeJS.Timeout | undefined;
-      await Promise.race([
-        closed,
-        new Promise((resolve) => (grace = setTimeout(resolve, SHUTDOWN_GRACE_MS))),
-      ]);
-      clearTimeout(grace);
-      for (const c of connections) c.ws.terminate();
-      await closed;
-      await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+      await shutDownSockets(this.wss, connections, DialectClose.GOING_AWAY, 'server going away, reconnect');
     })();
     return this.closing;
   }
@@ -226,55 +194,28 @@ export class DialectServer {
     const conn = endpoint.connect(this, ws, upgrade);
     this.connections.add(conn);
     this.ctx.metrics.connections.inc({ transport: endpoint.dialect });
-    ws.on('message', (data, isBinary) => conn.receive(data, isBinary));
-    ws.on('pong', () => {
-      conn.idleSweeps = 0;
-    });
-    ws.on('error', (err) => this.logger.debug({ err }, 'websocket error'));
-    ws.once('close', () => {
+    attachSocket(ws, conn, this.logger, () => {
       conn.detach();
       if (!this.connections.delete(conn)) return;
       this.ctx.metrics.connections.dec({ transport: endpoint.dialect });
-      if (this.connections.size === 0) this.stopHeartbeat();
+      if (this.connections.size === 0) this.heartbeat.stop();
     });
-    this.startHeartbeat();
+    this.heartbeat.start();
     conn.run(() => conn.start());
   }
 
-  private startHeartbeat(): void {
-    if (this.heartbeat) return;
-    this.heartbeat = setInterval(this.sweep, this.ctx.options.limits.heartbeatMs);
-    this.heartbeat.unref();
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
-  }
-
   /** One pass over every connection: expired tokens, silent peers, pings, the dialects' own heartbeats. */
-  private readonly sweep = (): void => {
+  private sweep(): void {
     const nowSeconds = Date.now() / 1000;
     for (const conn of this.connections) {
       if (!conn.isOpen) continue;
-      const p = conn.principal;
-      if (p?.kind === 'user' && p.exp !== null && p.exp <= nowSeconds) {
+      if (tokenExpired(conn.principal, nowSeconds)) {
         conn.close(DialectClose.POLICY_VIOLATION, 'token expired');
-        continue;
+      } else if (pingSocket(conn)) {
+        conn.onHeartbeat();
       }
-      if (conn.idleSweeps >= MAX_IDLE_SWEEPS) {
-        conn.ws.terminate();
-        continue;
-      }
-      conn.idleSweeps++;
-      try {
-        conn.ws.ping();
-      } catch {
-        // The socket is closing; its close event cleans up.
-      }
-      conn.onHeartbeat();
     }
-  };
+  }
 }
 
 /**
@@ -304,12 +245,9 @@ export abstract class DialectConnection implements Subscriber {
   /** Messages are handled one after another, so that answers keep the order of requests. */
   private chain: Promise<void> = Promise.resolve();
   private closeTimer: NodeJS.Timeout | null = null;
-  private tokens: number;
-  private refilledAt = Date.now();
-  private dropped = 0;
-  private droppedSince = 0;
-  private invalid = 0;
-  private invalidSince = 0;
+  private readonly rate: MessageRate;
+  /** Messages the dialect could not use, in the current window. */
+  private readonly invalid = new WindowCount();
 
   constructor(
     readonly server: DialectServer,
@@ -319,7 +257,7 @@ export abstract class DialectConnection implements Subscriber {
     encoder: (delivery: Delivery) => string | null,
   ) {
     this.ctx = server.ctx;
-    this.tokens = this.ctx.options.limits.messagesPerSecond;
+    this.rate = new MessageRate(this.ctx.options.limits.messagesPerSecond);
     this.outbox = new Outbox(
       ws,
       server.outboxFor(dialect, (d) => d.encode(dialect, encoder)),
@@ -444,6 +382,21 @@ export abstract class DialectConnection implements Subscriber {
     return [...jobs.values()];
   }
 
+  /**
+   * Subscribe to all of a user's jobs, starting from `userJobs`: one `frame` for
+   * each of them that `keep` accepts.
+   */
+  protected async subscribeUser(
+    user: string,
+    keep: (state: JobState) => boolean,
+    frame: (state: JobState) => unknown,
+  ): Promise<void> {
+    await this.subscribeWithSnapshot({ user }, async (): Promise<Snapshot> => {
+      const jobs = (await this.userJobs(user)).filter(keep);
+      return { frames: jobs.map((s) => frame(s)), seen: jobs.map((s) => [s.id, s.seq] as const) };
+    });
+  }
+
   /** Whether one of the connection's current topics covers the delivery. */
   private covers(d: Delivery): boolean {
     const topics = this.topics;
@@ -480,6 +433,16 @@ export abstract class DialectConnection implements Subscriber {
     if (this.upgrade.token !== null) return this.verify(this.upgrade.token, false);
     if (this.upgrade.cookie !== null) return this.verify(this.upgrade.cookie, true);
     return null;
+  }
+
+  /** `upgradePrincipal`, with a credential that does not verify taken as none. */
+  protected async upgradePrincipalOrNull(): Promise<Principal | null> {
+    try {
+      return await this.upgradePrincipal();
+    } catch (err) {
+      if (!(err instanceof HeadwayError)) throw err;
+      return null;
+    }
   }
 
   /** Count the connection against the user's limit (all transports); false at the limit. */
@@ -601,7 +564,7 @@ export abstract class DialectConnection implements Subscriber {
       this.countInvalid();
       return;
     }
-    const text = toText(data);
+    const text = frameText(data);
     this.run(() => this.onMessage(text));
   }
 
@@ -610,12 +573,7 @@ export abstract class DialectConnection implements Subscriber {
    * the connection (1008). Returns false when it closed.
    */
   protected countInvalid(): boolean {
-    const now = Date.now();
-    if (now - this.invalidSince > ABUSE_WINDOW_MS) {
-      this.invalidSince = now;
-      this.invalid = 0;
-    }
-    if (++this.invalid > this.ctx.options.limits.maxInvalidMessages) {
+    if (this.invalid.add(Date.now()) > this.ctx.options.limits.maxInvalidMessages) {
       this.ctx.metrics.clientErrors.inc({ code: ErrorCode.INVALID_MESSAGE });
       this.close(DialectClose.POLICY_VIOLATION, 'too many invalid messages');
       return false;
@@ -625,35 +583,11 @@ export abstract class DialectConnection implements Subscriber {
 
   /** Token bucket of `messagesPerSecond`; excess messages are dropped, a sustained flood closes. */
   private takeToken(now: number): boolean {
-    const rate = this.ctx.options.limits.messagesPerSecond;
-    this.tokens = Math.min(rate, this.tokens + ((now - this.refilledAt) * rate) / 1000);
-    this.refilledAt = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return true;
-    }
-    if (now - this.droppedSince > ABUSE_WINDOW_MS) {
-      this.droppedSince = now;
-      this.dropped = 0;
-    }
-    if (++this.dropped > FLOOD_FACTOR * rate) {
+    const verdict = this.rate.take(now);
+    if (verdict === 'flood') {
       this.ctx.metrics.clientErrors.inc({ code: ErrorCode.RATE_LIMITED });
       this.close(DialectClose.POLICY_VIOLATION, 'message flood');
     }
-    return false;
+    return verdict === 'take';
   }
-}
-
-function toText(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
-}
-
-function refuse(socket: Duplex, status: number, text: string): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }

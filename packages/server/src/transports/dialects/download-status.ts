@@ -10,7 +10,7 @@
  * other id, existing or not, is answered alike: a `failed` status with the error
  * `job not found` and a 1000 close (over REST, 404).
  */
-import type { EventKind, JobState, Json } from '@headway/protocol';
+import type { JobState, Json } from '@headway/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Delivery } from '../../delivery.js';
@@ -23,7 +23,14 @@ import {
   type Upgrade,
   type WsEndpoint,
 } from './base.js';
-import { reported, reportedNumber, reportedString, wholePercent } from './fields.js';
+import {
+  reported,
+  reportedNumber,
+  reportedString,
+  resultUrl,
+  UNSHOWN_KINDS,
+  wholePercent,
+} from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
 
 export interface DownloadStatus {
@@ -44,12 +51,6 @@ export interface DownloadStatus {
 const PONG = Buffer.from(JSON.stringify({ type: 'pong' }));
 /** The answer for an id that is not a public job. */
 const NOT_FOUND_ERROR = 'job not found';
-const SILENT: ReadonlySet<EventKind> = new Set([
-  'log',
-  'cancel_requested',
-  'pause_requested',
-  'resume_requested',
-]);
 
 export function downloadStatusData(state: JobState, reason?: string): DownloadStatus {
   const data: DownloadStatus = {
@@ -64,8 +65,7 @@ export function downloadStatusData(state: JobState, reason?: string): DownloadSt
   };
   const videoInfo = reported(state, 'videoInfo', 'video_info');
   if (videoInfo !== undefined) data.videoInfo = videoInfo;
-  const url =
-    typeof state.result === 'string' ? state.result : reportedString(state, 'downloadUrl', 'download_url');
+  const url = resultUrl(state, 'downloadUrl', 'download_url');
   if (url !== undefined) data.downloadUrl = url;
   if (state.status === 'failed' && state.error !== null) data.error = state.error.message;
   if (state.status === 'cancelled') data.error = reason ?? 'cancelled';
@@ -82,7 +82,7 @@ function notFoundStatus(jobId: string): DownloadStatus {
 
 function encode(d: Delivery): string | null {
   const { state, event } = d;
-  if (SILENT.has(event.kind)) return null;
+  if (UNSHOWN_KINDS.has(event.kind)) return null;
   if (event.kind === 'deleted') return JSON.stringify({ type: 'status', data: notFoundStatus(d.job) });
   return JSON.stringify({
     type: 'status',

@@ -1,9 +1,20 @@
 /**
- * Readings of a job's state that several dialects share. Every seed field is
- * computed from the state (and the event) alone, so that one delivery encodes to
- * the same bytes for every connection of a dialect.
+ * Readings of a job's state that several dialects share, and the events they
+ * pass over. Every seed field is computed from the state (and the event) alone,
+ * so that one delivery encodes to the same bytes for every connection of a dialect.
  */
-import type { JobState, Json } from '@headway/protocol';
+import type { EventKind, JobState, Json } from '@headway/protocol';
+
+/**
+ * Event kinds that change nothing the seeds show: log lines, and requests to
+ * cancel, pause or resume (the seeds show what the worker then does).
+ */
+export const UNSHOWN_KINDS: ReadonlySet<EventKind> = new Set([
+  'log',
+  'cancel_requested',
+  'pause_requested',
+  'resume_requested',
+]);
 
 /**
  * A percent as the whole number the seeds send (`"progress": 45`). Rounded down,

@@ -107,5 +107,5 @@ export function checkDialectOptions(options: DialectOptions): void {
   }
 }
 
+export { SESSION_COOKIE } from '../credentials.js';
 export { DialectClose } from './base.js';
-export { SESSION_COOKIE } from './session.js';

@@ -19,28 +19,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Principal } from '../../auth.js';
 import type { ServerContext } from '../../context.js';
 import { HeadwayError } from '../../errors.js';
-
-/** Name of the cookie that carries the browser token. */
-export const SESSION_COOKIE = 'headway_token';
-
-/** The token of the session cookie in a `Cookie` header, or null. */
-export function sessionToken(cookieHeader: string | undefined): string | null {
-  if (!cookieHeader) return null;
-  for (const part of cookieHeader.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq < 0 || part.slice(0, eq).trim() !== SESSION_COOKIE) continue;
-    let value = part.slice(eq + 1).trim();
-    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) value = value.slice(1, -1);
-    return value === '' ? null : value;
-  }
-  return null;
-}
-
-/** The credential of an `Authorization: Bearer <credential>` header, or null. */
-export function bearerToken(header: string | undefined): string | null {
-  if (header === undefined) return null;
-  return /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1] ?? null;
-}
+import { bearerToken, SESSION_COOKIE, sessionToken } from '../credentials.js';
 
 /**
  * Who sends a dialect's HTTP request: the `Authorization: Bearer` credential, else

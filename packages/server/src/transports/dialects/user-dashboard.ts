@@ -15,10 +15,9 @@
  * connection limit (5 by default) is closed with 1013. A cancelled or deleted
  * job sends status `cancelled`.
  */
-import { ErrorCode, type EventKind, type JobEvent, type JobState } from '@headway/protocol';
+import { ErrorCode, type JobEvent, type JobState } from '@headway/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
-import type { Principal } from '../../auth.js';
 import { ConnectionCounter } from '../../context.js';
 import type { Delivery } from '../../delivery.js';
 import { HeadwayError, notFound } from '../../errors.js';
@@ -28,11 +27,10 @@ import {
   DialectClose,
   DialectConnection,
   type DialectServer,
-  type Snapshot,
   type Upgrade,
   type WsEndpoint,
 } from './base.js';
-import { reportedString, wholePercent } from './fields.js';
+import { reportedString, UNSHOWN_KINDS, wholePercent } from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
 import { requestPrincipal } from './session.js';
 
@@ -60,12 +58,6 @@ export const HISTORY_LIMIT = 1000;
 /** Longest log folded to compute a history; longer jobs answer with their current state. */
 const HISTORY_FOLD_LIMIT = 10_000;
 const EVENTS_PAGE = 1000;
-const SILENT: ReadonlySet<EventKind> = new Set([
-  'log',
-  'cancel_requested',
-  'pause_requested',
-  'resume_requested',
-]);
 const COUNTED_UNITS: ReadonlySet<string | undefined> = new Set([undefined, 'videos', 'video']);
 
 export function dashboardStatus(state: JobState): DashboardStatus {
@@ -114,7 +106,7 @@ function deletedUpdate(state: JobState, at: string): DashboardUpdate {
 
 function encode(d: Delivery): string | null {
   const { state, event } = d;
-  if (SILENT.has(event.kind)) return null;
+  if (UNSHOWN_KINDS.has(event.kind)) return null;
   return JSON.stringify(
     event.kind === 'deleted' ? deletedUpdate(state, event.at) : dashboardUpdate(state, event.at),
   );
@@ -131,13 +123,7 @@ class UserDashboardConnection extends DialectConnection {
   }
 
   async start(): Promise<void> {
-    let principal: Principal | null;
-    try {
-      principal = await this.upgradePrincipal();
-    } catch (err) {
-      if (!(err instanceof HeadwayError)) throw err;
-      principal = null;
-    }
+    const principal = await this.upgradePrincipalOrNull();
     // An API key has no user, hence no dashboard.
     if (principal === null || principal.kind !== 'user') {
       this.close(DialectClose.POLICY_VIOLATION, 'invalid token');
@@ -149,10 +135,11 @@ class UserDashboardConnection extends DialectConnection {
       return;
     }
     this.principal = principal;
-    await this.subscribeWithSnapshot({ user }, async (): Promise<Snapshot> => {
-      const jobs = (await this.userJobs(user)).filter((s) => s.parent === null && canSee(principal, s));
-      return { frames: jobs.map((s) => dashboardUpdate(s)), seen: jobs.map((s) => [s.id, s.seq] as const) };
-    });
+    await this.subscribeUser(
+      user,
+      (s) => s.parent === null && canSee(principal, s),
+      (s) => dashboardUpdate(s),
+    );
   }
 
   protected override accepts(d: Delivery): boolean {
@@ -169,7 +156,7 @@ class UserDashboardConnection extends DialectConnection {
 async function history(ctx: DialectEnv['ctx'], state: JobState, sinceMs: number) {
   const entries: (DashboardUpdate & { created_at: string })[] = [];
   const add = (s: JobState, e: Pick<JobEvent, 'kind' | 'at'>) => {
-    if (SILENT.has(e.kind) || !(Date.parse(e.at) > sinceMs)) return;
+    if (UNSHOWN_KINDS.has(e.kind) || !(Date.parse(e.at) > sinceMs)) return;
     entries.push({ ...dashboardUpdate(s, e.at), created_at: e.at });
     if (entries.length > HISTORY_LIMIT) entries.shift();
   };

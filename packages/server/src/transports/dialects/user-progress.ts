@@ -10,19 +10,16 @@
  */
 import type { EventKind, JobState } from '@headway/protocol';
 import type { WebSocket } from 'ws';
-import type { Principal } from '../../auth.js';
 import type { Delivery } from '../../delivery.js';
-import { HeadwayError } from '../../errors.js';
 import { canSee, isPrivileged } from '../../policy.js';
 import {
   DialectClose,
   DialectConnection,
   type DialectServer,
-  type Snapshot,
   type Upgrade,
   type WsEndpoint,
 } from './base.js';
-import { etaSeconds, wholePercent } from './fields.js';
+import { etaSeconds, stageName, UNSHOWN_KINDS, wholePercent } from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
 
 /** The seed's message; `job_id`, `status` and `error` are additions its client ignores. */
@@ -39,20 +36,13 @@ export interface UserProgressMessage {
   error?: string;
 }
 
-/** Kinds that change nothing the seed shows. */
-const SILENT: ReadonlySet<EventKind> = new Set([
-  'log',
-  'metadata',
-  'cancel_requested',
-  'pause_requested',
-  'resume_requested',
-  'deleted',
-]);
+/** Kinds that change nothing the seed shows: it shows neither metadata nor deletions. */
+const SILENT: ReadonlySet<EventKind> = new Set([...UNSHOWN_KINDS, 'metadata', 'deleted']);
 
 export function userProgressMessage(state: JobState): UserProgressMessage {
   const ended = state.status === 'completed' || state.status === 'failed' || state.status === 'cancelled';
   const message: UserProgressMessage = {
-    stage: ended ? state.status : (state.stage?.name ?? state.status),
+    stage: ended ? state.status : stageName(state),
     progress: wholePercent(state.progress.percent),
     eta_seconds: etaSeconds(state),
     job_id: state.id,
@@ -73,13 +63,7 @@ class UserProgressConnection extends DialectConnection {
 
   async start(): Promise<void> {
     const user = this.upgrade.params.user_id!;
-    let principal: Principal | null;
-    try {
-      principal = await this.upgradePrincipal();
-    } catch (err) {
-      if (!(err instanceof HeadwayError)) throw err;
-      principal = null;
-    }
+    const principal = await this.upgradePrincipalOrNull();
     if (
       principal === null ||
       !(isPrivileged(principal) || (principal.kind === 'user' && principal.user === user))
@@ -92,10 +76,7 @@ class UserProgressConnection extends DialectConnection {
       return;
     }
     this.principal = principal;
-    await this.subscribeWithSnapshot({ user }, async (): Promise<Snapshot> => {
-      const jobs = (await this.userJobs(user)).filter((s) => canSee(principal, s));
-      return { frames: jobs.map(userProgressMessage), seen: jobs.map((s) => [s.id, s.seq] as const) };
-    });
+    await this.subscribeUser(user, (s) => canSee(principal, s), userProgressMessage);
   }
 
   protected override accepts(delivery: Delivery): boolean {

@@ -1,0 +1,42 @@
+/**
+ * Paging of `Store.listJobs` in the SQL stores: pages are ordered by `updatedAt`
+ * descending, then id descending, and a page's `next` cursor is the position of
+ * its last job in that order.
+ */
+import { ErrorCode } from '@headway/protocol';
+import { HeadwayError } from '../errors.js';
+
+/** Most jobs in one page. */
+export const MAX_PAGE = 500;
+
+/** Where a page ends: the last job's `updatedAt` (ms since epoch) and id. */
+export interface Cursor {
+  updatedAt: number;
+  id: string;
+}
+
+/** A page size within 1–`MAX_PAGE`; anything that is not a number counts as 1. */
+export function pageLimit(limit: number): number {
+  return Math.min(MAX_PAGE, Math.max(1, Math.floor(limit) || 1));
+}
+
+/** The opaque cursor of a position: base64url of `[updatedAt, id]`. */
+export function encodeCursor(c: Cursor): string {
+  return Buffer.from(JSON.stringify([c.updatedAt, c.id])).toString('base64url');
+}
+
+/**
+ * The position of a cursor made by `encodeCursor`.
+ * @throws HeadwayError `HW_ERR_INVALID_VALUE` for anything else.
+ */
+export function decodeCursor(cursor: string): Cursor {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string') {
+      return { updatedAt: v[0], id: v[1] };
+    }
+  } catch {
+    // Falls through to the error below.
+  }
+  throw new HeadwayError(ErrorCode.INVALID_VALUE, 'invalid cursor');
+}
