@@ -116,27 +116,27 @@ afterEach(() => {
 });
 
 describe('headway start', () => {
-  it.each(['SIGTERM', 'SIGINT'] as const)(
-    'prints a banner with the real URL, serves /healthz, and exits 0 on %s',
-    async (signal) => {
-      const { cli, url } = await startHub();
-      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-      expect(url).not.toMatch(/:0$/);
-      const out = cli.stdout;
-      expect(out).toContain('development mode');
-      expect(out).toContain(`WebSocket    ${url.replace('http', 'ws')}/v1/ws`);
-      expect(out).toContain(`Data         ${dataDir}`);
-      // Plain text when stdout is not a terminal.
-      expect(out).not.toContain('\x1b[');
+  it.each([
+    'SIGTERM',
+    'SIGINT',
+  ] as const)('prints a banner with the real URL, serves /healthz, and exits 0 on %s', async (signal) => {
+    const { cli, url } = await startHub();
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(url).not.toMatch(/:0$/);
+    const out = cli.stdout;
+    expect(out).toContain('development mode');
+    expect(out).toContain(`WebSocket    ${url.replace('http', 'ws')}/v1/ws`);
+    expect(out).toContain(`Data         ${dataDir}`);
+    // Plain text when stdout is not a terminal.
+    expect(out).not.toContain('\x1b[');
 
-      const res = await fetch(`${url}/healthz`);
-      expect(res.status).toBe(200);
+    const res = await fetch(`${url}/healthz`);
+    expect(res.status).toBe(200);
 
-      cli.child.kill(signal);
-      const { code } = await exitWithin(cli, EXIT_WITHIN_MS);
-      expect(code).toBe(0);
-    },
-  );
+    cli.child.kill(signal);
+    const { code } = await exitWithin(cli, EXIT_WITHIN_MS);
+    expect(code).toBe(0);
+  });
 
   it('prints development credentials that work, and keeps them across restarts', async () => {
     const first = await startHub();
@@ -248,15 +248,16 @@ describe('configuration errors exit 2 with a message and no stack trace', () => 
 });
 
 describe('headway help and version', () => {
-  it.each([{ args: ['--help'] }, { args: ['help'] }, { args: ['start', '--help'] }])(
-    '$args prints the usage',
-    async ({ args }) => {
-      const cli = run(args);
-      expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(0);
-      expect(cli.stdout).toContain('Usage: headway <command>');
-      expect(cli.stdout).toContain('HEADWAY_JWT_SECRET');
-    },
-  );
+  it.each([
+    { args: ['--help'] },
+    { args: ['help'] },
+    { args: ['start', '--help'] },
+  ])('$args prints the usage', async ({ args }) => {
+    const cli = run(args);
+    expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(0);
+    expect(cli.stdout).toContain('Usage: headway <command>');
+    expect(cli.stdout).toContain('HEADWAY_JWT_SECRET');
+  });
 
   it.each([['--version'], ['version']])('%j prints the package version', async (arg) => {
     const pkg = JSON.parse(readFileSync(join(root, 'packages/server/package.json'), 'utf8'));

@@ -267,13 +267,15 @@ describe('transitions', () => {
     expect(codeOf(() => prepareEvent(paused(), reports.paused))).toBe('HW_ERR_INVALID_TRANSITION');
   });
 
-  it.each(['progress', 'stage', 'log', 'metadata'] as const)(
-    'accepts %s while paused and stays paused',
-    (kind) => {
-      const state = report(paused(), reports[kind], 800);
-      expect(state.status).toBe('paused');
-    },
-  );
+  it.each([
+    'progress',
+    'stage',
+    'log',
+    'metadata',
+  ] as const)('accepts %s while paused and stays paused', (kind) => {
+    const state = report(paused(), reports[kind], 800);
+    expect(state.status).toBe('paused');
+  });
 
   it.each([
     ['queued', create],

@@ -364,9 +364,10 @@ describe('GET /v1/stream', () => {
     const hub = await hubWith({ limits: { heartbeatMs: 100 } });
     const job = await createJob(hub);
     const s = await openStream(
-      `${hub.url}/v1/stream?job=${job}&token=${await hub.token('alice', { ttl: 1 })}`,
+      // Expiry has whole-second resolution: 3 s leaves at least 2 s to open the stream.
+      `${hub.url}/v1/stream?job=${job}&token=${await hub.token('alice', { ttl: 3 })}`,
     );
-    const close = await s.next((f) => f.event === 'close', 5000);
+    const close = await s.next((f) => f.event === 'close', 8000);
     expect(JSON.parse(close.data)).toMatchObject({ code: CloseCode.TOKEN_EXPIRED });
     await s.ended;
   });

@@ -239,6 +239,14 @@ export class PostgresStore implements Store {
     // listener the 'error' event would crash the process; the next query simply opens
     // a new connection, or reports the store unavailable.
     this.pool.on('error', () => {});
+    // A connection can also report its failure after it left the pool — released
+    // with an error while the server's termination notice (57P01) was still in
+    // flight — when neither the pool's nor a checkout's listener is attached. Every
+    // connection keeps a listener of its own for its whole life; the failure itself
+    // has already reached the query that met it, or the pool.
+    this.pool.on('connect', (client) => {
+      client.on('error', () => {});
+    });
   }
 
   async migrate(): Promise<void> {
