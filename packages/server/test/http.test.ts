@@ -616,16 +616,19 @@ describe('operations', () => {
       ['get', '/readyz', 200],
       ['get', '/metrics', 200],
       ['get', '/openapi.json', 200],
+      ['post', '/v1/session', 200],
+      ['delete', '/v1/session', 204],
     ];
     for (const [method, path, ok] of routes) {
       const op = doc.paths[path]?.[method];
       expect(op, `${method} ${path}`).toBeDefined();
       expect(op.responses[String(ok)], `${method} ${path} ${ok}`).toBeDefined();
-      if (path.startsWith('/v1/')) {
+      // Clearing the session cookie needs no credentials.
+      if (path.startsWith('/v1/') && !(method === 'delete' && path === '/v1/session')) {
         expect(op.security).toEqual([{ bearer: [] }]);
         expect(op.responses['401']).toBeDefined();
       }
-      if (method === 'post' && path.startsWith('/v1/')) {
+      if (method === 'post' && path.startsWith('/v1/') && path !== '/v1/session') {
         expect(op.requestBody?.content?.['application/json']?.schema, `${method} ${path} body`).toBeDefined();
       }
       if (path.includes('{id}')) {

@@ -72,8 +72,35 @@ function isHttps(request: FastifyRequest): boolean {
  * hub's host (a reverse proxy) or a parent domain.
  */
 export function registerSession(app: FastifyInstance, ctx: ServerContext): void {
-  // Hidden from /openapi.json, which lists the core API; docs/dialects.md documents them.
-  app.post('/v1/session', { schema: { hide: true } }, async function createSession(request, reply) {
+  const errorBody = {
+    type: 'object',
+    properties: {
+      error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
+    },
+  };
+  const createSchema = {
+    summary: 'Put a browser token in the HttpOnly session cookie.',
+    description:
+      'Sets the `headway_token` cookie (HttpOnly, SameSite=Lax, Secure over https) to the bearer browser ' +
+      "token for the token's lifetime, for clients that cannot send a token themselves. API keys are refused.",
+    security: [{ bearer: [] }],
+    response: {
+      200: {
+        description: 'The cookie is set.',
+        type: 'object',
+        properties: { user: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } },
+        required: ['user', 'expiresAt'],
+      },
+      401: { description: 'No credentials, or invalid ones.', ...errorBody },
+      403: { description: 'An API key cannot be put in the cookie.', ...errorBody },
+    },
+  };
+  const deleteSchema = {
+    summary: 'Clear the session cookie.',
+    response: { 204: { description: 'The cookie is cleared.', type: 'null' } },
+  };
+
+  app.post('/v1/session', { schema: createSchema }, async function createSession(request, reply) {
     const token = bearerToken(request.headers.authorization);
     if (token === null) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'missing credentials');
     const principal = await ctx.auth.authenticate(token);
@@ -90,7 +117,7 @@ export function registerSession(app: FastifyInstance, ctx: ServerContext): void 
     };
   });
 
-  app.delete('/v1/session', { schema: { hide: true } }, async function deleteSession(request, reply) {
+  app.delete('/v1/session', { schema: deleteSchema }, async function deleteSession(request, reply) {
     reply.header('set-cookie', sessionCookie('', 0, isHttps(request)));
     return reply.code(204).send();
   });
