@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { StageInput } from '@headway/protocol';
+import { ErrorCode } from '@headway/protocol/codes';
 import { WorkerErrorCode } from './errors.js';
 import type { JobHandle } from './job-handle.js';
 import type { HeadwayWorkerOptionsInput } from './options.js';
@@ -102,14 +103,23 @@ export async function runCommand(options: RunCommandOptions): Promise<RunCommand
 
   let job: JobHandle;
   try {
-    job =
-      options.job !== undefined
-        ? worker.job(options.job)
-        : await worker.createJob({
-            owner: options.owner!,
-            name: (options.name ?? commandLine).slice(0, 256),
-            stages: options.stages,
-          });
+    const create = (id?: string) =>
+      worker.createJob({
+        id,
+        owner: options.owner!,
+        name: (options.name ?? commandLine).slice(0, 256),
+        stages: options.stages,
+      });
+    if (options.job === undefined) job = await create();
+    else if (options.owner === undefined) job = await worker.open(options.job);
+    else {
+      // With an owner, `job` is the id to create the job under — or to report for,
+      // when a previous attempt or a back end already created it.
+      job = await create(options.job).catch((error: unknown) => {
+        if ((error as { code?: string }).code === ErrorCode.JOB_EXISTS) return worker.open(options.job!);
+        throw error;
+      });
+    }
   } catch (error) {
     if (ownsWorker) await worker.close();
     throw error;

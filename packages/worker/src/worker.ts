@@ -141,6 +141,18 @@ export class HeadwayWorker {
     return this.adopt(id, null, options.watch ?? true);
   }
 
+  /**
+   * Like `job(id)`, but reads the job first, so that a missing or deleted job is
+   * an error now rather than on the first report.
+   * @throws HeadwayWorkerError `HW_ERR_NOT_FOUND` or `HW_ERR_JOB_DELETED`.
+   */
+  async open(id: string, options: CreateJobOptions = {}): Promise<JobHandle> {
+    this.assertOpen();
+    checkJobId(id);
+    const state = await this.readState(id);
+    return this.adopt(id, state, options.watch ?? true);
+  }
+
   /** Send the newest progress of every job now, and resolve when every queued event is delivered. */
   async flush(): Promise<void> {
     for (const handle of this.handles.values()) handle.flushProgress();

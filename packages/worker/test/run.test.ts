@@ -2,7 +2,7 @@
  * `headway run` with real commands: small Node scripts that print progress
  * (ffmpeg's `-progress` output is simulated, not run), against a real hub.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -253,6 +253,30 @@ for (let i = 1; i <= 40; i++) { console.log('item ' + i + '/40'); await sleep(25
     const { result } = exec({ command: node, args: [path], job: id });
     expect((await result).jobId).toBe(id);
     expect(await state(id)).toMatchObject({ status: 'completed', name: 'made by the back end' });
+  });
+
+  it('refuses a --job that does not exist before running anything', async () => {
+    const marker = join(dir, 'ran-missing');
+    const path = script(
+      'touch.mjs',
+      `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(marker)}, 'x');\n`,
+    );
+    const { result } = exec({ command: node, args: [path], job: `run-missing-${process.pid}-${Date.now()}` });
+    await expect(result).rejects.toMatchObject({ code: 'HW_ERR_NOT_FOUND' });
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('creates the job under the --job id with --owner, and reports for it when it exists', async () => {
+    const id = `run-named-${process.pid}-${Date.now()}`;
+    const path = script('short2.mjs', `console.log('2/2');\n`);
+    const first = exec({ command: node, args: [path], job: id, owner: 'jill', name: 'named' });
+    expect((await first.result).jobId).toBe(id);
+    expect(await state(id)).toMatchObject({ owner: 'jill', name: 'named', status: 'completed' });
+    const other = `run-named-existing-${process.pid}-${Date.now()}`;
+    await hub.post('/v1/jobs', { id: other, owner: 'jill', name: 'already there' });
+    const second = exec({ command: node, args: [path], job: other, owner: 'jill' });
+    expect((await second.result).jobId).toBe(other);
+    expect(await state(other)).toMatchObject({ status: 'completed', name: 'already there' });
   });
 });
 

@@ -20,7 +20,8 @@ until it is resumed. The command runs in its own process group with stdin closed
 Options:
   --owner <user>             owner of the job to create (required without --job)
   --name <name>              name of the job (default: the command line)
-  --job <id>                 report for this existing job instead of creating one
+  --job <id>                 the job's id: with --owner, create it under this id (or
+                             report for it if it exists); without, it must exist
   --stage <name[:weight]>    a stage of the plan, in order (repeatable)
   --stage-marker <regex>     a line marking a stage: named group "stage" or the first group
                              (repeatable; "::stage <name>" lines always do)
