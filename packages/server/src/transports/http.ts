@@ -36,6 +36,7 @@ import { asHeadwayError, type ControlAction, type PublishManyItem, type PublishM
 import { canControl, canReport, canSee } from '../policy.js';
 import { type ListJobsQuery, StoreUnavailableError } from '../store/store.js';
 import { bearerToken, sessionToken } from './credentials.js';
+import { probeHealth } from './health.js';
 
 /** Events per page of `GET /v1/jobs/:id/events` when `limit` is not given. */
 export const DEFAULT_EVENTS_PAGE = 100;
@@ -45,8 +46,6 @@ export const MAX_EVENTS_PAGE = 1000;
 export const DEFAULT_JOBS_PAGE = 50;
 /** Largest `limit` of `GET /v1/jobs` (the store's page limit). */
 export const MAX_JOBS_PAGE = 500;
-/** Longest time `/readyz` waits for the store or the bus to answer a ping, ms. */
-export const READY_PROBE_TIMEOUT_MS = 2_000; // 2 seconds
 
 // ---------------------------------------------------------------------------
 // Response schemas: they document the API in /openapi.json; responses are
@@ -364,20 +363,6 @@ function classify(err: FastifyError | HeadwayError | Error): HeadwayError {
   return new HeadwayError(ErrorCode.INTERNAL, 'internal error', { cause: err });
 }
 
-async function probe(ping: () => Promise<boolean>): Promise<'ok' | 'down'> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const timeout = new Promise<false>((resolve) => {
-      timer = setTimeout(resolve, READY_PROBE_TIMEOUT_MS, false);
-    });
-    return (await Promise.race([ping(), timeout])) ? 'ok' : 'down';
-  } catch {
-    return 'down';
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Register the REST API, CORS, the error handler and the OpenAPI document on
  * `app`. Call before `listen`.
@@ -592,7 +577,10 @@ export async function registerHttp(app: FastifyInstance, ctx: ServerContext): Pr
         },
       },
       async (_request, reply) => {
-        const [store, bus] = await Promise.all([probe(() => hub.store.ping()), probe(() => hub.bus.ping())]);
+        const [store, bus] = await Promise.all([
+          probeHealth(() => hub.store.ping()),
+          probeHealth(() => hub.bus.ping()),
+        ]);
         const ready = store === 'ok' && bus === 'ok';
         return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', store, bus });
       },

@@ -15,7 +15,7 @@ import type { ServerContext } from '../context.js';
 import { HeadwayError } from '../errors.js';
 import { isPrivileged } from '../policy.js';
 import { bearerToken } from './credentials.js';
-import { READY_PROBE_TIMEOUT_MS } from './http.js';
+import { probeHealth } from './health.js';
 
 const Health = Type.Union([Type.Literal('ok'), Type.Literal('down')]);
 const Total = (description: string) => Type.Number({ minimum: 0, description });
@@ -77,21 +77,6 @@ async function total(metric: Metric, suffix?: string): Promise<number> {
   return sum;
 }
 
-/** A ping answered within the readiness timeout, like `/readyz`. */
-async function health(ping: () => Promise<boolean>): Promise<'ok' | 'down'> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const timeout = new Promise<false>((resolve) => {
-      timer = setTimeout(resolve, READY_PROBE_TIMEOUT_MS, false);
-    });
-    return (await Promise.race([ping(), timeout])) ? 'ok' : 'down';
-  } catch {
-    return 'down';
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Register `GET /v1/stats` (API keys and admin tokens). Call after `registerHttp`. */
 export async function registerStats(app: FastifyInstance, ctx: ServerContext): Promise<void> {
   const { hub, metrics } = ctx;
@@ -135,8 +120,8 @@ export async function registerStats(app: FastifyInstance, ctx: ServerContext): P
         const [connections, subscriptions, store, bus] = await Promise.all([
           metrics.connections.get(),
           total(metrics.subscriptions),
-          health(() => hub.store.ping()),
-          health(() => hub.bus.ping()),
+          probeHealth(() => hub.store.ping()),
+          probeHealth(() => hub.bus.ping()),
         ]);
         const byTransport: Record<string, number> = {};
         let open = 0;
