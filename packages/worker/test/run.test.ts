@@ -222,14 +222,18 @@ for (let i = 1; i <= 40; i++) { console.log('item ' + i + '/40'); await sleep(25
     await waitFor(async () => (await state(job.id)).progress.current !== undefined, 5000, 'progress');
     const token = await hub.token('gina');
     await hub.post(`/v1/jobs/${job.id}/pause`, {}, token);
-    await waitFor(async () => (await state(job.id)).status === 'paused', 5000, 'paused');
-    // Output written before the stop may still arrive; then nothing while stopped.
-    await new Promise((r) => setTimeout(r, 300));
-    const stopped = await state(job.id);
-    await new Promise((r) => setTimeout(r, 400));
-    expect((await state(job.id)).seq).toBe(stopped.seq);
-    expect(stopped.progress.current).toBeLessThan(40);
-    await hub.post(`/v1/jobs/${job.id}/resume`, {}, token);
+    try {
+      await waitFor(async () => (await state(job.id)).status === 'paused', 5000, 'paused');
+      // Output written before the stop may still arrive; then nothing while stopped.
+      await new Promise((r) => setTimeout(r, 300));
+      const stopped = await state(job.id);
+      await new Promise((r) => setTimeout(r, 400));
+      expect((await state(job.id)).seq).toBe(stopped.seq);
+      expect(stopped.progress.current).toBeLessThan(40);
+    } finally {
+      // Also when an assertion failed: a command left stopped would never exit.
+      await hub.post(`/v1/jobs/${job.id}/resume`, {}, token);
+    }
     const outcome = await result;
     expect(outcome.status).toBe('completed');
     const kinds = (await events(job.id)).map((e) => e.kind);
