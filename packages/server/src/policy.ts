@@ -34,3 +34,12 @@ export function canWatchAll(p: Principal): boolean {
 export function scopeUser(p: Principal): string | null {
   return p.kind === 'user' ? p.user : null;
 }
+
+/**
+ * The user a connection counts under for the per-user connection limit, or null
+ * for an API key: the limit protects the hub from one user's tabs and scripts,
+ * while a key is a back end or a fleet of workers, trusted with any number.
+ */
+export function limitedUser(p: Principal): string | null {
+  return p.kind === 'user' ? p.user : null;
+}

@@ -33,7 +33,7 @@ import type { Principal } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { HeadwayError, notFound } from '../errors.js';
 import { asHeadwayError, type ControlAction, type PublishManyItem, type PublishManyResult } from '../hub.js';
-import { canControl, canReport, canSee } from '../policy.js';
+import { canControl, canReport, canSee, limitedUser } from '../policy.js';
 import { type ListJobsQuery, StoreUnavailableError } from '../store/store.js';
 import { bearerToken, sessionToken } from './credentials.js';
 import { probeHealth } from './health.js';
@@ -525,7 +525,7 @@ export async function registerHttp(app: FastifyInstance, ctx: ServerContext): Pr
     since: number,
     seconds: number,
   ): Promise<JobState | null> {
-    const user = principal.kind === 'user' ? principal.user : null;
+    const user = limitedUser(principal);
     if (user !== null && !(await ctx.connections.acquire(user))) {
       throw new HeadwayError(ErrorCode.TOO_MANY_CONNECTIONS, 'too many open connections for this user');
     }

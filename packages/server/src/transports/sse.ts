@@ -32,7 +32,7 @@ import type { Delivery } from '../delivery.js';
 import { HeadwayError } from '../errors.js';
 import type { Subscriber, Topic } from '../hub.js';
 import { Outbox, type OutboxConfig, type OutboxSocket } from '../outbox.js';
-import { canSee, canWatchAll, scopeUser } from '../policy.js';
+import { canSee, canWatchAll, limitedUser, scopeUser } from '../policy.js';
 import { bearerToken, cookieValue, SESSION_COOKIE } from './credentials.js';
 import { Heartbeat, tokenExpired } from './heartbeat.js';
 import { scopeSnapshot } from './scope-snapshot.js';
@@ -156,14 +156,13 @@ export class SseTransport {
         if (stream.scope === 'user' && scopeUser(principal) === null) {
           throw new HeadwayError(ErrorCode.FORBIDDEN, 'an API key has no user: use the "all" scope');
         }
-        const user = principal.kind === 'user' ? principal.user : principal.id;
-        // API keys (back ends, workers) are not limited per user; see transports/ws.ts.
-        if (principal.kind === 'user' && !(await this.ctx.connections.acquire(user))) {
+        const user = limitedUser(principal);
+        if (user !== null && !(await this.ctx.connections.acquire(user))) {
           throw new HeadwayError(ErrorCode.TOO_MANY_CONNECTIONS, 'too many open connections for this user');
         }
         if (request.raw.destroyed || reply.raw.destroyed) {
           // Gone while the count was taken (it may be shared across processes): give the slot back.
-          if (principal.kind === 'user') this.ctx.connections.release(user);
+          if (user !== null) this.ctx.connections.release(user);
           return;
         }
         reply.hijack();
@@ -289,7 +288,8 @@ class SseConnection implements Subscriber {
     private readonly transport: SseTransport,
     private readonly res: ServerResponse,
     readonly principal: Principal,
-    private readonly user: string,
+    /** Counted against the per-user connection limit; null for API keys. */
+    private readonly user: string | null,
     private readonly stream: StreamRequest,
   ) {
     this.explicit = new Set(stream.jobs);
@@ -404,7 +404,7 @@ class SseConnection implements Subscriber {
     for (const topic of this.topics) this.ctx.hub.unsubscribe(topic, this);
     this.ctx.metrics.subscriptions.dec(this.topics.length);
     this.outbox.dispose();
-    if (this.principal.kind === 'user') this.ctx.connections.release(this.user);
+    if (this.user !== null) this.ctx.connections.release(this.user);
     if (!this.res.writableEnded) this.res.end();
   }
 

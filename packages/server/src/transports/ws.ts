@@ -19,7 +19,7 @@ import type { Delivery } from '../delivery.js';
 import { HeadwayError, notFound } from '../errors.js';
 import { asHeadwayError, type Subscriber, type Topic, topicKey } from '../hub.js';
 import { Outbox, type OutboxConfig } from '../outbox.js';
-import { canControl, canSee, canWatchAll, scopeUser } from '../policy.js';
+import { canControl, canSee, canWatchAll, limitedUser, scopeUser } from '../policy.js';
 import { sessionToken } from './credentials.js';
 import { Heartbeat, pingSocket, tokenExpired } from './heartbeat.js';
 import { MessageRate, WindowCount } from './rate-limit.js';
@@ -170,9 +170,7 @@ export class WsTransport {
     }
     if (conn.state === 'closed') return;
     this.pendingAuth.delete(conn);
-    // The per-user limit protects the hub from one user's tabs and scripts. An API
-    // key is a back end or a fleet of workers, trusted with any number of sockets.
-    const user = principal.kind === 'user' ? principal.user : null;
+    const user = limitedUser(principal);
     const admitted = user === null || (await this.ctx.connections.acquire(user));
     if ((conn.state as ConnectionState) === 'closed') {
       // Closed while the count was taken (it may be shared across processes): give the slot back.
