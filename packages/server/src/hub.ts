@@ -923,8 +923,13 @@ export class Hub {
   // Batching
 
   /** Add a job's write to the open batch, opening one if needed. */
-  private stage(jobId: string, entry: Entry, prevSeq: number, created: boolean): PendingWrite {
-    const batch = this.openBatch();
+  private stage(
+    jobId: string,
+    entry: Entry,
+    prevSeq: number,
+    created: boolean,
+    batch: Batch = this.openBatch(),
+  ): PendingWrite {
     let write = batch.writes.get(jobId);
     if (!write) {
       write = { entry, prevSeq, events: [], states: [], keys: [], created };
@@ -1096,10 +1101,16 @@ export class Hub {
       .catch(() => {});
   }
 
-  private noteChildChange(parent: Entry, before: JobState | null, after: JobState | null): void {
+  /** Record a child's change in its parent's pending roll-up; the parent is written in `batch` (default: the open one). */
+  private noteChildChange(
+    parent: Entry,
+    before: JobState | null,
+    after: JobState | null,
+    batch?: Batch,
+  ): void {
     parent.rollup = applyChildChange(parent.rollup ?? parent.head.children, before, after);
-    // The parent is written in the open batch even if no child write lands in it.
-    this.stage(parent.head.id, parent, parent.head.seq, false);
+    // The parent is written even if no child write lands in the same batch.
+    this.stage(parent.head.id, parent, parent.head.seq, false, batch);
   }
 
   /** Fold pending children summaries into their parents, parents of parents included. */
@@ -1131,18 +1142,7 @@ export class Hub {
 
   private noteParentInBatch(batch: Batch, parent: Entry, before: JobState, after: JobState): void {
     if (before.status === after.status && before.progress.percent === after.progress.percent) return;
-    parent.rollup = applyChildChange(parent.rollup ?? parent.head.children, before, after);
-    if (!batch.writes.has(parent.head.id)) {
-      batch.writes.set(parent.head.id, {
-        entry: parent,
-        prevSeq: parent.head.seq,
-        events: [],
-        states: [],
-        keys: [],
-        created: false,
-      });
-      parent.inFlight++;
-    }
+    this.noteChildChange(parent, before, after, batch);
   }
 
   private append<K extends EventKind>(w: PendingWrite, kind: K, data: EventDataMap[K]): JobState {
