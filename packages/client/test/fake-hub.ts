@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ClientMessage, JobEvent, JobState, ServerMessage } from '@headway/protocol';
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
+import { runningJob } from '../../server/test/store-fixtures.js';
 
 export interface FakeConnection {
   /** The credential offered next to the `headway` subprotocol. */
@@ -192,31 +193,13 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
 /** A job state for scripted messages. */
 export function jobState(id: string, seq: number, patch: Partial<JobState> = {}): JobState {
   const at = new Date(1_700_000_000_000 + seq * 1000).toISOString();
-  return {
-    id,
-    owner: 'alice',
-    name: id,
-    parent: null,
-    status: 'running',
+  return runningJob(id, seq, {
     progress: { percent: Math.min(100, seq) },
-    stage: null,
-    stages: [],
-    message: null,
-    eta: null,
-    metadata: {},
-    result: null,
-    error: null,
-    control: { cancelRequested: false, paused: false },
-    children: null,
-    public: false,
     createdAt: new Date(1_700_000_000_000).toISOString(),
     updatedAt: at,
     startedAt: at,
-    finishedAt: null,
-    seq,
-    estimator: null,
     ...patch,
-  };
+  });
 }
 
 /** A progress event with its seq. */

@@ -4,6 +4,7 @@
  */
 import type { JobState } from '@headway/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { runningJob } from '../../server/test/store-fixtures.js';
 import { HeadwayWorker, type HeadwayWorkerError, type JobHandle, WorkerErrorCode } from '../src/index.js';
 import { FakeHub } from './helpers.js';
 
@@ -13,30 +14,7 @@ let errors: HeadwayWorkerError[];
 
 function state(id: string): JobState {
   const now = new Date().toISOString();
-  return {
-    id,
-    owner: 'alice',
-    name: id,
-    parent: null,
-    status: 'running',
-    progress: { percent: 0 },
-    stage: null,
-    stages: [],
-    message: null,
-    eta: null,
-    metadata: {},
-    result: null,
-    error: null,
-    control: { cancelRequested: false, paused: false },
-    children: null,
-    public: false,
-    createdAt: now,
-    updatedAt: now,
-    startedAt: now,
-    finishedAt: null,
-    seq: 1,
-    estimator: null,
-  };
+  return runningJob(id, 1, { progress: { percent: 0 }, createdAt: now, updatedAt: now, startedAt: now });
 }
 
 function open(options: ConstructorParameters<typeof HeadwayWorker>[0] = {}): HeadwayWorker {
