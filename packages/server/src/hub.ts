@@ -1086,7 +1086,7 @@ export class Hub {
   // Roll-up of batch parents
 
   private noteParent(parentId: string, before: JobState, after: JobState): void {
-    if (before.status === after.status && before.progress.percent === after.progress.percent) return;
+    if (!movesRollup(before, after)) return;
     const parent = this.cache.get(parentId);
     if (parent) {
       this.noteChildChange(parent, before, after);
@@ -1141,7 +1141,7 @@ export class Hub {
   }
 
   private noteParentInBatch(batch: Batch, parent: Entry, before: JobState, after: JobState): void {
-    if (before.status === after.status && before.progress.percent === after.progress.percent) return;
+    if (!movesRollup(before, after)) return;
     this.noteChildChange(parent, before, after, batch);
   }
 
@@ -1301,4 +1301,9 @@ export function asHeadwayError(err: unknown): HeadwayError {
     });
   }
   return new HeadwayError(ErrorCode.INTERNAL, 'internal error', { cause: err });
+}
+
+/** Whether a child's change alters its parent's roll-up (which counts statuses and percents only). */
+function movesRollup(before: JobState, after: JobState): boolean {
+  return before.status !== after.status || before.progress.percent !== after.progress.percent;
 }
