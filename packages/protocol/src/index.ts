@@ -1,3 +1,4 @@
 export * from './codes.js';
 export * from './schemas.js';
 export * from './types.js';
+export * from './backoff.js';

@@ -1,0 +1,39 @@
+/**
+ * A `Map` that holds at most `limit` entries: setting a new key past the limit
+ * drops the oldest one (insertion order). `touch` moves a key to the young end,
+ * which makes it a least-recently-used cache.
+ *
+ * Every per-process table that grows with the number of jobs or connections
+ * seen (idempotency keys, delivered seqs, parked deliveries) is one of these,
+ * so none of them grows without bound.
+ */
+export class BoundedMap<K, V> extends Map<K, V> {
+  constructor(
+    readonly limit: number,
+    /** Called with each entry dropped to make room. */
+    private readonly onEvict?: (key: K, value: V) => void,
+  ) {
+    super();
+    if (!(limit >= 1)) throw new RangeError(`BoundedMap limit must be at least 1, got ${limit}`);
+  }
+
+  override set(key: K, value: V): this {
+    super.set(key, value);
+    while (this.size > this.limit) {
+      const oldest = this.keys().next().value as K;
+      const dropped = super.get(oldest) as V;
+      super.delete(oldest);
+      this.onEvict?.(oldest, dropped);
+    }
+    return this;
+  }
+
+  /** The value of `key`, moved to the young end; undefined when absent. */
+  touch(key: K): V | undefined {
+    if (!super.has(key)) return undefined;
+    const value = super.get(key) as V;
+    super.delete(key);
+    super.set(key, value);
+    return value;
+  }
+}
