@@ -9,6 +9,7 @@
  * - rest.ts and control-requests.ts, the REST API and cancel/pause/resume.
  */
 import type { JobEvent, JobState, ServerMessage } from '@headway/protocol';
+import type { ClientParts } from './client-parts.js';
 import { createConnection } from './connection.js';
 import { createControlRequests } from './control-requests.js';
 import { Emitter } from './emitter.js';
@@ -71,65 +72,20 @@ const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * ```
  */
 export function createClient(options: ClientOptions): HeadwayClient {
-  const settings = resolveOptions(options);
   const events = new Emitter<ClientEvents>();
-  const report = (error: HeadwayClientError) => events.emit('error', { error });
-  /** A subscription change is told to the transport once per tick. */
-  let syncQueued = false;
-
-  const tokens = createTokenKeeper({
-    source: settings.options.token,
-    refreshMarginMs: settings.options.tokenRefreshMarginMs,
-    refreshed: () => connection.renew(),
-    report,
-  });
-  const rest = createRest(settings.base, settings.env.fetch, tokens);
-  const subscriptions = createSubscriptions({
-    user: () => connection.user,
-    tracks: () => sequencer.tracks,
-    otherTabs: () => tabs.otherTabs(),
-    otherTabsSeqs: () => tabs.otherTabsSeqs(),
-    changed: subscriptionsChanged,
-    report,
-  });
-  const sequencer = createJobSequencer({
-    watched: subscriptions.watched,
-    held: subscriptions.held,
-    deliver: subscriptions.deliver,
-    history: rest.history,
-  });
-  const tabs = createTabSharing({
-    share: settings.share,
-    base: settings.base,
-    token: () => tokens.value,
-    connection: () => connection,
-    subscriptions: () => subscriptions,
-    tracks: () => sequencer.tracks,
-    receive,
-  });
-  const requests = createControlRequests((m) => connection.send(m), rest);
-  const connection = createConnection({
-    settings,
+  const parts = {
+    settings: resolveOptions(options),
     events,
-    tokens,
-    tabs,
-    subscriptions: { wanted: subscriptions.wanted, since: subscriptions.since, seen: sequencer.seen },
     receive,
-    resendOverRest: requests.resendOverRest,
-  });
-
-  /** Tell the transport (or the leading tab) once per tick, and forget unwatched jobs. */
-  function subscriptionsChanged(): void {
-    if (connection.state === 'idle') connection.connect();
-    if (syncQueued) return;
-    syncQueued = true;
-    queueMicrotask(() => {
-      syncQueued = false;
-      if (tabs.following()) tabs.announce();
-      else connection.sync();
-      sequencer.forgetUnwatched();
-    });
-  }
+    report: (error) => events.emit('error', { error }),
+  } as ClientParts;
+  parts.tokens = createTokenKeeper(parts);
+  const rest = (parts.rest = createRest(parts));
+  const tabs = (parts.tabs = createTabSharing(parts));
+  const subscriptions = (parts.subscriptions = createSubscriptions(parts));
+  const sequencer = (parts.sequencer = createJobSequencer(parts));
+  const requests = (parts.requests = createControlRequests(parts));
+  const connection = (parts.connection = createConnection(parts));
 
   /** A message of the hub, from this tab's transport or relayed by the leading tab. */
   function receive(m: ServerMessage): void {

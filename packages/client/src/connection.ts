@@ -11,29 +11,15 @@
  * order until one connects; a fallback one is left for WebSocket again from
  * time to time; a token refresh moves the connection over to a new transport.
  */
-import type { ClientMessage, ServerMessage } from '@headway/protocol';
-import { backoffDelay, CloseCode, closeAction } from '@headway/protocol/codes';
-import type { Emitter } from './emitter.js';
+import type { ClientMessage } from '@headway/protocol';
+import { backoffDelay, closeAction } from '@headway/protocol/codes';
+import type { ClientParts } from './client-parts.js';
+import * as closeCodes from './close-codes.js';
 import { ClientErrorCode, HeadwayClientError } from './errors.js';
-import { type ClientSettings, openTransport } from './options.js';
+import { openTransport } from './options.js';
 import type { SharedConnectionState } from './tab-group.js';
-import type { TabSharing } from './tab-sharing.js';
-import type { TokenKeeper } from './token.js';
 import { ABNORMAL_CLOSURE, type Link, type Transport } from './transport.js';
-import type { ClientEvents, ConnectionState, TransportKind } from './types.js';
-
-export interface ConnectionContext {
-  settings: ClientSettings;
-  events: Emitter<ClientEvents>;
-  tokens: TokenKeeper;
-  tabs: Pick<TabSharing, 'following' | 'join' | 'leave' | 'publishState'>;
-  /** What to subscribe to, from where. */
-  subscriptions: Pick<Link, 'wanted' | 'since' | 'seen'>;
-  /** A message of the open transport (pongs excepted). */
-  receive(message: ServerMessage): void;
-  /** Control requests sent on a WebSocket that is gone are sent again over REST. */
-  resendOverRest(): void;
-}
+import type { ConnectionState, TransportKind } from './types.js';
 
 export interface Connection {
   readonly state: ConnectionState;
@@ -55,8 +41,13 @@ export interface Connection {
   renew(): void;
 }
 
-export function createConnection(context: ConnectionContext): Connection {
-  const { settings, events, tokens, tabs } = context;
+export function createConnection(
+  parts: Pick<
+    ClientParts,
+    'settings' | 'events' | 'tokens' | 'tabs' | 'subscriptions' | 'sequencer' | 'requests' | 'receive'
+  >,
+): Connection {
+  const { settings, events, tokens, tabs, subscriptions, sequencer } = parts;
   const { options, kinds, env, network, visibility } = settings;
   const backoff = { initialDelayMs: options.minReconnectDelayMs, maxDelayMs: options.maxReconnectDelayMs };
   let state: ConnectionState = 'idle';
@@ -130,7 +121,9 @@ export function createConnection(context: ConnectionContext): Connection {
       link.closed(ABNORMAL_CLOSURE, 'connect timeout');
     }, options.connectTimeoutMs);
     const link: Link = {
-      ...context.subscriptions,
+      wanted: subscriptions.wanted,
+      since: subscriptions.since,
+      seen: sequencer.seen,
       token: () => tokens.value,
       user: () => user,
       opened(info) {
@@ -153,7 +146,7 @@ export function createConnection(context: ConnectionContext): Connection {
       message(m) {
         if (t !== current) return;
         if (m.type === 'pong') awaitingPong = false;
-        else context.receive(m);
+        else parts.receive(m);
       },
       closed(code) {
         clearTimeout(timer);
@@ -165,7 +158,7 @@ export function createConnection(context: ConnectionContext): Connection {
         else if (action === 'refresh-token') refreshOrStop(code);
         // Refused before it opened with a standard code, not one of the hub's (a proxy
         // without Upgrade, a firewall): the next transport.
-        else if (code < CloseCode.RECONNECT && i + 1 < kinds.length) attempt(i + 1, false);
+        else if (code < closeCodes.RECONNECT && i + 1 < kinds.length) attempt(i + 1, false);
         else {
           sticky = 0;
           retry('connect-failed', code);
@@ -178,18 +171,18 @@ export function createConnection(context: ConnectionContext): Connection {
   /** Close `t` (the transport just replaced or lost), sending its control requests again over REST. */
   function drop(t: Transport | null): void {
     t?.close();
-    if (t?.kind === 'ws') context.resendOverRest();
+    if (t?.kind === 'ws') parts.requests.resendOverRest();
   }
 
   /** The open transport closed: reconnect with backoff, refresh the token first, or stop. */
   function lost(code: number): void {
     const previous = current;
     current = null;
-    if (previous?.kind === 'ws') context.resendOverRest();
+    if (previous?.kind === 'ws') parts.requests.resendOverRest();
     const action = closeAction(code);
     if (action === 'stop') stop(code);
     else if (action === 'refresh-token') refreshOrStop(code);
-    else retry(code === CloseCode.HEARTBEAT_TIMEOUT ? 'heartbeat-timeout' : 'lost', code);
+    else retry(code === closeCodes.HEARTBEAT_TIMEOUT ? 'heartbeat-timeout' : 'lost', code);
   }
 
   /** The token was refused: a token function gives another one, a fixed token never becomes valid. */
@@ -212,7 +205,10 @@ export function createConnection(context: ConnectionContext): Connection {
   function stop(code: number): void {
     shutdown();
     setState('closed', 'stop', code);
-    const error = new HeadwayClientError(ClientErrorCode.STOPPED, `the hub closed the connection with code ${code}`);
+    const error = new HeadwayClientError(
+      ClientErrorCode.STOPPED,
+      `the hub closed the connection with code ${code}`,
+    );
     events.emit('error', { error });
   }
 
@@ -264,7 +260,7 @@ export function createConnection(context: ConnectionContext): Connection {
         return;
       }
       t.close();
-      lost(CloseCode.HEARTBEAT_TIMEOUT);
+      lost(closeCodes.HEARTBEAT_TIMEOUT);
     }, ms);
   }
 

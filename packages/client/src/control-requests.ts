@@ -2,9 +2,9 @@
  * Cancel, pause and resume: over the WebSocket when one is open (answered by an
  * `ack` or an `error` with the request's id), otherwise over REST.
  */
-import type { ClientMessage, JobState } from '@headway/protocol';
+import type { JobState } from '@headway/protocol';
+import type { ClientParts } from './client-parts.js';
 import { HeadwayClientError } from './errors.js';
-import type { Rest } from './rest.js';
 import type { ControlAction } from './types.js';
 
 export interface ControlRequests {
@@ -16,8 +16,7 @@ export interface ControlRequests {
   resendOverRest(): void;
 }
 
-/** `send` sends on the open WebSocket, or returns false when there is none. */
-export function createControlRequests(send: (m: ClientMessage) => boolean, rest: Rest): ControlRequests {
+export function createControlRequests(parts: Pick<ClientParts, 'connection' | 'rest'>): ControlRequests {
   /** Requests awaiting their answer on the WebSocket, by request id. */
   const waiting = new Map<
     string,
@@ -28,12 +27,12 @@ export function createControlRequests(send: (m: ClientMessage) => boolean, rest:
   return {
     control(id, action, reason) {
       const overRest = () =>
-        rest.api<JobState>(`/v1/jobs/${encodeURIComponent(id)}/${action}`, {
+        parts.rest.api<JobState>(`/v1/jobs/${encodeURIComponent(id)}/${action}`, {
           method: 'POST',
           body: reason === undefined ? undefined : { reason },
         });
       const requestId = `c${++lastId}`;
-      if (send({ type: action, id: requestId, job: id, reason })) {
+      if (parts.connection.send({ type: action, id: requestId, job: id, reason })) {
         return new Promise((resolve) => waiting.set(requestId, { resolve, overRest }));
       }
       return overRest();

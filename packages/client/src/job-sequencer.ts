@@ -4,7 +4,7 @@
  * it cannot be filled, the job is reset to the newest state known.
  */
 import type { JobEvent, JobState } from '@headway/protocol';
-import type { HistoryPage } from './rest.js';
+import type { ClientParts } from './client-parts.js';
 import type { JobEventContext } from './types.js';
 
 /** Per job: what was applied, and what waits for a gap to be filled. */
@@ -29,16 +29,6 @@ const FILL_PAGE_SIZE = 1000;
 /** Jobs tracked; past it the oldest without a handle are forgotten. */
 const MAX_TRACKS = 10_000;
 
-export interface JobSequencerContext {
-  /** Whether the job is watched (for scopes, its state decides). */
-  watched(id: string, state: JobState | null | undefined): boolean;
-  /** Whether a handle holds the job: such jobs are never forgotten to make room. */
-  held(id: string): boolean;
-  /** Hand a job's new state to its handles and collections; `event` null for a snapshot. */
-  deliver(id: string, state: JobState, event: JobEventContext | null, reset: boolean): void;
-  history(id: string, options: { since: number; limit: number }): Promise<HistoryPage>;
-}
-
 export interface JobSequencer {
   /** What is known per job, oldest first. */
   readonly tracks: ReadonlyMap<string, Track>;
@@ -52,16 +42,17 @@ export interface JobSequencer {
   forgetUnwatched(): void;
 }
 
-export function createJobSequencer(context: JobSequencerContext): JobSequencer {
+export function createJobSequencer(parts: Pick<ClientParts, 'subscriptions' | 'rest'>): JobSequencer {
   const tracks = new Map<string, Track>();
 
   function track(id: string, s?: JobState | null): Track | undefined {
     let t = tracks.get(id);
-    if (!t && context.watched(id, s)) {
+    if (!t && parts.subscriptions.watched(id, s)) {
       tracks.set(id, (t = { id, seq: 0, state: null, target: null, pending: new Map(), filling: false }));
       if (tracks.size > MAX_TRACKS) {
         for (const old of tracks.keys()) {
-          if (!context.held(old)) {
+          // A job a handle holds is never forgotten to make room.
+          if (!parts.subscriptions.held(old)) {
             tracks.delete(old);
             break;
           }
@@ -72,7 +63,7 @@ export function createJobSequencer(context: JobSequencerContext): JobSequencer {
   }
 
   function notify(t: Track, ev: JobEventContext | null, reset = false): void {
-    context.deliver(t.id, t.state!, ev, reset);
+    parts.subscriptions.deliver(t.id, t.state!, ev, reset);
   }
 
   function apply(t: Track, e: JobEvent, s: JobState | undefined): void {
@@ -148,7 +139,7 @@ export function createJobSequencer(context: JobSequencerContext): JobSequencer {
     try {
       for (let page = 0; page < MAX_FILL_PAGES && gap(); page++) {
         const before = t.seq;
-        const { events: log } = await context.history(t.id, { since: t.seq, limit: FILL_PAGE_SIZE });
+        const { events: log } = await parts.rest.history(t.id, { since: t.seq, limit: FILL_PAGE_SIZE });
         // Events past the newest state known come later with their own state.
         const upTo = Math.max(t.target?.seq ?? 0, ...t.pending.keys());
         for (const e of log) if (e.seq === t.seq + 1 && e.seq <= upTo) apply(t, e, t.pending.get(e.seq)?.[1]);
@@ -171,7 +162,7 @@ export function createJobSequencer(context: JobSequencerContext): JobSequencer {
       return Math.max(t?.seq ?? 0, t?.target?.seq ?? 0);
     },
     forgetUnwatched() {
-      for (const [id, t] of tracks) if (!context.watched(id, t.state)) tracks.delete(id);
+      for (const [id, t] of tracks) if (!parts.subscriptions.watched(id, t.state)) tracks.delete(id);
     },
   };
 }

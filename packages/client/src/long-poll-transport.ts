@@ -1,6 +1,7 @@
 /** REST long-polls per job and a periodic list per scope, for networks that allow nothing else. */
 import type { JobState } from '@headway/protocol';
-import { CloseCode, type ErrorCode } from '@headway/protocol/codes';
+import type { ErrorCode } from '@headway/protocol/codes';
+import * as closeCodes from './close-codes.js';
 import { claims } from './token.js';
 import { ABNORMAL_CLOSURE, cannotSend, type Env, type Link, type Transport, type Want } from './transport.js';
 
@@ -51,11 +52,11 @@ export function openLongPoll(link: Link, env: Env): Transport {
       const close =
         res.status === 401
           ? code === 'HW_ERR_TOKEN_EXPIRED'
-            ? CloseCode.TOKEN_EXPIRED
-            : CloseCode.TOKEN_INVALID
+            ? closeCodes.TOKEN_EXPIRED
+            : closeCodes.TOKEN_INVALID
           : res.status === 403
-            ? CloseCode.FORBIDDEN
-            : CloseCode.RECONNECT;
+            ? closeCodes.FORBIDDEN
+            : closeCodes.RECONNECT;
       throw [close, code ?? `HTTP ${res.status}`];
     } catch (err) {
       throw Array.isArray(err) ? err : [ABNORMAL_CLOSURE, 'request failed'];

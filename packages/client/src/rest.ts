@@ -1,7 +1,7 @@
 /** Authenticated calls to the hub's REST API (`/v1/…`). */
 import type { JobEvent } from '@headway/protocol';
+import type { ClientParts } from './client-parts.js';
 import { ClientErrorCode, HeadwayClientError } from './errors.js';
-import type { TokenKeeper } from './token.js';
 
 export interface HistoryPage {
   events: JobEvent[];
@@ -16,19 +16,20 @@ export interface Rest {
   history(id: string, options?: { since?: number; limit?: number }): Promise<HistoryPage>;
 }
 
-export function createRest(base: string, fetch: typeof globalThis.fetch | undefined, tokens: TokenKeeper): Rest {
+export function createRest(parts: Pick<ClientParts, 'settings' | 'tokens'>): Rest {
+  const { base, env } = parts.settings;
   /** `retried`: the token was refused once already and replaced. */
   async function api<T>(
     path: string,
     init: { method?: string; body?: unknown } = {},
     retried = false,
   ): Promise<T> {
-    const headers: Record<string, string> = { authorization: `Bearer ${await tokens.get()}` };
+    const headers: Record<string, string> = { authorization: `Bearer ${await parts.tokens.get()}` };
     if (init.body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     let body: { error?: { code: HeadwayClientError['code']; message: string } } | null;
     try {
-      res = await fetch!(base + path, {
+      res = await env.fetch!(base + path, {
         method: init.method ?? 'GET',
         headers,
         body: init.body === undefined ? undefined : JSON.stringify(init.body),
@@ -38,8 +39,8 @@ export function createRest(base: string, fetch: typeof globalThis.fetch | undefi
       throw new HeadwayClientError(ClientErrorCode.NETWORK, `no answer from ${base}`);
     }
     if (res.ok) return body as T;
-    if (res.status === 401 && !retried && tokens.renewable) {
-      tokens.refuse();
+    if (res.status === 401 && !retried && parts.tokens.renewable) {
+      parts.tokens.refuse();
       return api(path, init, true);
     }
     throw new HeadwayClientError(
@@ -52,6 +53,8 @@ export function createRest(base: string, fetch: typeof globalThis.fetch | undefi
   return {
     api,
     history: (id, options = {}) =>
-      api(`/v1/jobs/${encodeURIComponent(id)}/events?since=${options.since ?? 0}&limit=${options.limit ?? 100}`),
+      api(
+        `/v1/jobs/${encodeURIComponent(id)}/events?since=${options.since ?? 0}&limit=${options.limit ?? 100}`,
+      ),
   };
 }

@@ -1,6 +1,7 @@
 /** Native messages as Server-Sent Events from `GET /v1/stream`; resumes with `?since=`. */
-import { CloseCode } from '@headway/protocol/codes';
+
 import type { ServerMessage } from '@headway/protocol';
+import * as closeCodes from './close-codes.js';
 import { ABNORMAL_CLOSURE, cannotSend, type Env, type Link, type Transport } from './transport.js';
 import type { Scope } from './types.js';
 
@@ -27,7 +28,8 @@ export function openEventStream(link: Link, env: Env): Transport {
   // EventSource hides the hub's comment heartbeats; its `ping` events prove the stream alive.
   const alive = () => {
     clearTimeout(timer);
-    if (heartbeatMs) timer = setTimeout(end, 2 * heartbeatMs + 1000, CloseCode.HEARTBEAT_TIMEOUT, 'no heartbeat');
+    if (heartbeatMs)
+      timer = setTimeout(end, 2 * heartbeatMs + 1000, closeCodes.HEARTBEAT_TIMEOUT, 'no heartbeat');
   };
   function open() {
     stop();

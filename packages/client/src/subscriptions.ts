@@ -4,9 +4,9 @@
  * watch. Transports subscribe to `wanted()`, resuming from `since()`.
  */
 import type { JobState } from '@headway/protocol';
+import type { ClientParts } from './client-parts.js';
 import type { HeadwayClientError } from './errors.js';
 import { type Core, JobCollection, JobHandle } from './handles.js';
-import type { Track } from './job-sequencer.js';
 import type { Want } from './transport.js';
 import type { JobEventContext, Scope } from './types.js';
 
@@ -23,21 +23,6 @@ export function inScope(s: JobState, scope: Scope | undefined, user: string | nu
 export interface Watching {
   jobs: string[];
   scopes: Scope[];
-}
-
-export interface SubscriptionsContext {
-  /** The authenticated user (scope `user` means their jobs). */
-  user(): string | null;
-  /** What the client knows per job. */
-  tracks(): ReadonlyMap<string, Track>;
-  /** What the other tabs watch, when this tab leads a shared connection. */
-  otherTabs(): Iterable<Watching>;
-  /** The lowest seq per job that another tab announced. */
-  otherTabsSeqs(): ReadonlyMap<string, number>;
-  /** The subscriptions changed. */
-  changed(): void;
-  /** A subscription error that belongs to no handle or collection. */
-  report(error: HeadwayClientError): void;
 }
 
 export interface Subscriptions extends Watching {
@@ -59,18 +44,21 @@ export interface Subscriptions extends Watching {
   deliver(id: string, state: JobState, event: JobEventContext | null, reset: boolean): void;
   /** A subscription (`id` its key) failed. */
   fail(id: string, error: HeadwayClientError): void;
-  /** What the other tabs watch changed. */
+  /** What is watched changed (here, or in another tab): tell the transport. */
   changed(): void;
   /** Compute `wanted()` afresh, without telling anyone (a new leader subscribes to all of it anyway). */
   invalidate(): void;
 }
 
-export function createSubscriptions(context: SubscriptionsContext): Subscriptions {
+export function createSubscriptions(
+  parts: Pick<ClientParts, 'connection' | 'sequencer' | 'tabs' | 'report'>,
+): Subscriptions {
   const handles = new Map<string, Set<JobHandle>>();
   const collections = new Set<JobCollection>();
   let want: Map<string, Want> | null = null;
+  let syncQueued = false;
 
-  const inUserScope = (s: JobState, scope: Scope | undefined) => inScope(s, scope, context.user());
+  const inUserScope = (s: JobState, scope: Scope | undefined) => inScope(s, scope, parts.connection.user);
 
   function wanted(): Map<string, Want> {
     if (want) return want;
@@ -79,16 +67,26 @@ export function createSubscriptions(context: SubscriptionsContext): Subscription
     const addScope = (scope: Scope) => w.set(`s:${scope}`, { key: `s:${scope}`, scope });
     for (const job of handles.keys()) addJob(job);
     for (const c of collections) addScope(c.scope);
-    for (const r of context.otherTabs()) {
+    for (const r of parts.tabs.otherTabs()) {
       r.jobs.forEach(addJob);
       r.scopes.forEach(addScope);
     }
     return w;
   }
 
+  /** Connect if idle; tell the transport (or the leading tab) once per tick; forget unwatched jobs. */
   function changed(): void {
     want = null;
-    context.changed();
+    const { connection, tabs, sequencer } = parts;
+    if (connection.state === 'idle') connection.connect();
+    if (syncQueued) return;
+    syncQueued = true;
+    queueMicrotask(() => {
+      syncQueued = false;
+      if (tabs.following()) tabs.announce();
+      else connection.sync();
+      sequencer.forgetUnwatched();
+    });
   }
 
   return {
@@ -110,7 +108,7 @@ export function createSubscriptions(context: SubscriptionsContext): Subscription
       const c = new JobCollection(scope, limit, core);
       collections.add(c);
       // Jobs of the scope that are already known join at once.
-      for (const t of context.tracks().values())
+      for (const t of parts.sequencer.tracks.values())
         if (t.state && inUserScope(t.state, scope)) c.put(t.state, null, false);
       changed();
       return c;
@@ -125,13 +123,18 @@ export function createSubscriptions(context: SubscriptionsContext): Subscription
     },
     wanted,
     since(w) {
-      const tracks = context.tracks();
-      const seqs = context.otherTabsSeqs();
+      const { tracks } = parts.sequencer;
+      const seqs = parts.tabs.otherTabsSeqs();
       if (w.job) return tracks.get(w.job)?.seq || seqs.get(w.job) || undefined;
       const map: Record<string, number> = {};
       let n = 0;
       for (const t of tracks.values()) {
-        if (n < MAX_SCOPE_SINCE && t.state && !TERMINAL.has(t.state.status) && inUserScope(t.state, w.scope)) {
+        if (
+          n < MAX_SCOPE_SINCE &&
+          t.state &&
+          !TERMINAL.has(t.state.status) &&
+          inUserScope(t.state, w.scope)
+        ) {
           map[t.id] = t.seq;
           n++;
         }
@@ -141,7 +144,10 @@ export function createSubscriptions(context: SubscriptionsContext): Subscription
     },
     watched(id, s) {
       const w = wanted();
-      return w.has(`j:${id}`) || (!!s && (w.has('s:all') || (w.has('s:user') && s.owner === context.user())));
+      return (
+        w.has(`j:${id}`) ||
+        (!!s && (w.has('s:all') || (w.has('s:user') && s.owner === parts.connection.user)))
+      );
     },
     held: (id) => handles.has(id),
     deliver(id, s, ev, reset) {
@@ -153,7 +159,7 @@ export function createSubscriptions(context: SubscriptionsContext): Subscription
       else if (id.startsWith('s:'))
         for (const c of collections)
           if (`s:${c.scope}` === id) c.fail(error);
-          else context.report(error);
+          else parts.report(error);
     },
     changed,
     invalidate() {

@@ -12,26 +12,11 @@
  * finds a gap fills it from the history endpoint, like after any reconnect.
  */
 import type { ServerMessage } from '@headway/protocol';
-import type { Connection } from './connection.js';
-import type { Track } from './job-sequencer.js';
-import { inScope, type Subscriptions, type Watching } from './subscriptions.js';
+import type { ClientParts } from './client-parts.js';
+import { inScope, type Watching } from './subscriptions.js';
 import { joinTabGroup, type TabGroup, type TabMessage, type TabWatching } from './tab-group.js';
 import { claims } from './token.js';
 import type { ConnectionState } from './types.js';
-
-export interface TabSharingContext {
-  /** The `shared` option: false, true, or the group's name. */
-  share: boolean | string;
-  /** The hub's base URL, part of the group's name. */
-  base: string;
-  /** The token, whose identity names the group. */
-  token(): string;
-  connection(): Pick<Connection, 'state' | 'transport' | 'user' | 'lead' | 'mirror'>;
-  subscriptions(): Pick<Subscriptions, 'jobs' | 'scopes' | 'changed' | 'invalidate'>;
-  tracks(): ReadonlyMap<string, Track>;
-  /** Handle a server message that the leader relayed. */
-  receive(message: ServerMessage): void;
-}
 
 export interface TabSharing {
   /** Whether this tab follows the connection of another tab. */
@@ -52,8 +37,10 @@ export interface TabSharing {
   otherTabsSeqs(): ReadonlyMap<string, number>;
 }
 
-export function createTabSharing(context: TabSharingContext): TabSharing {
-  const { share } = context;
+export function createTabSharing(
+  parts: Pick<ClientParts, 'settings' | 'tokens' | 'connection' | 'subscriptions' | 'sequencer' | 'receive'>,
+): TabSharing {
+  const { share, base } = parts.settings;
   let group: TabGroup | null = null;
   let leading = false;
   /** This tab's own lock is held: it may announce itself. */
@@ -67,14 +54,14 @@ export function createTabSharing(context: TabSharingContext): TabSharing {
   function announce(): void {
     if (!following() || !ready) return;
     const since: Record<string, number> = {};
-    for (const t of context.tracks().values()) if (t.seq) since[t.id] = t.seq;
-    const { jobs, scopes } = context.subscriptions();
+    for (const t of parts.sequencer.tracks.values()) if (t.seq) since[t.id] = t.seq;
+    const { jobs, scopes } = parts.subscriptions;
     group!.post({ type: 'watching', tab: group!.tab, jobs, scopes, since });
   }
 
   function publishState(state: ConnectionState, reason: string, code?: number): void {
     if (!leading) return;
-    const { transport, user } = context.connection();
+    const { transport, user } = parts.connection;
     group!.post({ type: 'connection-state', state, reason, code, transport, user });
   }
 
@@ -86,15 +73,15 @@ export function createTabSharing(context: TabSharingContext): TabSharing {
   function onLead(): void {
     leading = true;
     group!.post({ type: 'new-leader' });
-    context.subscriptions().invalidate();
-    context.connection().lead();
+    parts.subscriptions.invalidate();
+    parts.connection.lead();
   }
 
   /** A tab announced what it watches: subscribe to it too, and send it what is known already. */
   function onWatching(msg: TabWatching): void {
     if (!others.has(msg.tab)) {
       group!.watch(msg.tab, function tabGone() {
-        if (others.delete(msg.tab)) context.subscriptions().changed();
+        if (others.delete(msg.tab)) parts.subscriptions.changed();
       });
     }
     others.set(msg.tab, msg);
@@ -103,15 +90,16 @@ export function createTabSharing(context: TabSharingContext): TabSharing {
       for (const [job, seq] of Object.entries(other.since))
         lowestSeqs.set(job, Math.min(lowestSeqs.get(job) ?? seq, seq));
     }
-    context.subscriptions().changed();
+    parts.subscriptions.changed();
     // The state first (it names the user, which scopes need), then what this tab
     // already knows: the new one gets it at once and fills any gap itself.
-    const connection = context.connection();
+    const { connection } = parts;
     publishState(connection.state, 'shared');
-    const jobs = [...context.tracks().values()]
+    const jobs = [...parts.sequencer.tracks.values()]
       .map((t) => t.state!)
       .filter(
-        (s) => s && (msg.jobs.includes(s.id) || msg.scopes.some((scope) => inScope(s, scope, connection.user))),
+        (s) =>
+          s && (msg.jobs.includes(s.id) || msg.scopes.some((scope) => inScope(s, scope, connection.user))),
       );
     group!.post({
       type: 'server-message',
@@ -124,9 +112,9 @@ export function createTabSharing(context: TabSharingContext): TabSharing {
     if (leading) {
       if (msg.type === 'watching') onWatching(msg);
     } else if (msg.type === 'server-message') {
-      if (!msg.to || msg.to === group?.tab) context.receive(msg.message);
+      if (!msg.to || msg.to === group?.tab) parts.receive(msg.message);
     } else if (msg.type === 'connection-state') {
-      context.connection().mirror(msg);
+      parts.connection.mirror(msg);
     } else if (msg.type === 'new-leader') {
       announce();
     }
@@ -136,10 +124,10 @@ export function createTabSharing(context: TabSharingContext): TabSharing {
     following,
     join() {
       if (!share || group) return false;
-      const token = context.token();
+      const token = parts.tokens.value;
       const id = claims(token);
       const identity = typeof share === 'string' ? share : id ? [id.sub, id.role, id.jobs] : digest(token);
-      group = joinTabGroup(`headway:${context.base}:${identity}`, {
+      group = joinTabGroup(`headway:${base}:${identity}`, {
         ready: onReady,
         lead: onLead,
         receive: onMessage,

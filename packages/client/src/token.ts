@@ -2,8 +2,8 @@
  * The token the client offers: a fixed string, or what a token function returns,
  * asked again when the hub refused the token or its `exp` is near.
  */
+import type { ClientParts } from './client-parts.js';
 import { ClientErrorCode, HeadwayClientError } from './errors.js';
-import type { TokenSource } from './types.js';
 
 /** The claims of a JWT, or null for anything else (an API key). */
 export function claims(token: string): { sub?: string; exp?: number; role?: string; jobs?: string[] } | null {
@@ -30,18 +30,10 @@ export interface TokenKeeper {
   stop(): void;
 }
 
-export interface TokenKeeperContext {
-  source: TokenSource;
-  /** How long before `exp` a token function is asked again, ms. */
-  refreshMarginMs: number;
-  /** A new token arrived ahead of `exp`: move the connection over to it. */
-  refreshed(): void;
-  /** The token function failed (the caller retries on its own). */
-  report(error: HeadwayClientError): void;
-}
-
-export function createTokenKeeper(context: TokenKeeperContext): TokenKeeper {
-  const { source } = context;
+export function createTokenKeeper(
+  parts: Pick<ClientParts, 'settings' | 'connection' | 'report'>,
+): TokenKeeper {
+  const { token: source, tokenRefreshMarginMs } = parts.settings.options;
   const fixed = typeof source === 'string';
   let token = fixed ? source : '';
   let stale = false;
@@ -60,7 +52,7 @@ export function createTokenKeeper(context: TokenKeeperContext): TokenKeeper {
         return value;
       } catch {
         const error = new HeadwayClientError(ClientErrorCode.TOKEN, 'the token function failed');
-        context.report(error);
+        parts.report(error);
         throw error;
       } finally {
         call = null;
@@ -83,9 +75,10 @@ export function createTokenKeeper(context: TokenKeeperContext): TokenKeeper {
           // The hub will close with a refresh-token code; the next connection tries again.
           return;
         }
-        context.refreshed();
+        // Ahead of `exp`: move the connection over to the new token.
+        parts.connection.renew();
       },
-      Math.max(0, left - Math.min(context.refreshMarginMs, left / 2)),
+      Math.max(0, left - Math.min(tokenRefreshMarginMs, left / 2)),
     );
   }
 
