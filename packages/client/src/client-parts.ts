@@ -22,9 +22,9 @@ export interface ClientParts {
   events: Emitter<ClientEvents>;
   tokens: TokenKeeper;
   rest: Rest;
+  tabs: TabSharing;
   subscriptions: Subscriptions;
   sequencer: JobSequencer;
-  tabs: TabSharing;
   requests: ControlRequests;
   connection: Connection;
   /** Handle a message of the hub, from this tab's transport or relayed by the leading tab. */
