@@ -1,8 +1,11 @@
 /**
- * Stable error and close codes of the Headway protocol.
+ * Stable error and close codes of the Headway protocol, and what a client does
+ * after a close: `closeAction` (reconnect, refresh the token, or stop) and
+ * `backoffDelay` (how long to wait before trying again).
  *
  * Error codes are never reused once retired; tests assert codes, never messages.
- * This module has no dependencies so that clients can import it on its own.
+ * This module has no dependencies so that clients can import it on its own
+ * (`@headway/client` bundles nothing else of the protocol).
  */
 
 /** Error codes carried by `error` messages and REST error bodies. */
@@ -74,7 +77,11 @@ export const CloseCode = {
   SLOW_READER: 4001,
   /** The server is shutting down or restarting. */
   SHUTDOWN: 4002,
-  /** No message or pong for two heartbeat intervals. */
+  /**
+   * No message or pong for two heartbeat intervals. The hub closes with it; a
+   * client that notices the silence first (its ping unanswered, an SSE stream
+   * without `ping` events) drops the connection and reports this code too.
+   */
   HEARTBEAT_TIMEOUT: 4003,
 
   /** Generic: refresh the token, then reconnect. */
@@ -110,6 +117,33 @@ export function closeAction(code: number): CloseAction {
   // 1000 normal closure by the server, 1001 going away, 1006 abnormal, 1011 error, 1012 restart.
   if (code === 1008 || code === 1009 || code === 1002 || code === 1003 || code === 1007) return 'stop';
   return 'reconnect';
+}
+
+/** How far apart retries of one request, or reconnects of one client, are spread. */
+export interface BackoffOptions {
+  /** Upper bound of the first delay, ms. */
+  initialDelayMs: number;
+  /** Upper bound of any delay, ms (a longer `Retry-After` from the hub still wins). */
+  maxDelayMs: number;
+}
+
+/**
+ * Delay before retry number `attempt` (1-based): a random delay up to
+ * `initialDelayMs × 2^(attempt-1)`, capped at `maxDelayMs` ("full jitter", so
+ * that clients the hub turned away together do not come back together), and
+ * never shorter than the hub's `Retry-After`.
+ *
+ * Every Headway package that retries or reconnects uses this one rule.
+ */
+export function backoffDelay(
+  attempt: number,
+  options: BackoffOptions,
+  retryAfterMs?: number,
+  random: () => number = Math.random,
+): number {
+  const cap = Math.min(options.maxDelayMs, options.initialDelayMs * 2 ** Math.max(0, attempt - 1));
+  const jittered = cap * random();
+  return retryAfterMs !== undefined ? Math.max(retryAfterMs, jittered) : jittered;
 }
 
 /** HTTP status for each error code, used by the REST API. */

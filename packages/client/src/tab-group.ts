@@ -1,5 +1,5 @@
 /**
- * Tabs of one origin that use the same identity share one connection.
+ * A group of the tabs of one origin that share a connection, and its leader.
  *
  * The leader is the tab holding the Web Lock named after the group; the others
  * queue for it, so when the leader's tab closes (or its client is closed) the
@@ -7,31 +7,45 @@
  * tab also holds a lock of its own for its lifetime: the leader requests it to
  * learn, when it is granted, that the tab is gone.
  *
- * Messages go over a BroadcastChannel of the same name:
- *
- * - leader → tabs: `m` a server message (every `event`, `subscribed` and
- *   subscription `error` of the shared connection, or a snapshot for one tab),
- *   `s` the connection's state, `l` "a new leader: announce what you watch";
- * - tab → leader: `w` what the tab watches, with the seq it reached per job.
- *
- * The leader subscribes to what every tab watches, resuming each job from its
- * own seq or, for a job it did not track, from the lowest seq a tab announced,
- * so a tab that takes over misses nothing that any tab still needed. A tab that
- * finds a gap fills it from the history endpoint, like after any reconnect.
+ * Messages (`TabMessage`) go over a BroadcastChannel of the same name; what
+ * they mean is up to tab-sharing.ts.
  */
 import type { ServerMessage } from '@headway/protocol';
 import type { ConnectionState, Scope, TransportKind } from './types.js';
 
-export type SharedMessage =
-  | { k: 'm'; m: ServerMessage; to?: string }
-  | { k: 's'; s: ConnectionState; r: string; c?: number; t: TransportKind | null; u: string | null }
-  | { k: 'l' }
-  | { k: 'w'; tab: string; jobs: string[]; scopes: Scope[]; since: Record<string, number> };
+/** The connection's state, as the leader tells the other tabs. */
+export interface SharedConnectionState {
+  type: 'connection-state';
+  state: ConnectionState;
+  reason: string;
+  code?: number;
+  transport: TransportKind | null;
+  user: string | null;
+}
 
-export interface Tabs {
+/** What a tab watches, with the seq it reached per job. */
+export interface TabWatching {
+  type: 'watching';
+  tab: string;
+  jobs: string[];
+  scopes: Scope[];
+  since: Record<string, number>;
+}
+
+export type TabMessage =
+  /** leader → tabs: a server message of the shared connection, or a snapshot for the tab `to` alone. */
+  | { type: 'server-message'; message: ServerMessage; to?: string }
+  /** leader → tabs. */
+  | SharedConnectionState
+  /** leader → tabs: a new leader took over: announce what you watch. */
+  | { type: 'new-leader' }
+  /** tab → leader. */
+  | TabWatching;
+
+export interface TabGroup {
   /** This tab's id. */
   tab: string;
-  post(message: SharedMessage): void;
+  post(message: TabMessage): void;
   /** Call `gone` once the tab `other` has closed (or its client left). */
   watch(other: string, gone: () => void): void;
   /** Leave the group: give up the lead (or the place in the queue for it). */
@@ -51,10 +65,10 @@ type Locks = {
  * `ready` runs once this tab's own lock is held (it may then announce itself);
  * `lead` runs when this tab becomes the leader.
  */
-export function joinTabs(
+export function joinTabGroup(
   name: string,
-  hooks: { ready(): void; lead(): void; receive(message: SharedMessage): void },
-): Tabs | null {
+  hooks: { ready(): void; lead(): void; receive(message: TabMessage): void },
+): TabGroup | null {
   const locks = (globalThis.navigator as { locks?: Locks } | undefined)?.locks;
   if (!locks || typeof BroadcastChannel === 'undefined') return null;
   const tab = Math.random().toString(36).slice(2);
