@@ -72,4 +72,6 @@ export type UnsubscribeMessage = Static<typeof UnsubscribeMessageSchema>;
 export type GetStateMessage = Static<typeof GetStateMessageSchema>;
 export type PingMessage = Static<typeof PingMessageSchema>;
 export type ControlMessage = Static<(typeof clientMessageSchemas)['cancel' | 'pause' | 'resume']>;
-export type ClientMessage = { [K in ClientMessageType]: Static<(typeof clientMessageSchemas)[K]> }[ClientMessageType];
+export type ClientMessage = {
+  [K in ClientMessageType]: Static<(typeof clientMessageSchemas)[K]>;
+}[ClientMessageType];

@@ -35,7 +35,12 @@ export const StageEventInput = Type.Object(
   { additionalProperties: false },
 );
 export const LogInput = Type.Object(
-  { kind: Type.Literal('log'), key: Type.Optional(Key), message: Message, level: Type.Optional(LogLevelSchema) },
+  {
+    kind: Type.Literal('log'),
+    key: Type.Optional(Key),
+    message: Message,
+    level: Type.Optional(LogLevelSchema),
+  },
   { additionalProperties: false },
 );
 export const MetadataInput = Type.Object(

@@ -60,7 +60,10 @@ export const EVENT_KINDS = Object.keys(EventDataSchemas) as EventKind[];
 export const EventKindSchema = Type.Union(EVENT_KINDS.map((kind) => Type.Literal(kind)));
 
 /** Kinds after which a job has no more events: its terminal statuses, and deletion. */
-export const TERMINAL_KINDS: readonly EventKind[] = [...(TERMINAL_STATUSES as readonly EventKind[]), 'deleted'];
+export const TERMINAL_KINDS: readonly EventKind[] = [
+  ...(TERMINAL_STATUSES as readonly EventKind[]),
+  'deleted',
+];
 
 export const JobEventSchema = Type.Object(
   {
@@ -74,7 +77,10 @@ export const JobEventSchema = Type.Object(
 );
 
 /** One event; `JobEvent<'progress'>` narrows `kind` and `data` together. */
-export type JobEvent<K extends EventKind = EventKind> = Omit<Static<typeof JobEventSchema>, 'kind' | 'data'> & {
+export type JobEvent<K extends EventKind = EventKind> = Omit<
+  Static<typeof JobEventSchema>,
+  'kind' | 'data'
+> & {
   kind: K;
   data: EventDataMap[K];
 };

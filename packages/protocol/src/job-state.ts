@@ -81,8 +81,12 @@ export type JobError = Static<typeof JobErrorSchema>;
 
 export const ControlSchema = Type.Object(
   {
-    cancelRequested: Type.Boolean({ description: 'A cancel was requested and the job has not finished yet.' }),
-    paused: Type.Boolean({ description: 'A pause was requested (or the job is paused) and no resume since.' }),
+    cancelRequested: Type.Boolean({
+      description: 'A cancel was requested and the job has not finished yet.',
+    }),
+    paused: Type.Boolean({
+      description: 'A pause was requested (or the job is paused) and no resume since.',
+    }),
   },
   { $id: 'Control', description: "The job's control state: what a worker should act on." },
 );

@@ -11,7 +11,8 @@ export type JsonObject = { [key: string]: Json };
  * Any JSON value. The schema accepts anything (a recursive schema would become
  * an OpenAPI component of its own); the type says what a JSON body can hold.
  */
-export const JsonSchema = (options: { description?: string } = {}) => Type.Unsafe<Json>(Type.Unknown(options));
+export const JsonSchema = (options: { description?: string } = {}) =>
+  Type.Unsafe<Json>(Type.Unknown(options));
 
 /** A JSON object with any keys (`metadata`). */
 export const JsonObjectSchema = (options: { description?: string } = {}) =>

@@ -15,7 +15,9 @@ export const LimitsSchema = Type.Object({
   maxMessageBytes: Type.Integer({ description: 'Largest inbound frame, bytes.' }),
   maxSubscriptions: Type.Integer({ description: 'Subscriptions per connection.' }),
   messagesPerSecond: Type.Number({ description: 'Client messages per second.' }),
-  replayLimit: Type.Integer({ description: 'Most events replayed on resume; beyond it `recovered` is false.' }),
+  replayLimit: Type.Integer({
+    description: 'Most events replayed on resume; beyond it `recovered` is false.',
+  }),
 });
 export type Limits = Static<typeof LimitsSchema>;
 
@@ -36,7 +38,8 @@ export const SubscribedMessageSchema = Type.Object({
   }),
   events: Type.Array(JobEventSchema, { description: 'Events missed since `since`, in seq order per job.' }),
   recovered: Type.Boolean({
-    description: 'True when every missed event was replayed; false when the client must take `jobs` as the truth.',
+    description:
+      'True when every missed event was replayed; false when the client must take `jobs` as the truth.',
   }),
 });
 export type SubscribedMessage = Static<typeof SubscribedMessageSchema>;
@@ -49,7 +52,11 @@ export const EventMessageSchema = Type.Composite([
 ]);
 export type EventMessage = Static<typeof EventMessageSchema>;
 
-export const StateMessageSchema = Type.Object({ type: Type.Literal('state'), id: Type.String(), job: JobStateSchema });
+export const StateMessageSchema = Type.Object({
+  type: Type.Literal('state'),
+  id: Type.String(),
+  job: JobStateSchema,
+});
 export type StateMessage = Static<typeof StateMessageSchema>;
 
 export const AckMessageSchema = Type.Object({
@@ -66,7 +73,10 @@ export const ErrorMessageSchema = Type.Composite([
 ]);
 export type ErrorMessage = Static<typeof ErrorMessageSchema>;
 
-export const PongMessageSchema = Type.Object({ type: Type.Literal('pong'), ts: Type.Optional(Type.Number()) });
+export const PongMessageSchema = Type.Object({
+  type: Type.Literal('pong'),
+  ts: Type.Optional(Type.Number()),
+});
 export type PongMessage = Static<typeof PongMessageSchema>;
 
 export const ServerMessageSchema = Type.Union([
