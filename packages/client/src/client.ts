@@ -1,5 +1,5 @@
 import type { JobEvent, JobState, ServerMessage } from '@headway/protocol';
-import { closeAction } from '@headway/protocol/codes';
+import { CloseCode, closeAction, JOB_ID, TERMINAL_STATUSES } from '@headway/protocol/codes';
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, HeadwayClientError } from './errors.js';
 import { type Core, JobCollection, JobHandle } from './handles.js';
@@ -78,8 +78,7 @@ interface Track {
   filling: boolean;
 }
 
-const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+const TERMINAL = new Set<string>(TERMINAL_STATUSES);
 /** Events held per job while a gap is filled; past it the job is reset to its newest state. */
 const MAX_PENDING = 1000;
 /** History pages read to fill one gap before giving up. */
@@ -88,7 +87,7 @@ const MAX_FILL_PAGES = 20;
 const MAX_SCOPE_SINCE = 500;
 /** Jobs tracked; past it the oldest without a handle are forgotten. */
 const MAX_TRACKS = 10_000;
-const HEARTBEAT_TIMEOUT = 4003;
+const HEARTBEAT_TIMEOUT = CloseCode.HEARTBEAT_TIMEOUT;
 const factories = { ws: openWs, sse: openSse, poll: openPoll };
 
 /**
@@ -284,7 +283,7 @@ export function createClient(options: ClientOptions): HeadwayClient {
         if (action === 'stop') stop(code);
         else if (action === 'refresh-token') refreshOrStop(code);
         // Refused before it opened (a proxy without Upgrade, a firewall): the next transport.
-        else if (code < 4000 && i + 1 < kinds.length) attempt(i + 1, false);
+        else if (code < CloseCode.RECONNECT && i + 1 < kinds.length) attempt(i + 1, false);
         else {
           sticky = 0;
           retry('connect-failed', code);

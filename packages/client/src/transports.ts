@@ -13,6 +13,7 @@
  * `s:<scope>`) as their `id`.
  */
 import type { ClientMessage, JobState, ServerMessage } from '@headway/protocol';
+import { CloseCode } from '@headway/protocol/codes';
 import type { EventSourceConstructor, Scope, TransportKind, WebSocketConstructor } from './types.js';
 
 /** One subscription the client wants: a job or a scope. */
@@ -172,7 +173,8 @@ export function openSse(link: Link, env: Env): Transport {
   // EventSource hides the hub's comment heartbeats; its `ping` events prove the stream alive.
   const alive = () => {
     clearTimeout(timer);
-    if (heartbeatMs) timer = setTimeout(end, 2 * heartbeatMs + 1000, 4003, 'no heartbeat');
+    if (heartbeatMs)
+      timer = setTimeout(end, 2 * heartbeatMs + 1000, CloseCode.HEARTBEAT_TIMEOUT, 'no heartbeat');
   };
   function open() {
     stop();
@@ -278,11 +280,11 @@ export function openPoll(link: Link, env: Env): Transport {
       const close =
         res.status === 401
           ? code === 'HW_ERR_TOKEN_EXPIRED'
-            ? 4101
-            : 4102
+            ? CloseCode.TOKEN_EXPIRED
+            : CloseCode.TOKEN_INVALID
           : res.status === 403
-            ? 4201
-            : 4000;
+            ? CloseCode.FORBIDDEN
+            : CloseCode.RECONNECT;
       throw [close, code ?? `HTTP ${res.status}`];
     } catch (err) {
       throw Array.isArray(err) ? err : [1006, 'request failed'];
