@@ -4,7 +4,7 @@
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { TERMINAL_STATUSES } from './codes.js';
-import { ChildrenSummarySchema, JobErrorSchema, Time } from './job-state.js';
+import { ChildrenSummarySchema, IsoTime, JobErrorSchema } from './job-state.js';
 import { JsonObjectSchema, JsonSchema } from './json.js';
 
 export const LogLevelSchema = Type.Union([
@@ -71,7 +71,7 @@ export const JobEventSchema = Type.Object(
     seq: Type.Integer({ minimum: 0, description: 'Per-job event sequence number, gapless from 1.' }),
     kind: EventKindSchema,
     data: Type.Union(Object.values(EventDataSchemas), { description: 'The data of the event’s `kind`.' }),
-    at: Time('Time the hub accepted the event'),
+    at: IsoTime('Time the hub accepted the event'),
   },
   { $id: 'JobEvent', description: "One change to a job, as stored in the job's log." },
 );

@@ -8,7 +8,7 @@ import { JsonObjectSchema, JsonSchema } from './json.js';
 /** `schema` or null. */
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 /** An ISO 8601 time. */
-export const Time = (description: string) => Type.String({ description: `${description} (ISO 8601)` });
+export const IsoTime = (description: string) => Type.String({ description: `${description} (ISO 8601)` });
 
 /** Every job status, in lifecycle order. */
 export const JOB_STATUSES = ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled'] as const;
@@ -36,8 +36,8 @@ export type StageInfo = Static<typeof StageInfoSchema>;
 export const StagePlanEntrySchema = Type.Object({
   name: Type.String(),
   weight: Type.Number({ description: 'Relative weight of the stage in the overall percent; defaults to 1.' }),
-  startedAt: Nullable(Time('Start of the stage')),
-  endedAt: Nullable(Time('End of the stage (the next stage or a terminal event began)')),
+  startedAt: Nullable(IsoTime('Start of the stage')),
+  endedAt: Nullable(IsoTime('End of the stage (the next stage or a terminal event began)')),
 });
 export type StagePlanEntry = Static<typeof StagePlanEntrySchema>;
 
@@ -126,10 +126,10 @@ export const JobStateSchema = Type.Object(
     control: ControlRef,
     children: Nullable(ChildrenSummarySchema),
     public: Type.Boolean({ description: 'Watchable by anyone holding the job id (off by default).' }),
-    createdAt: Time('Creation time'),
-    updatedAt: Time('Time of the last event'),
-    startedAt: Nullable(Time('First transition to running')),
-    finishedAt: Nullable(Time('Time the job reached a terminal status')),
+    createdAt: IsoTime('Creation time'),
+    updatedAt: IsoTime('Time of the last event'),
+    startedAt: Nullable(IsoTime('First transition to running')),
+    finishedAt: Nullable(IsoTime('Time the job reached a terminal status')),
     seq: Type.Integer({ minimum: 1, description: 'Seq of the last event folded into this state.' }),
     estimator: Nullable(EtaSampleSchema),
   },

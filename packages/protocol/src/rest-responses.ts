@@ -7,7 +7,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { ErrorCode } from './codes.js';
 import { JobEventRef, JobEventSchema } from './job-event.js';
-import { ControlRef, ControlSchema, JobStateRef, JobStateSchema, Time } from './job-state.js';
+import { ControlRef, ControlSchema, IsoTime, JobStateRef, JobStateSchema } from './job-state.js';
 
 export const PublishResultSchema = Type.Object(
   {
@@ -70,7 +70,7 @@ export type EventPage = Static<typeof EventPageSchema>;
 export const TokenSchema = Type.Object(
   {
     token: Type.String({ description: 'Browser token (JWT); send as `Authorization: Bearer <token>`.' }),
-    expiresAt: Time('Expiry'),
+    expiresAt: IsoTime('Expiry'),
   },
   { description: 'The token was minted.' },
 );
