@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CloseCode, closeAction, ErrorCode, httpStatus } from '../src/codes.js';
-import { validateClientMessage, validateEventInput } from '../src/schemas.js';
+import { validateClientMessage, validateEventInput } from '../src/validate.js';
 
 const doc = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8');
 

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import {
   DIALECT_ALIASES,
   DIALECT_NAMES,
+  DIALECT_PREFIX,
   type DialectName,
   defaultLimits,
   defaultRetention,
@@ -414,7 +415,7 @@ function parseDialects(value: string, setting: string): DialectName[] {
 function parsePrefix(value: string, setting: string): string {
   const v = value.trim();
   if (v === '/') return '';
-  if (!/^(\/[A-Za-z0-9._~-]+)+$/.test(v)) {
+  if (!DIALECT_PREFIX.test(v)) {
     throw new ConfigError(
       setting,
       `${setting} must be a path such as /compat (letters, digits and ._~- between slashes; got "${value}")`,

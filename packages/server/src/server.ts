@@ -19,9 +19,9 @@ import type { Store } from './store/store.js';
 import { Sweeper } from './sweeper.js';
 import { registerDashboard } from './transports/dashboard.js';
 import { checkDialectOptions, registerDialects } from './transports/dialects/index.js';
-import { registerHttp } from './transports/http.js';
+import { registerHttp } from './transports/http/index.js';
+import { registerStats } from './transports/http/stats.js';
 import { SseTransport } from './transports/sse.js';
-import { registerStats } from './transports/stats.js';
 import { WsTransport } from './transports/ws.js';
 
 export interface CreateServerOptions extends HeadwayOptionsInput {

@@ -1,19 +1,19 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { ErrorCode } from '@headway/protocol';
-import type { TSchema } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StoreUnavailableError } from '../src/store/store.js';
 import {
   componentSchemas,
   ErrorBodySchema,
+  ErrorCode,
   EventPageSchema,
   JobListSchema,
   JobStateSchema,
   PublishManyResultSchema,
   PublishResultSchema,
   TokenSchema,
-} from '../src/transports/http.js';
+} from '@headway/protocol';
+import type { TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../src/store/store.js';
 import { startHub, type TestHub } from './helpers.js';
 
 let n = 0;

@@ -8,7 +8,7 @@ import type {
   JsonObject,
   LogLevel,
 } from '@headway/protocol';
-import { ErrorCode } from '@headway/protocol/codes';
+import { ErrorCode, TERMINAL_STATUSES } from '@headway/protocol/codes';
 import { HeadwayWorkerError, JobAbortedError, WorkerErrorCode } from './errors.js';
 import type { Deferred, OutgoingEvent } from './event-sender.js';
 import type { HeadwayWorkerOptions } from './options.js';
@@ -50,7 +50,6 @@ const MAX_MESSAGE = 4096;
 const MAX_NAME = 128;
 const MAX_CODE = 128;
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
-const TERMINAL: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
 
 type ProgressData = { percent?: number; current?: number; total?: number; unit?: string; message?: string };
 
@@ -357,7 +356,7 @@ export class JobHandle {
       control.cancelRequested !== this.ctl.cancelRequested || control.paused !== this.ctl.paused;
     this.ctl = { ...control };
     if (this.ending === null) {
-      if (status !== null && TERMINAL.includes(status)) {
+      if (status !== null && TERMINAL_STATUSES.includes(status)) {
         if (status === 'cancelled') this.end('remote', WorkerErrorCode.CANCELLED, 'the job was cancelled');
         else this.end('remote', ErrorCode.JOB_FINISHED, `the job was ${status} elsewhere`);
       } else if (control.cancelRequested) {

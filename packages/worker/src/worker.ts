@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { CreateJobInput, JobState } from '@headway/protocol';
-import { ErrorCode } from '@headway/protocol/codes';
+import { ErrorCode, JOB_ID, TERMINAL_STATUSES } from '@headway/protocol/codes';
 import { ControlChannel } from './control-channel.js';
 import { HeadwayWorkerError, WorkerErrorCode } from './errors.js';
 import { type Deferred, EventSender, type OutgoingEvent } from './event-sender.js';
@@ -20,9 +20,6 @@ export interface CreateJobOptions {
    */
   watch?: boolean;
 }
-
-/** Job ids the hub accepts: 1–128 letters, digits and `._:-`. */
-const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * A worker's connection to a Headway hub: creates jobs, reports their events,
@@ -254,7 +251,7 @@ export class HeadwayWorker {
 }
 
 function isTerminal(state: JobState): boolean {
-  return state.status === 'completed' || state.status === 'failed' || state.status === 'cancelled';
+  return TERMINAL_STATUSES.includes(state.status);
 }
 
 function invalid(message: string): TypeError {

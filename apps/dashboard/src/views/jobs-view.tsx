@@ -6,6 +6,7 @@
  * a thousand jobs reporting ten times a second.
  */
 import type { JobState, JobStatus } from '@headway/client';
+import { JOB_ID } from '@headway/protocol/codes';
 import { formatEta, formatPercent, formatStage, ProgressBar, useJobs } from '@headway/react';
 import { type KeyboardEvent, memo, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { StatusBadge } from '../components/status-badge.js';
@@ -246,7 +247,7 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
             e.preventDefault();
             // An exact id opens the job, even one too old to be in the live list.
             const id = filters.q.trim();
-            if (/^[A-Za-z0-9._:-]{1,128}$/.test(id) && (rows.length === 0 || jobs.some((j) => j.id === id))) {
+            if (JOB_ID.test(id) && (rows.length === 0 || jobs.some((j) => j.id === id))) {
               navigate(jobPath(id));
             }
           }}

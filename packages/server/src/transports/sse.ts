@@ -23,7 +23,15 @@
  * prepends its own id line to the shared JSON.
  */
 import type { ServerResponse } from 'node:http';
-import { CloseCode, ErrorCode, type JobEvent, type JobState, type ServerMessage } from '@headway/protocol';
+import {
+  CloseCode,
+  ErrorCode,
+  JOB_ID,
+  type JobEvent,
+  type JobState,
+  type ServerMessage,
+  TERMINAL_KINDS,
+} from '@headway/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth.js';
@@ -49,9 +57,8 @@ const MAX_PENDING_DELIVERIES = 10_000;
 const MAX_ID_BYTES = 4096; // 4 KiB
 /** Jobs whose last delivered seq a stream remembers for de-duplication. */
 const MAX_SEEN_JOBS = 1024;
-const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'deleted']);
+const TERMINAL = new Set<string>(TERMINAL_KINDS);
 const QUERY_KEYS = new Set(['job', 'scope', 'since', 'token']);
-const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const NL2 = Buffer.from('\n\n');
 /**
  * The heartbeat: a comment line keeps proxies from timing out an idle stream;

@@ -14,7 +14,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../../context.js';
-import { DIALECT_NAMES, type DialectName, type DialectOptions } from '../../options.js';
+import { DIALECT_NAMES, DIALECT_PREFIX, type DialectName, type DialectOptions } from '../../options.js';
 import { DialectServer, type WsEndpoint } from './base.js';
 import { downloadStatus } from './download-status.js';
 import { jobStream } from './job-stream.js';
@@ -94,7 +94,7 @@ export function checkDialectOptions(options: DialectOptions): void {
       throw new TypeError(`dialects.enabled: unknown dialect "${name}" (known: ${DIALECT_NAMES.join(', ')})`);
     }
   }
-  if (options.prefix !== '' && !/^(\/[A-Za-z0-9._~-]+)+$/.test(options.prefix)) {
+  if (options.prefix !== '' && !DIALECT_PREFIX.test(options.prefix)) {
     throw new TypeError(`dialects.prefix must be '' or a path such as '/compat' (got "${options.prefix}")`);
   }
   for (const key of ['streamConnectionsPerMinute', 'dashboardConnectionsPerUser'] as const) {

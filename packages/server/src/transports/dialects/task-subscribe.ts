@@ -11,7 +11,7 @@
  * close, as is a connection that subscribes to nothing within the
  * authentication timeout.
  */
-import { ErrorCode, type JobState } from '@headway/protocol';
+import { ErrorCode, JOB_ID, type JobState } from '@headway/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../../auth.js';
@@ -64,7 +64,6 @@ export interface TaskErrorPayload {
 
 /** Code of the `error` message for a cancelled task (the seed has no cancel message). */
 export const CANCELLED_CODE = 'CANCELLED';
-const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const TIME_ESTIMATE_SHAPE = 'task-subscribe:time_estimate';
 
 export function progressPayload(state: JobState, timestamp: string): ProgressPayload {

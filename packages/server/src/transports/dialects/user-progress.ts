@@ -8,7 +8,7 @@
  * `?token=`); it must belong to `user_id` (an API key or admin token may watch
  * any user). A missing, invalid or foreign credential closes with 1008.
  */
-import type { EventKind, JobState } from '@headway/protocol';
+import { type EventKind, type JobState, TERMINAL_STATUSES } from '@headway/protocol';
 import type { WebSocket } from 'ws';
 import type { Delivery } from '../../delivery.js';
 import { canSee, isPrivileged } from '../../policy.js';
@@ -40,7 +40,7 @@ export interface UserProgressMessage {
 const SILENT: ReadonlySet<EventKind> = new Set([...UNSHOWN_KINDS, 'metadata', 'deleted']);
 
 export function userProgressMessage(state: JobState): UserProgressMessage {
-  const ended = state.status === 'completed' || state.status === 'failed' || state.status === 'cancelled';
+  const ended = TERMINAL_STATUSES.includes(state.status);
   const message: UserProgressMessage = {
     stage: ended ? state.status : stageName(state),
     progress: wholePercent(state.progress.percent),

@@ -7,65 +7,15 @@
  * per second) from two readings and their `at`. The figures are this process's;
  * with several hubs behind a load balancer each answers for itself.
  */
-import { ErrorCode } from '@headway/protocol';
-import { type Static, Type } from '@sinclair/typebox';
+import { ErrorBodyRef, ErrorCode, type Stats, StatsSchema } from '@headway/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { Metric } from 'prom-client';
-import type { ServerContext } from '../context.js';
-import { HeadwayError } from '../errors.js';
-import { isPrivileged } from '../policy.js';
-import { bearerToken } from './credentials.js';
+import type { ServerContext } from '../../context.js';
+import { HeadwayError } from '../../errors.js';
+import { isPrivileged } from '../../policy.js';
+import { bearerToken } from '../credentials.js';
 import { probeHealth } from './health.js';
-
-const Health = Type.Union([Type.Literal('ok'), Type.Literal('down')]);
-const Total = (description: string) => Type.Number({ minimum: 0, description });
-
-export const StatsSchema = Type.Object(
-  {
-    at: Type.String({ description: 'Time of the reading (ISO 8601).' }),
-    uptimeSeconds: Total('Seconds since this process started.'),
-    connections: Type.Object({
-      total: Total('Open client connections.'),
-      byTransport: Type.Record(Type.String(), Type.Number(), {
-        description: 'Open connections by transport: ws, sse, long-poll, and the seed dialects.',
-      }),
-    }),
-    subscriptions: Total('Active subscriptions on all connections.'),
-    topics: Total('Distinct jobs, users and scopes watched.'),
-    events: Type.Object({
-      ingested: Total('Events accepted since start (reports and control requests).'),
-      dispatched: Total('Committed events handed to subscribers, once per event.'),
-      messagesSent: Total('Messages written to client connections.'),
-      collapsed: Total('Queued progress events replaced by a newer one on a slow connection.'),
-    }),
-    store: Type.Object({
-      kind: Type.String({ description: '`sqlite` or `postgres`.' }),
-      status: Health,
-      commits: Total('Batches committed.'),
-      commitSecondsAvg: Type.Union([Type.Number(), Type.Null()], {
-        description: 'Mean time to commit a batch, seconds; null before the first commit.',
-      }),
-      errors: Total('Batches the store refused or failed to commit.'),
-    }),
-    bus: Type.Object({
-      kind: Type.String({ description: '`memory` or `redis`.' }),
-      shared: Type.Boolean({ description: 'Other processes publish to it too.' }),
-      status: Health,
-      publishErrors: Total('Deliveries the bus could not publish at once.'),
-      backfills: Total('Reads of missed events from the store.'),
-    }),
-    jobs: Type.Object({
-      cached: Total('Job states held in memory.'),
-      tracked: Total('Jobs whose last dispatched seq is tracked.'),
-    }),
-    process: Type.Object({
-      rssBytes: Total('Resident set size.'),
-      heapUsedBytes: Total('V8 heap in use.'),
-    }),
-  },
-  { description: "This process's figures; counters are totals since it started." },
-);
-export type Stats = Static<typeof StatsSchema>;
+import { BEARER } from './openapi.js';
 
 /** Sum of a metric's values, optionally only those whose name ends with `suffix` (a histogram's `_sum`). */
 async function total(metric: Metric, suffix?: string): Promise<number> {
@@ -95,20 +45,11 @@ export async function registerStats(app: FastifyInstance, ctx: ServerContext): P
           description:
             'For API keys and admin tokens (other tokens: HW_ERR_FORBIDDEN). Counters are totals since the ' +
             'process started; derive rates from two readings.',
-          security: [{ bearer: [] }],
+          security: BEARER,
           response: {
             200: StatsSchema,
-            ...Object.fromEntries(
-              [401, 403].map((status) => [
-                status,
-                Type.Ref('ErrorBody', {
-                  description:
-                    status === 401
-                      ? 'HW_ERR_UNAUTHORIZED or HW_ERR_TOKEN_EXPIRED.'
-                      : 'HW_ERR_FORBIDDEN: a token without the admin role.',
-                }),
-              ]),
-            ),
+            401: ErrorBodyRef('HW_ERR_UNAUTHORIZED or HW_ERR_TOKEN_EXPIRED.'),
+            403: ErrorBodyRef('HW_ERR_FORBIDDEN: a token without the admin role.'),
           },
         },
       },
