@@ -1,7 +1,7 @@
 import type { JobEvent, JobState } from '@headway/protocol';
 import type { QueryConfig } from 'pg';
 import pg from 'pg';
-import { decodeCursor, encodeCursor, pageLimit } from './cursor.js';
+import { decodeCursor, pageLimit, pageOf } from './cursor.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
 import { planBatch } from './postgres-batch.js';
 import { PostgresPool } from './postgres-pool.js';
@@ -165,12 +165,12 @@ export class PostgresStore implements Store {
       text,
       values,
     });
-    const page: ListJobsPage = { jobs: rows.slice(0, limit).map((r) => r.state) };
-    if (rows.length > limit) {
-      const last = rows[limit - 1];
-      page.next = encodeCursor({ updatedAt: Number(last.updated_at), id: last.id });
-    }
-    return page;
+    return pageOf(
+      rows,
+      limit,
+      (r) => r.state,
+      (r) => ({ updatedAt: Number(r.updated_at), id: r.id }),
+    );
   }
 
   async descendants(id: string): Promise<string[]> {

@@ -1,6 +1,6 @@
 import type { JobEvent, JobState } from '@headway/protocol';
 import Database from 'better-sqlite3';
-import { decodeCursor, encodeCursor, pageLimit } from './cursor.js';
+import { decodeCursor, pageLimit, pageOf } from './cursor.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
 import { eventColumns, eventOfRow, inIdOrder, jobColumns, MAX_DESCENDANT_DEPTH } from './rows.js';
 import { type EventRow, type JobRow, type ListRow, SQL } from './sqlite-sql.js';
@@ -183,13 +183,12 @@ export class SqliteStore implements Store {
         stmt = this.db.prepare<Record<string, unknown>, ListRow>(sql);
         this.listCache.set(sql, stmt);
       }
-      const rows = stmt.all(params);
-      const page: ListJobsPage = { jobs: rows.slice(0, limit).map((r) => JSON.parse(r.state) as JobState) };
-      if (rows.length > limit) {
-        const last = rows[limit - 1];
-        page.next = encodeCursor({ updatedAt: last.updatedAt, id: last.id });
-      }
-      return page;
+      return pageOf(
+        stmt.all(params),
+        limit,
+        (r) => JSON.parse(r.state) as JobState,
+        (r) => ({ updatedAt: r.updatedAt, id: r.id }),
+      );
     });
   }
 
