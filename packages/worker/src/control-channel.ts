@@ -1,7 +1,7 @@
-import type { JobState, ServerMessage } from '@headway/protocol';
+import { backoffDelay, type JobState, type ServerMessage } from '@headway/protocol';
 import { CloseCode, closeAction, ErrorCode } from '@headway/protocol/codes';
 import WebSocket from 'ws';
-import { backoffDelay, type HubClient } from './hub-client.js';
+import type { HubClient } from './hub-client.js';
 import type { HeadwayWorkerOptions } from './options.js';
 
 /** What the channel reports to its worker. */

@@ -1,7 +1,7 @@
-import type { Control, EventInput } from '@headway/protocol';
+import { backoffDelay, type Control, type EventInput } from '@headway/protocol';
 import { ErrorCode } from '@headway/protocol/codes';
 import { HeadwayWorkerError, WorkerErrorCode } from './errors.js';
-import { backoffDelay, type HubClient, hubError, isRetryableStatus, sleep } from './hub-client.js';
+import { type HubClient, hubError, isRetryableStatus, sleep } from './hub-client.js';
 import type { HeadwayWorkerOptions } from './options.js';
 
 /** An event as it goes on the wire: every one carries an idempotency key. */
@@ -196,10 +196,13 @@ export class EventSender {
           continue;
         }
         this.failures++;
-        await sleep(
-          backoffDelay(this.failures, this.options.retry, retryAfterMs ?? undefined),
-          this.stopping.signal,
-        );
+        const delay = backoffDelay(this.failures, this.options.retry, retryAfterMs ?? undefined);
+        try {
+          await sleep(delay, { signal: this.stopping.signal });
+        } catch (err) {
+          // `stop()` cuts the wait short and the loop ends; anything else is a bug.
+          if (!this.stopping.signal.aborted) throw err;
+        }
       }
     } finally {
       this.sending = false;

@@ -1,12 +1,9 @@
+import type { BackoffOptions } from '@headway/protocol';
 import type WebSocket from 'ws';
 import { type HeadwayWorkerError, WorkerErrorCode } from './errors.js';
 
-/** Backoff of retried requests: capped exponential with full jitter. */
-export interface RetryOptions {
-  /** Upper bound of the first delay, ms. */
-  initialDelayMs: number;
-  /** Upper bound of any delay, ms (a longer `Retry-After` from the hub still wins). */
-  maxDelayMs: number;
+/** Backoff of retried requests: capped exponential with full jitter (`backoffDelay` of `@headway/protocol`). */
+export interface RetryOptions extends BackoffOptions {
   /**
    * Attempts of a request whose caller waits for it (`createJob`, reads) before
    * it fails with `HW_WORKER_UNREACHABLE`. Reported events are retried until they
