@@ -1,6 +1,6 @@
 import type { ErrorCode } from '@headway/protocol/codes';
 import { HeadwayWorkerError, WorkerErrorCode } from './errors.js';
-import type { HeadwayWorkerOptions, RetryOptions } from './options.js';
+import type { HeadwayWorkerOptions, RetryInfo, RetryOptions } from './options.js';
 
 /** One answer of the hub. */
 export interface HubResponse {
@@ -147,8 +147,19 @@ export class HubClient {
         );
       }
       retried = true;
-      await sleep(backoffDelay(attempt, retry, response?.retryAfterMs), this.closing);
+      const delayMs = backoffDelay(attempt, retry, response?.retryAfterMs);
+      notifyRetry(this.options, { request: `${method} ${path}`, attempt, delayMs, error: failure! });
+      await sleep(delayMs, this.closing);
     }
+  }
+}
+
+/** Tell `onRetry` of a retry; a listener that throws does not stop it. */
+export function notifyRetry(options: HeadwayWorkerOptions, info: RetryInfo): void {
+  try {
+    options.onRetry(info);
+  } catch {
+    // The listener's failure is its own.
   }
 }
 
