@@ -77,7 +77,15 @@ export class HubClient {
       accept: 'application/json',
     };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const signal = AbortSignal.any([this.closing, AbortSignal.timeout(this.options.requestTimeoutMs)]);
+    // A timer cleared with the request, where `AbortSignal.timeout` would leave one
+    // behind for `requestTimeoutMs` after every request.
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () => timeout.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+      this.options.requestTimeoutMs,
+    );
+    timer.unref();
+    const signal = AbortSignal.any([this.closing, timeout.signal]);
     let res: Response;
     let text: string;
     try {
@@ -93,6 +101,8 @@ export class HubClient {
       throw new HeadwayWorkerError(WorkerErrorCode.UNREACHABLE, `${method} ${path}: no answer (${why})`, {
         cause: err,
       });
+    } finally {
+      clearTimeout(timer);
     }
     let parsed: unknown;
     if (text !== '') {
