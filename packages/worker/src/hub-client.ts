@@ -1,7 +1,7 @@
 import { backoffDelay } from '@headway/protocol';
 import type { ErrorCode } from '@headway/protocol/codes';
 import { HeadwayWorkerError, WorkerErrorCode } from './errors.js';
-import type { HeadwayWorkerOptions } from './options.js';
+import type { HeadwayWorkerOptions, RetryInfo } from './options.js';
 
 /** One answer of the hub. */
 export interface HubResponse {
@@ -61,7 +61,15 @@ export class HubClient {
       accept: 'application/json',
     };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const signal = AbortSignal.any([this.closing, AbortSignal.timeout(this.options.requestTimeoutMs)]);
+    // A timer cleared with the request, where `AbortSignal.timeout` would leave one
+    // behind for `requestTimeoutMs` after every request.
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () => timeout.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+      this.options.requestTimeoutMs,
+    );
+    timer.unref();
+    const signal = AbortSignal.any([this.closing, timeout.signal]);
     let res: Response;
     let text: string;
     try {
@@ -77,6 +85,8 @@ export class HubClient {
       throw new HeadwayWorkerError(WorkerErrorCode.UNREACHABLE, `${method} ${path}: no answer (${why})`, {
         cause: err,
       });
+    } finally {
+      clearTimeout(timer);
     }
     let parsed: unknown;
     if (text !== '') {
@@ -131,13 +141,24 @@ export class HubClient {
         );
       }
       retried = true;
+      const delayMs = backoffDelay(attempt, retry, response?.retryAfterMs);
+      notifyRetry(this.options, { request: `${method} ${path}`, attempt, delayMs, error: failure! });
       try {
-        await sleep(backoffDelay(attempt, retry, response?.retryAfterMs), { signal: this.closing });
+        await sleep(delayMs, { signal: this.closing });
       } catch (err) {
         // Closing cuts the wait short; the next attempt then fails at once and ends the loop.
         if (!this.closing.aborted) throw err;
       }
     }
+  }
+}
+
+/** Tell `onRetry` of a retry; a listener that throws does not stop it. */
+export function notifyRetry(options: HeadwayWorkerOptions, info: RetryInfo): void {
+  try {
+    options.onRetry(info);
+  } catch {
+    // The listener's failure is its own.
   }
 }
 

@@ -12,6 +12,18 @@ export interface RetryOptions extends BackoffOptions {
   maxAttempts: number;
 }
 
+/** A request that failed (no answer, 429 or 5xx) and is about to be sent again. */
+export interface RetryInfo {
+  /** Method and path, e.g. `POST /v1/events`. */
+  request: string;
+  /** The attempt that failed: 1 for the first, and so on. */
+  attempt: number;
+  /** Wait before the next attempt, ms. */
+  delayMs: number;
+  /** Why it failed, when known: `HW_WORKER_UNREACHABLE` (no answer) or the hub's code. */
+  error: HeadwayWorkerError | undefined;
+}
+
 /** How the worker learns of cancel and pause requests while it is not reporting. */
 export type ControlMode =
   /** One WebSocket per worker, subscribed to its open jobs; polling while it is down. */
@@ -48,6 +60,8 @@ export interface HeadwayWorkerOptions {
   closeTimeoutMs: number;
   /** Called with errors that have no caller to reject: dropped events, refused reports. */
   onError: (err: HeadwayWorkerError) => void;
+  /** Called before a failed request is sent again, to log it, say. Default: nothing. */
+  onRetry: (retry: RetryInfo) => void;
   /** The `fetch` to use. Default: the global one (keep-alive connections). */
   fetch: typeof fetch;
   /** A `ws`-compatible WebSocket class. Default: the `ws` package. */
@@ -119,6 +133,7 @@ export function resolveWorkerOptions(input: HeadwayWorkerOptionsInput = {}): Hea
   const options: HeadwayWorkerOptions = {
     ...workerDefaults,
     onError: defaultOnError,
+    onRetry: () => {},
     fetch: globalThis.fetch,
     WebSocket: undefined,
     ...stripUndefined(rest),
@@ -148,6 +163,7 @@ export function resolveWorkerOptions(input: HeadwayWorkerOptionsInput = {}): Hea
   }
   if (typeof options.fetch !== 'function') throw invalid('fetch', '"fetch" must be a function');
   if (typeof options.onError !== 'function') throw invalid('onError', '"onError" must be a function');
+  if (typeof options.onRetry !== 'function') throw invalid('onRetry', '"onRetry" must be a function');
   return options;
 }
 

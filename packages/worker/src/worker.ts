@@ -158,7 +158,7 @@ export class HeadwayWorker {
 
   /**
    * Deliver what is queued (for up to `closeTimeoutMs`), then stop: close the
-   * control socket and every timer. Events still undelivered are dropped and
+   * control socket (resolving once it has closed) and every timer. Events still undelivered are dropped and
    * reported to `onError` with `HW_WORKER_DROPPED`. Jobs left open stay as they
    * are in the hub. Idempotent.
    */
@@ -176,7 +176,7 @@ export class HeadwayWorker {
       }
       const dropped = this.sender.stop();
       this.closing.abort();
-      this.control.close();
+      const socketClosed = this.control.close();
       for (const handle of this.handles.values()) handle.dispose();
       this.handles.clear();
       if (this.holdTimer) clearInterval(this.holdTimer);
@@ -189,6 +189,7 @@ export class HeadwayWorker {
           ),
         );
       }
+      await socketClosed;
     })();
     return this.closePromise;
   }
