@@ -181,6 +181,14 @@ export class Outbox {
     this.fill(message, seen, behind);
   }
 
+  /** The client has, per job, everything up to `seen`'s seq: deliveries at or below it are dropped. */
+  cover(seen: SnapshotSeqs): void {
+    for (const [job, seq] of seen) {
+      const last = this.lastSeq?.get(job);
+      if (last === undefined || last < seq) this.noteSeq(job, seq);
+    }
+  }
+
   /** Drop everything queued; later pushes are ignored. */
   dispose(): void {
     this.closed = true;
@@ -257,12 +265,7 @@ export class Outbox {
    * through `send`, until a hold whose reply is still being computed.
    */
   private fill(message: Buffer, seen: SnapshotSeqs | undefined, behind: HeldItem[]): void {
-    if (seen) {
-      for (const [job, seq] of seen) {
-        const last = this.lastSeq?.get(job);
-        if (last === undefined || last < seq) this.noteSeq(job, seq);
-      }
-    }
+    if (seen) this.cover(seen);
     this.send(message);
     for (let i = 0; i < behind.length; i++) {
       const item = behind[i]!;

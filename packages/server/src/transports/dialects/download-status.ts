@@ -12,17 +12,9 @@
  */
 import type { JobState, Json } from '@headway/protocol';
 import type { FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
 import type { Delivery } from '../../delivery.js';
 import { notFound } from '../../errors.js';
-import {
-  DialectClose,
-  DialectConnection,
-  type DialectServer,
-  type Snapshot,
-  type Upgrade,
-  type WsEndpoint,
-} from './base.js';
+import { DialectClose, DialectConnection, type DialectEndpoint, type Snapshot } from './base.js';
 import {
   reported,
   reportedNumber,
@@ -91,10 +83,6 @@ function encode(d: Delivery): string | null {
 }
 
 class DownloadStatusConnection extends DialectConnection {
-  constructor(server: DialectServer, ws: WebSocket, upgrade: Upgrade) {
-    super(server, ws, upgrade, 'download-status', encode);
-  }
-
   async start(): Promise<void> {
     if (!(await this.admitAnonymous())) {
       this.close(DialectClose.TRY_AGAIN_LATER, 'too many connections from this address');
@@ -132,10 +120,11 @@ function isJsonPing(text: string): boolean {
 }
 
 export function downloadStatus({ ctx, prefix }: DialectEnv): Dialect {
-  const endpoint: WsEndpoint = {
+  const endpoint: DialectEndpoint = {
     dialect: 'download-status',
     path: '/ws/download/:job_id',
-    connect: (server, ws, upgrade) => new DownloadStatusConnection(server, ws, upgrade),
+    encode,
+    connect: (init) => new DownloadStatusConnection(init),
   };
   return {
     endpoints: [endpoint],

@@ -13,19 +13,11 @@
  */
 import { ErrorCode, type JobState } from '@headway/protocol';
 import type { FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
 import type { Principal } from '../../auth.js';
 import type { Delivery } from '../../delivery.js';
 import { HeadwayError, notFound } from '../../errors.js';
 import { canSee } from '../../policy.js';
-import {
-  DialectClose,
-  DialectConnection,
-  type DialectServer,
-  type Snapshot,
-  type Upgrade,
-  type WsEndpoint,
-} from './base.js';
+import { DialectClose, DialectConnection, type DialectEndpoint, type Snapshot } from './base.js';
 import { elapsedSeconds, reportedNumber, resultUrl, stageName, wholePercent } from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
 import { requestPrincipal } from './session.js';
@@ -174,10 +166,6 @@ function encode(d: Delivery): string | null {
 }
 
 class JobStreamConnection extends DialectConnection {
-  constructor(server: DialectServer, ws: WebSocket, upgrade: Upgrade) {
-    super(server, ws, upgrade, 'job-stream', encode);
-  }
-
   private get jobId(): string {
     return this.upgrade.params.job_id!;
   }
@@ -214,7 +202,7 @@ class JobStreamConnection extends DialectConnection {
     if (d.terminal) this.closeAfterFlush(DialectClose.NORMAL, 'job finished');
   }
 
-  override onHeartbeat(): void {
+  protected override onHeartbeat(): void {
     this.sendJson({ type: 'heartbeat', timestamp: new Date().toISOString() });
   }
 
@@ -228,11 +216,12 @@ class JobStreamConnection extends DialectConnection {
 
 export function jobStream({ ctx, prefix }: DialectEnv): Dialect {
   const limiter = new ConnectionRateLimiter(ctx.options.dialects.streamConnectionsPerMinute);
-  const endpoint: WsEndpoint = {
+  const endpoint: DialectEndpoint = {
     dialect: 'job-stream',
     path: '/api/v1/jobs/:job_id/stream',
     admit: (upgrade) => (limiter.take(upgrade.ip) ? null : 429),
-    connect: (server, ws, upgrade) => new JobStreamConnection(server, ws, upgrade),
+    encode,
+    connect: (init) => new JobStreamConnection(init),
   };
   return {
     endpoints: [endpoint],

@@ -13,19 +13,11 @@
  */
 import { ErrorCode, type JobState } from '@headway/protocol';
 import type { FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
 import type { Principal } from '../../auth.js';
 import type { Delivery } from '../../delivery.js';
 import { HeadwayError, notFound } from '../../errors.js';
 import { canSee } from '../../policy.js';
-import {
-  DialectClose,
-  DialectConnection,
-  type DialectServer,
-  type Snapshot,
-  type Upgrade,
-  type WsEndpoint,
-} from './base.js';
+import { DialectClose, DialectConnection, type DialectEndpoint, type Snapshot } from './base.js';
 import { elapsedSeconds, leftStage, reportedNumber, resultUrl, stageName } from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
 import { requestPrincipal } from './session.js';
@@ -157,12 +149,6 @@ type ClientMessage =
   | { type: 'ping'; timestamp?: unknown };
 
 class TaskSubscribeConnection extends DialectConnection {
-  private authTimer: NodeJS.Timeout | null = null;
-
-  constructor(server: DialectServer, ws: WebSocket, upgrade: Upgrade) {
-    super(server, ws, upgrade, 'task-subscribe', encode);
-  }
-
   /** The task of the URL, named in errors that concern no task of their own. */
   private get pathTask(): string {
     return this.upgrade.params.taskId!;
@@ -170,19 +156,12 @@ class TaskSubscribeConnection extends DialectConnection {
 
   async start(): Promise<void> {
     // The token arrives in the first `subscribe`; a connection that never sends one is closed.
-    this.authTimer = setTimeout(() => {
-      this.authTimer = null;
-      if (this.principal !== null) return;
-      this.ctx.metrics.clientErrors.inc({ code: ErrorCode.UNAUTHORIZED });
-      this.sendError(this.pathTask, ErrorCode.UNAUTHORIZED, 'no subscribe with a token in time');
-      this.close(DialectClose.POLICY_VIOLATION, 'no subscribe in time');
-    }, this.ctx.options.limits.authTimeoutMs);
-    this.authTimer.unref();
+    this.server.awaitAuth(this);
   }
 
-  protected override onDetach(): void {
-    if (this.authTimer) clearTimeout(this.authTimer);
-    this.authTimer = null;
+  override authTimedOut(): void {
+    this.sendError(this.pathTask, ErrorCode.UNAUTHORIZED, 'no subscribe with a token in time');
+    this.close(DialectClose.POLICY_VIOLATION, 'no subscribe in time');
   }
 
   protected override async onMessage(text: string): Promise<void> {
@@ -196,7 +175,7 @@ class TaskSubscribeConnection extends DialectConnection {
         await this.subscribeTask(parsed.taskId, parsed.token);
         return;
       case 'unsubscribe':
-        this.unsubscribe({ job: parsed.taskId });
+        this.unlisten({ job: parsed.taskId });
         return;
       case 'get_state':
         await this.getState(parsed.taskId);
@@ -223,16 +202,15 @@ class TaskSubscribeConnection extends DialectConnection {
         this.close(DialectClose.TRY_AGAIN_LATER, 'too many connections for this user');
         return;
       }
-      if (this.authTimer) clearTimeout(this.authTimer);
-      this.authTimer = null;
+      this.server.authenticated(this);
     }
     this.principal = principal;
-    if (this.isSubscribed({ job: taskId })) {
+    if (this.isListening({ job: taskId })) {
       await this.getState(taskId);
       return;
     }
     const max = this.ctx.options.limits.maxSubscriptions;
-    if (this.subscriptionCount >= max) {
+    if (this.topicCount >= max) {
       this.sendError(taskId, ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${max} subscriptions per connection`);
       return;
     }
@@ -296,10 +274,11 @@ function parse(text: string): ClientMessage | ErrorCode {
 }
 
 export function taskSubscribe({ ctx, prefix }: DialectEnv): Dialect {
-  const endpoint: WsEndpoint = {
+  const endpoint: DialectEndpoint = {
     dialect: 'task-subscribe',
     path: '/ws/progress/:taskId',
-    connect: (server, ws, upgrade) => new TaskSubscribeConnection(server, ws, upgrade),
+    encode,
+    connect: (init) => new TaskSubscribeConnection(init),
   };
   return {
     endpoints: [endpoint],

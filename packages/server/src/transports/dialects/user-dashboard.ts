@@ -17,19 +17,12 @@
  */
 import { ErrorCode, type JobEvent, type JobState } from '@headway/protocol';
 import type { FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
 import { ConnectionCounter } from '../../context.js';
 import type { Delivery } from '../../delivery.js';
 import { HeadwayError, notFound } from '../../errors.js';
 import { canSee } from '../../policy.js';
 import { reduce } from '../../state/index.js';
-import {
-  DialectClose,
-  DialectConnection,
-  type DialectServer,
-  type Upgrade,
-  type WsEndpoint,
-} from './base.js';
+import { DialectClose, DialectConnection, type DialectEndpoint, type DialectInit } from './base.js';
 import { reportedString, UNSHOWN_KINDS, wholePercent } from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
 import { requestPrincipal } from './session.js';
@@ -114,12 +107,10 @@ function encode(d: Delivery): string | null {
 
 class UserDashboardConnection extends DialectConnection {
   constructor(
-    server: DialectServer,
-    ws: WebSocket,
-    upgrade: Upgrade,
+    init: DialectInit,
     private readonly perUser: ConnectionCounter,
   ) {
-    super(server, ws, upgrade, 'user-dashboard', encode);
+    super(init);
   }
 
   async start(): Promise<void> {
@@ -182,10 +173,11 @@ async function history(ctx: DialectEnv['ctx'], state: JobState, sinceMs: number)
 
 export function userDashboard({ ctx, prefix }: DialectEnv): Dialect {
   const perUser = new ConnectionCounter(ctx.options.dialects.dashboardConnectionsPerUser);
-  const endpoint: WsEndpoint = {
+  const endpoint: DialectEndpoint = {
     dialect: 'user-dashboard',
     path: '/api/ws/progress',
-    connect: (server, ws, upgrade) => new UserDashboardConnection(server, ws, upgrade, perUser),
+    encode,
+    connect: (init) => new UserDashboardConnection(init, perUser),
   };
   return {
     endpoints: [endpoint],
