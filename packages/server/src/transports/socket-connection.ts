@@ -18,23 +18,29 @@ import { pingSocket, tokenExpired } from './heartbeat.js';
 import { MessageRate, WindowCount } from './rate-limit.js';
 import type { SocketServer, Upgrade } from './socket-server.js';
 
-/** A close code and its reason (at most 123 bytes; these stay short). */
-export interface CloseFrame {
-  readonly code: number;
-  readonly reason: string;
-}
+/** The situations in which every endpoint closes a connection. */
+export type CloseSituation =
+  | 'slowReader'
+  | 'shutdown'
+  | 'tokenExpired'
+  | 'authTimeout'
+  | 'flood'
+  | 'invalidMessages'
+  | 'internalError';
 
-/** How a protocol closes a connection in the situations every endpoint meets. */
-export interface CloseFrames {
-  slowReader: CloseFrame;
-  shutdown: CloseFrame;
-  tokenExpired: CloseFrame;
-  authTimeout: CloseFrame;
-  flood: CloseFrame;
-  invalidMessages: CloseFrame;
-  /** After a failure of the connection's own code; null: the failure is only logged. */
-  internalError: CloseFrame | null;
-}
+/** A protocol's close code for each situation; null: the connection stays open. */
+export type CloseCodes = Readonly<Record<CloseSituation, number | null>>;
+
+/** Close reasons (at most 123 bytes by the protocol; these stay short). */
+const REASONS: Readonly<Record<CloseSituation, string>> = {
+  slowReader: 'too far behind: reconnect and resume',
+  shutdown: 'server going away, reconnect',
+  tokenExpired: 'token expired',
+  authTimeout: 'no credentials in time',
+  flood: 'message flood',
+  invalidMessages: 'too many invalid messages',
+  internalError: 'internal error',
+};
 
 /** What a connection sends first and the seqs it covers: live deliveries at or below them are dropped. */
 export interface Snapshot {
@@ -88,15 +94,13 @@ export abstract class SocketConnection implements Subscriber {
     readonly upgrade: Upgrade,
     /** Label of the connection in metrics and logs. */
     readonly transport: string,
-    protected readonly closes: CloseFrames,
+    private readonly closeCodes: CloseCodes,
     /** The bytes of a delivery in this protocol, or null to skip it; default the native `event`. */
     encode?: (delivery: Delivery) => Buffer | null,
   ) {
     this.ctx = server.ctx;
     this.rate = new MessageRate(this.ctx.options.limits.messagesPerSecond);
-    this.outbox = new Outbox(ws, server.outboxConfig(transport, encode), () =>
-      this.closeWith(closes.slowReader),
-    );
+    this.outbox = new Outbox(ws, server.outboxConfig(transport, encode), () => this.closeFor('slowReader'));
     this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
   }
 
@@ -140,18 +144,18 @@ export abstract class SocketConnection implements Subscriber {
 
   /** @internal The authentication deadline passed (see `SocketServer.awaitAuth`). */
   authTimedOut(): void {
-    this.closeWith(this.closes.authTimeout);
+    this.closeFor('authTimeout');
   }
 
   /** @internal The server shuts down. */
   shutDown(): void {
-    this.closeWith(this.closes.shutdown);
+    this.closeFor('shutdown');
   }
 
   /** @internal A heartbeat sweep: an expired token closes; otherwise a ping (or termination of a silent peer). */
   sweep(nowSeconds: number): void {
     if (!this.isOpen) return;
-    if (tokenExpired(this.principal, nowSeconds)) this.closeWith(this.closes.tokenExpired);
+    if (tokenExpired(this.principal, nowSeconds)) this.closeFor('tokenExpired');
     else if (pingSocket(this)) this.onHeartbeat();
   }
 
@@ -163,7 +167,7 @@ export abstract class SocketConnection implements Subscriber {
     if (!this.isOpen) return;
     const verdict = this.held.offer(delivery);
     if (verdict === 'open') this.forward(delivery);
-    else if (verdict === 'full') this.closeWith(this.closes.slowReader);
+    else if (verdict === 'full') this.closeFor('slowReader');
   }
 
   private forward(delivery: Delivery): void {
@@ -274,7 +278,7 @@ export abstract class SocketConnection implements Subscriber {
       })
       .catch((err: unknown) => {
         this.server.logger.error({ err, transport: this.transport }, 'websocket connection failed');
-        if (this.closes.internalError) this.closeWith(this.closes.internalError);
+        this.closeFor('internalError');
       });
   }
 
@@ -294,7 +298,7 @@ export abstract class SocketConnection implements Subscriber {
   protected countInvalid(code: ErrorCode = ErrorCode.INVALID_MESSAGE): boolean {
     if (this.invalid.add(Date.now()) > this.ctx.options.limits.maxInvalidMessages) {
       this.ctx.metrics.clientErrors.inc({ code });
-      this.closeWith(this.closes.invalidMessages);
+      this.closeFor('invalidMessages');
       return false;
     }
     return true;
@@ -305,7 +309,7 @@ export abstract class SocketConnection implements Subscriber {
     const verdict = this.rate.take(now);
     if (verdict === 'flood') {
       this.ctx.metrics.clientErrors.inc({ code: ErrorCode.RATE_LIMITED });
-      this.closeWith(this.closes.flood);
+      this.closeFor('flood');
     } else if (verdict === 'drop') {
       this.onDropped();
     }
@@ -334,8 +338,10 @@ export abstract class SocketConnection implements Subscriber {
     this.ws.close(code, reason);
   }
 
-  protected closeWith(frame: CloseFrame): void {
-    this.close(frame.code, frame.reason);
+  /** Close with the protocol's code for the situation, if it closes in it. */
+  protected closeFor(situation: CloseSituation): void {
+    const code = this.closeCodes[situation];
+    if (code !== null) this.close(code, REASONS[situation]);
   }
 
   /**

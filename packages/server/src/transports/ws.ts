@@ -18,7 +18,7 @@ import { asHeadwayError, type Topic } from '../hub.js';
 import { canControl, canSee, canWatchAll, limitedUser, scopeUser } from '../policy.js';
 import type { SnapshotSeqs } from '../snapshot-hold.js';
 import { scopeSnapshot } from './scope-snapshot.js';
-import { type CloseFrames, SocketConnection } from './socket-connection.js';
+import { type CloseCodes, SocketConnection } from './socket-connection.js';
 import { type SocketEndpoint, SocketServer, type Upgrade } from './socket-server.js';
 import { welcomeMessage } from './welcome.js';
 
@@ -34,13 +34,13 @@ export const WS_PATH = '/v1/ws';
  */
 export const SUBPROTOCOL = 'headway';
 
-const CLOSES: CloseFrames = {
-  slowReader: { code: CloseCode.SLOW_READER, reason: 'too far behind: reconnect and resume' },
-  shutdown: { code: CloseCode.SHUTDOWN, reason: 'server going away, reconnect' },
-  tokenExpired: { code: CloseCode.TOKEN_EXPIRED, reason: 'token expired' },
-  authTimeout: { code: CloseCode.AUTH_TIMEOUT, reason: 'no auth message in time' },
-  flood: { code: CloseCode.PROTOCOL_VIOLATION, reason: 'message flood' },
-  invalidMessages: { code: CloseCode.PROTOCOL_VIOLATION, reason: 'too many invalid messages' },
+const CLOSE_CODES: CloseCodes = {
+  slowReader: CloseCode.SLOW_READER,
+  shutdown: CloseCode.SHUTDOWN,
+  tokenExpired: CloseCode.TOKEN_EXPIRED,
+  authTimeout: CloseCode.AUTH_TIMEOUT,
+  flood: CloseCode.PROTOCOL_VIOLATION,
+  invalidMessages: CloseCode.PROTOCOL_VIOLATION,
   // A failed request is answered with an error; the connection stays.
   internalError: null,
 };
@@ -75,7 +75,7 @@ class NativeConnection extends SocketConnection {
   private subscriptions: Map<string, Topic> | null = null;
 
   constructor(server: SocketServer, ws: WebSocket, upgrade: Upgrade) {
-    super(server, ws, upgrade, 'ws', CLOSES);
+    super(server, ws, upgrade, 'ws', CLOSE_CODES);
   }
 
   /** Authenticated and not closed. */
@@ -102,7 +102,7 @@ class NativeConnection extends SocketConnection {
     } catch (err) {
       const code = err instanceof HeadwayError ? err.code : ErrorCode.UNAUTHORIZED;
       this.ctx.metrics.clientErrors.inc({ code });
-      if (code === ErrorCode.TOKEN_EXPIRED) this.closeWith(CLOSES.tokenExpired);
+      if (code === ErrorCode.TOKEN_EXPIRED) this.closeFor('tokenExpired');
       else this.close(CloseCode.TOKEN_INVALID, 'invalid credentials');
       return;
     }

@@ -8,12 +8,13 @@
  * states and events into the seed's messages, and answers the seed's requests.
  */
 import { ErrorCode, type JobState } from '@headway/protocol';
+import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../../auth.js';
 import type { Delivery } from '../../delivery.js';
 import { HeadwayError } from '../../errors.js';
 import type { DialectName } from '../../options.js';
-import { type CloseFrames, type Snapshot, SocketConnection } from '../socket-connection.js';
+import { type CloseCodes, type Snapshot, SocketConnection } from '../socket-connection.js';
 import type { SocketEndpoint, SocketServer, Upgrade } from '../socket-server.js';
 
 export type { Snapshot } from '../socket-connection.js';
@@ -36,19 +37,20 @@ export const DialectClose = {
   TRY_AGAIN_LATER: 1013,
 } as const;
 
-const CLOSES: CloseFrames = {
-  slowReader: { code: DialectClose.TRY_AGAIN_LATER, reason: 'too far behind: reconnect' },
-  shutdown: { code: DialectClose.GOING_AWAY, reason: 'server going away, reconnect' },
-  tokenExpired: { code: DialectClose.POLICY_VIOLATION, reason: 'token expired' },
-  authTimeout: { code: DialectClose.POLICY_VIOLATION, reason: 'no credentials in time' },
-  flood: { code: DialectClose.POLICY_VIOLATION, reason: 'message flood' },
-  invalidMessages: { code: DialectClose.POLICY_VIOLATION, reason: 'too many invalid messages' },
-  internalError: { code: DialectClose.INTERNAL_ERROR, reason: 'internal error' },
+const violation = DialectClose.POLICY_VIOLATION;
+/** Abuse and credentials close with 1008; what the client may retry, with 1001, 1011 or 1013. */
+const CLOSE_CODES: CloseCodes = {
+  slowReader: DialectClose.TRY_AGAIN_LATER,
+  shutdown: DialectClose.GOING_AWAY,
+  internalError: DialectClose.INTERNAL_ERROR,
+  tokenExpired: violation,
+  authTimeout: violation,
+  flood: violation,
+  invalidMessages: violation,
 };
 
-/** One WebSocket endpoint of a dialect. */
+/** The WebSocket endpoint of a dialect. */
 export interface DialectEndpoint {
-  dialect: DialectName;
   /** Path template without the prefix; `:name` matches one non-empty segment, e.g. `/ws/:user_id`. */
   path: string;
   /** The dialect's message for a delivery, or null when it has none (encoded once for all connections). */
@@ -63,16 +65,33 @@ export interface DialectInit {
   server: SocketServer;
   ws: WebSocket;
   upgrade: Upgrade;
-  endpoint: DialectEndpoint;
+  dialect: DialectName;
+  encode: DialectEndpoint['encode'];
 }
 
+/** What a dialect's GET route receives: path parameters and query values, as strings. */
+export interface DialectRouteTypes {
+  Params: Record<string, string>;
+  Querystring: Record<string, string | undefined>;
+}
+
+export type DialectRequest = FastifyRequest<DialectRouteTypes>;
+
+/** A GET route of a dialect (a polling fallback, a history); the answer is sent as JSON. */
+export type DialectRoute = (request: DialectRequest) => Promise<unknown>;
+
 /** A dialect's endpoint on the hub's socket server, under the dialects' path prefix. */
-export function socketEndpoint(prefix: string, endpoint: DialectEndpoint): SocketEndpoint {
+export function socketEndpoint(
+  prefix: string,
+  dialect: DialectName,
+  endpoint: DialectEndpoint,
+): SocketEndpoint {
+  const { encode } = endpoint;
   return {
-    transport: endpoint.dialect,
+    transport: dialect,
     path: `${prefix}${endpoint.path}`,
     admit: endpoint.admit,
-    connect: (server, ws, upgrade) => endpoint.connect({ server, ws, upgrade, endpoint }),
+    connect: (server, ws, upgrade) => endpoint.connect({ server, ws, upgrade, dialect, encode }),
   };
 }
 
@@ -87,9 +106,8 @@ const SNAPSHOT_SLACK_MS = 1_000; // 1 second
 export abstract class DialectConnection extends SocketConnection {
   readonly dialect: DialectName;
 
-  constructor({ server, ws, upgrade, endpoint }: DialectInit) {
-    const { dialect, encode } = endpoint;
-    super(server, ws, upgrade, dialect, CLOSES, (d) => d.encode(dialect, encode));
+  constructor({ server, ws, upgrade, dialect, encode }: DialectInit) {
+    super(server, ws, upgrade, dialect, CLOSE_CODES, (d) => d.encode(dialect, encode));
     this.dialect = dialect;
   }
 

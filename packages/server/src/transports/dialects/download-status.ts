@@ -11,10 +11,9 @@
  * `job not found` and a 1000 close (over REST, 404).
  */
 import type { JobState, Json } from '@headway/protocol';
-import type { FastifyInstance } from 'fastify';
 import type { Delivery } from '../../delivery.js';
 import { notFound } from '../../errors.js';
-import { DialectClose, DialectConnection, type DialectEndpoint, type Snapshot } from './base.js';
+import { DialectClose, DialectConnection, type Snapshot } from './base.js';
 import {
   reported,
   reportedNumber,
@@ -119,26 +118,16 @@ function isJsonPing(text: string): boolean {
   }
 }
 
-export function downloadStatus({ ctx, prefix }: DialectEnv): Dialect {
-  const endpoint: DialectEndpoint = {
-    dialect: 'download-status',
-    path: '/ws/download/:job_id',
-    encode,
-    connect: (init) => new DownloadStatusConnection(init),
-  };
+export function downloadStatus({ ctx }: DialectEnv): Dialect {
   return {
-    endpoints: [endpoint],
-    routes(app: FastifyInstance) {
-      app.get<{ Params: { jobId: string } }>(
-        `${prefix}/api/status/:jobId`,
-        { schema: { hide: true } },
-        async function pollStatus(request) {
-          const { jobId } = request.params;
-          const state = await ctx.hub.getJob(jobId);
-          if (state === null || !state.public) throw notFound(jobId);
-          return downloadStatusData(state);
-        },
-      );
+    endpoint: { path: '/ws/download/:job_id', encode, connect: (init) => new DownloadStatusConnection(init) },
+    routes: {
+      '/api/status/:jobId': async function pollStatus(request) {
+        const { jobId } = request.params;
+        const state = await ctx.hub.getJob(jobId);
+        if (state === null || !state.public) throw notFound(jobId);
+        return downloadStatusData(state);
+      },
     },
   };
 }

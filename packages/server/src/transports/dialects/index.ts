@@ -14,7 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../../context.js';
 import { DIALECT_NAMES, type DialectName, type DialectOptions } from '../../options.js';
 import type { SocketEndpoint } from '../socket-server.js';
-import { type DialectEndpoint, socketEndpoint } from './base.js';
+import { type DialectEndpoint, type DialectRoute, type DialectRouteTypes, socketEndpoint } from './base.js';
 import { downloadStatus } from './download-status.js';
 import { jobStream } from './job-stream.js';
 import { registerSession } from './session.js';
@@ -25,15 +25,16 @@ import { userProgress } from './user-progress.js';
 /** What a dialect needs from the server that hosts it. */
 export interface DialectEnv {
   ctx: ServerContext;
-  /** Put before every path of the dialect: `''` or e.g. `/compat`. */
-  prefix: string;
 }
 
-/** One seed protocol: its WebSocket endpoints and its HTTP routes (polling fallbacks, history). */
+/** One seed protocol: its WebSocket endpoint and its HTTP routes (polling fallbacks, history). */
 export interface Dialect {
-  endpoints: DialectEndpoint[];
-  /** Register the HTTP routes, each path under `env.prefix`. */
-  routes(app: FastifyInstance): void;
+  endpoint: DialectEndpoint;
+  /**
+   * GET routes by path (without the prefix). They are the seeds' API rather than
+   * Headway's, so they stay out of the OpenAPI document.
+   */
+  routes?: Record<string, DialectRoute>;
 }
 
 /** Every dialect by name; each call makes a fresh instance (its own rate limiters and counters). */
@@ -61,10 +62,14 @@ export function registerDialects(app: FastifyInstance, ctx: ServerContext): Dial
   registerSession(app, ctx);
   const { enabled, prefix } = ctx.options.dialects;
   const names = [...new Set(enabled)];
-  const env: DialectEnv = { ctx, prefix };
+  const env: DialectEnv = { ctx };
   const dialects = names.map((name) => dialectFactories[name](env));
-  for (const d of dialects) d.routes(app);
-  const endpoints = dialects.flatMap((d) => d.endpoints.map((e) => socketEndpoint(prefix, e)));
+  for (const d of dialects) {
+    for (const [path, route] of Object.entries(d.routes ?? {})) {
+      app.get<DialectRouteTypes>(`${prefix}${path}`, { schema: { hide: true } }, route);
+    }
+  }
+  const endpoints = names.map((name, i) => socketEndpoint(prefix, name, dialects[i]!.endpoint));
   return { enabled: names, endpoints };
 }
 

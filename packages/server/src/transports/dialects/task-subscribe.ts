@@ -12,12 +12,11 @@
  * authentication timeout.
  */
 import { ErrorCode, type JobState } from '@headway/protocol';
-import type { FastifyInstance } from 'fastify';
 import type { Principal } from '../../auth.js';
 import type { Delivery } from '../../delivery.js';
 import { HeadwayError, notFound } from '../../errors.js';
 import { canSee } from '../../policy.js';
-import { DialectClose, DialectConnection, type DialectEndpoint, type Snapshot } from './base.js';
+import { DialectClose, DialectConnection, type Snapshot } from './base.js';
 import { elapsedSeconds, leftStage, reportedNumber, resultUrl, stageName } from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
 import { requestPrincipal } from './session.js';
@@ -273,36 +272,26 @@ function parse(text: string): ClientMessage | ErrorCode {
   }
 }
 
-export function taskSubscribe({ ctx, prefix }: DialectEnv): Dialect {
-  const endpoint: DialectEndpoint = {
-    dialect: 'task-subscribe',
-    path: '/ws/progress/:taskId',
-    encode,
-    connect: (init) => new TaskSubscribeConnection(init),
-  };
+export function taskSubscribe({ ctx }: DialectEnv): Dialect {
   return {
-    endpoints: [endpoint],
-    routes(app: FastifyInstance) {
+    endpoint: { path: '/ws/progress/:taskId', encode, connect: (init) => new TaskSubscribeConnection(init) },
+    routes: {
       // The polling fallback: everything the WebSocket messages carry, in one answer.
-      app.get<{ Params: { taskId: string } }>(
-        `${prefix}/api/progress/:taskId`,
-        { schema: { hide: true } },
-        async function pollTask(request) {
-          const principal = await requestPrincipal(ctx, request.headers);
-          if (principal === null) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'missing credentials');
-          const { taskId } = request.params;
-          const state = await ctx.hub.getJob(taskId);
-          if (state === null || !canSee(principal, state)) throw notFound(taskId);
-          return {
-            taskId,
-            status: state.status,
-            payload: progressPayload(state, state.updatedAt),
-            timeEstimate: timeEstimatePayload(state),
-            complete: state.status === 'completed' ? completePayload(state) : null,
-            error: errorPayload(state),
-          };
-        },
-      );
+      '/api/progress/:taskId': async function pollTask(request) {
+        const principal = await requestPrincipal(ctx, request.headers);
+        if (principal === null) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'missing credentials');
+        const { taskId } = request.params;
+        const state = await ctx.hub.getJob(taskId);
+        if (state === null || !canSee(principal, state)) throw notFound(taskId);
+        return {
+          taskId,
+          status: state.status,
+          payload: progressPayload(state, state.updatedAt),
+          timeEstimate: timeEstimatePayload(state),
+          complete: state.status === 'completed' ? completePayload(state) : null,
+          error: errorPayload(state),
+        };
+      },
     },
   };
 }

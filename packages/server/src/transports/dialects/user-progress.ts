@@ -11,7 +11,7 @@
 import type { EventKind, JobState } from '@headway/protocol';
 import type { Delivery } from '../../delivery.js';
 import { canSee, isPrivileged } from '../../policy.js';
-import { DialectClose, DialectConnection, type DialectEndpoint } from './base.js';
+import { DialectClose, DialectConnection } from './base.js';
 import { etaSeconds, stageName, UNSHOWN_KINDS, wholePercent } from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
 
@@ -75,11 +75,5 @@ class UserProgressConnection extends DialectConnection {
 }
 
 export function userProgress(_env: DialectEnv): Dialect {
-  const endpoint: DialectEndpoint = {
-    dialect: 'user-progress',
-    path: '/ws/:user_id',
-    encode,
-    connect: (init) => new UserProgressConnection(init),
-  };
-  return { endpoints: [endpoint], routes() {} };
+  return { endpoint: { path: '/ws/:user_id', encode, connect: (init) => new UserProgressConnection(init) } };
 }
