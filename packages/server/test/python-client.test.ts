@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, type TestHub } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const SUITE = 'clients/python/test_headway.py';
+const SUITE = 'clients/python/tests/test_client.py';
 const PYTHON = process.env.HEADWAY_TEST_PYTHON ?? 'python3';
 /** In CI a missing Python is a failure, not a reason to skip. */
 const IN_CI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
