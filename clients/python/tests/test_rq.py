@@ -47,6 +47,11 @@ workers = {}
 connection = None
 
 
+def job_id():
+    """An RQ job id with the run's mark, so that clean-up finds its keys."""
+    return f"{RUN}-{uuid.uuid4().hex[:12]}"
+
+
 def start_worker(cls, queue, burst=False):
     args = [sys.executable, "-m", "rq.cli", "worker", "-w", f"headway.rq.{cls}", "--url", REDIS_DB,
             "-n", f"{queue}-{uuid.uuid4().hex[:6]}", "--logging_level", "INFO", queue]
@@ -88,7 +93,7 @@ class RQTest(unittest.TestCase):
         self.queues = {cls: Queue(name, connection=connection) for cls, name in QUEUES.items()}
 
     def enqueue(self, cls, f, *args, **kwargs):
-        return self.hrq.enqueue(self.queues[cls], f, *args, owner=USER, **kwargs)
+        return self.hrq.enqueue(self.queues[cls], f, *args, owner=USER, job_id=job_id(), **kwargs)
 
     def test_a_job_run_is_a_headway_job_that_completes_with_its_result(self):
         for cls in QUEUES:
@@ -152,7 +157,7 @@ class RQTest(unittest.TestCase):
         queue_name = f"hw-later-{RUN}"
         from rq import Queue
 
-        rq_job = self.hrq.enqueue(Queue(queue_name, connection=connection), self.jobs.work, owner=USER)
+        rq_job = self.hrq.enqueue(Queue(queue_name, connection=connection), self.jobs.work, owner=USER, job_id=job_id())
         control(rq_job.id, "cancel")  # a queued job is cancelled at once
         burst = start_worker("HeadwaySimpleWorker", queue_name, burst=True)
         self.addCleanup(burst.stop)
@@ -184,7 +189,7 @@ class RQTest(unittest.TestCase):
 
         doomed = start_worker("HeadwaySimpleWorker", queue_name)
         self.addCleanup(doomed.stop)
-        rq_job = self.hrq.enqueue(Queue(queue_name, connection=connection), self.jobs.busy, 30, owner=USER)
+        rq_job = self.hrq.enqueue(Queue(queue_name, connection=connection), self.jobs.busy, 30, owner=USER, job_id=job_id())
         wait_for(lambda: "log" in kinds_of(rq_job.id))
         doomed.kill(signal.SIGKILL)
         state = wait_status(rq_job.id, "failed", timeout=LEASE_TIMEOUT * 3 + 5)

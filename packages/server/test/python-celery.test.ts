@@ -76,7 +76,18 @@ describe.skipIf(skip)(skip ? `Celery integration (skipped: ${problem})` : 'Celer
       const cwd = `${ROOT}examples/celery`;
       const worker = spawn(
         SYSTEM_PYTHON,
-        ['-m', 'celery', '-A', 'tasks', 'worker', '-P', 'threads', '--without-mingle', '--without-gossip'],
+        [
+          '-m',
+          'celery',
+          '-A',
+          'tasks',
+          'worker',
+          '--loglevel=INFO',
+          '-P',
+          'threads',
+          '--without-mingle',
+          '--without-gossip',
+        ],
         { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let log = '';
