@@ -76,6 +76,10 @@ def tearDownModule():
     if connection is not None:
         delete_unfinished(USER)
         delete_redis_keys(connection, f"*{RUN}*")
+        for registry in ("rq:queues", "rq:workers"):
+            mine = [m for m in connection.smembers(registry) if RUN.encode() in m]
+            if mine:
+                connection.srem(registry, *mine)
         connection.close()
 
 
