@@ -36,7 +36,8 @@ How a task's life maps to its job (the job id is the Celery task id):
   ``retryable: false`` (its ``retryable`` attribute when it has one); a pool
   process that died (``WorkerLostError``) fails it with ``WORKER_LOST``,
   ``retryable: true``;
-- ``JobCancelled`` out of the task (a cancel from the browser): ``cancelled``;
+- ``JobCancelled`` out of the task (a cancel from the browser): ``cancelled``
+  (a retry of it by ``autoretry_for`` is revoked);
 - revoked in Celery: ``cancelled`` — a queued task at once; a running one when
   terminated (``revoke(id, terminate=True)``), or, in a ``threads`` or ``solo``
   pool, at its next checkpoint;
@@ -249,6 +250,13 @@ class CeleryIntegration:
 
     def _on_retry(self, sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
         job = self._finish(request.id)
+        if isinstance(reason, JobCancelled):
+            # `autoretry_for=(Exception,)` retries a cancel too: the retry is revoked
+            # (its job, queued, is cancelled when a worker receives it).
+            self.app.control.revoke(request.id)
+            if job is not None and not isinstance(reason, JobDeleted):
+                self._end(job, "cancel", reason.reason)
+            return
         if job is not None:
             self._end(job, "fail", reason if reason is not None else "retried", code=ATTEMPT_FAILED, retryable=True)
 

@@ -146,6 +146,11 @@ class Process:
         """SIGTERM (a warm shutdown), then SIGKILL for the whole group; closes the log."""
         if self.proc.poll() is None:
             self.proc.terminate()
+        self.stopped(timeout)
+
+    def stopped(self, timeout=10):
+        """Wait for the end of a process sent SIGTERM, then as ``stop``."""
+        if self.proc.poll() is None:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

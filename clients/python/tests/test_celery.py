@@ -51,7 +51,7 @@ os.environ.update({k: str(v) for k, v in ENV.items()})
 workers = {}
 
 
-def start_worker(pool, queue, concurrency):
+def start_worker(pool, queue, concurrency, wait=True):
     worker = Process(
         [
             sys.executable, "-m", "celery", "-A", "celery_app", "worker",
@@ -61,20 +61,26 @@ def start_worker(pool, queue, concurrency):
         child_env(HEADWAY_TEST_QUEUE=queue),
         name=f"celery-{pool}",
     )
-    worker.wait_output(" ready.", timeout=30)
+    if wait:
+        worker.wait_output(" ready.", timeout=30)
     return worker
 
 
 def setUpModule():
     if MISSING or not HAVE_HUB:
         return
-    workers["threads"] = start_worker("threads", QUEUES["threads"], 4)
-    workers["prefork"] = start_worker("prefork", QUEUES["prefork"], 2)
+    # Started side by side: each takes a second or two to be ready.
+    workers["threads"] = start_worker("threads", QUEUES["threads"], 4, wait=False)
+    workers["prefork"] = start_worker("prefork", QUEUES["prefork"], 2, wait=False)
+    for worker in workers.values():
+        worker.wait_output(" ready.", timeout=30)
 
 
 def tearDownModule():
     for worker in workers.values():
-        worker.stop()
+        worker.kill(signal.SIGTERM)
+    for worker in workers.values():
+        worker.stopped()
     if not MISSING and HAVE_HUB:
         delete_unfinished(USER)
         r = redis.Redis.from_url(BROKER)

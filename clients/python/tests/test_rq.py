@@ -52,11 +52,11 @@ def job_id():
     return f"{RUN}-{uuid.uuid4().hex[:12]}"
 
 
-def start_worker(cls, queue, burst=False):
+def start_worker(cls, queue, burst=False, wait=True):
     args = [sys.executable, "-m", "rq.cli", "worker", "-w", f"headway.rq.{cls}", "--url", REDIS_DB,
             "-n", f"{queue}-{uuid.uuid4().hex[:6]}", "--logging_level", "INFO", queue]
     worker = Process(args + (["--burst"] if burst else []), child_env(**ENV), name=f"rq-{cls}")
-    if not burst:
+    if wait and not burst:
         worker.wait_output("Listening on", timeout=30)
     return worker
 
@@ -67,12 +67,16 @@ def setUpModule():
         return
     connection = redis.Redis.from_url(REDIS_DB)
     for cls, queue in QUEUES.items():
-        workers[cls] = start_worker(cls, queue)
+        workers[cls] = start_worker(cls, queue, wait=False)
+    for worker in workers.values():
+        worker.wait_output("Listening on", timeout=30)
 
 
 def tearDownModule():
     for worker in workers.values():
-        worker.stop()
+        worker.kill(signal.SIGTERM)
+    for worker in workers.values():
+        worker.stopped()
     if connection is not None:
         delete_unfinished(USER)
         delete_redis_keys(connection, f"*{RUN}*")
