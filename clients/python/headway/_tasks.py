@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from .client import Headway, HeadwayError, Job
 
@@ -17,8 +17,6 @@ MAX_RESULT_BYTES = 16 * 1024
 _MAX_ID = 128
 
 Spec = Dict[str, Any]
-#: A spec value may be a function of the task's arguments: ``owner=lambda args, kwargs: kwargs["user"]``.
-SpecValue = Any
 
 
 def attempt_id(base: str, attempt: int) -> str:
@@ -130,6 +128,3 @@ class Current:
         if job is None:
             raise RuntimeError(f"no Headway job here: call current_job() inside a task run by {where}")
         return job
-
-
-Factory = Callable[[], Headway]
