@@ -5,7 +5,7 @@ HEADWAY_URL, HEADWAY_API_KEY, HEADWAY_TEST_USER and HEADWAY_TEST_TOKEN (a
 browser token of that user, for cancel, pause and resume requests). By hand:
 
     HEADWAY_URL=... HEADWAY_API_KEY=... HEADWAY_TEST_USER=alice HEADWAY_TEST_TOKEN=... \
-        python3 -m unittest -v clients/python/test_headway.py
+        python3 -m unittest discover -v -s clients/python/tests -t clients/python
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import urllib.request
 import uuid
 from unittest import mock
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import headway  # noqa: E402
 from headway import ConfigError, Headway, HeadwayError, InvalidArgument, JobCancelled, JobDeleted  # noqa: E402
@@ -245,16 +245,32 @@ class SettingsTest(unittest.TestCase):
 
     def test_module_imports_without_site_packages(self):
         # -I -S: no site-packages, no user paths, no environment: the standard library only.
-        here = os.path.dirname(os.path.abspath(headway.__file__))
+        here = os.path.dirname(os.path.dirname(os.path.abspath(headway.__file__)))
         code = "import sys; sys.path.insert(0, %r); import headway; print(headway.__version__)" % here
         done = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", code], capture_output=True, text=True)
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(done.stdout.strip(), headway.__version__)
 
 
+def delete_unfinished(owner):
+    """Delete the owner's jobs that are still queued, running or paused, so that a
+    run of the suite leaves no job that looks alive on the hub (a test's jobs are
+    the user's only ones while it runs)."""
+    status, body = rest("GET", f"/v1/jobs?owner={owner}&status=queued,running,paused&limit=500")
+    assert status == 200, (status, body)
+    for job in body["jobs"]:
+        if job.get("parent") is None:
+            rest("DELETE", f"/v1/jobs/{job['id']}")
+    status, body = rest("GET", f"/v1/jobs?owner={owner}&status=queued,running,paused&limit=500")
+    for job in body["jobs"]:
+        rest("DELETE", f"/v1/jobs/{job['id']}")
+
+
 @unittest.skipUnless(HAVE_HUB, NEEDS_HUB)
 class HubTest(unittest.TestCase):
     def setUp(self):
+        # Registered first, so it runs last: after every client of the test closed.
+        self.addCleanup(delete_unfinished, USER)
         self.hw = Headway()
         self.addCleanup(self.hw.close)
 

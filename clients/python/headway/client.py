@@ -1,6 +1,6 @@
-"""Headway client for Python workers: report the progress, stages, logs and
-outcome of long-running jobs to a Headway hub, and honour cancel and pause
-requests. One module, standard library only, Python 3.9 or newer::
+"""The core of the Headway client for Python workers: report the progress,
+stages, logs and outcome of long-running jobs to a Headway hub, and honour
+cancel and pause requests. Standard library only, Python 3.9 or newer::
 
     from headway import Headway
 
@@ -55,7 +55,10 @@ import uuid
 import weakref
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
+#: The package version: the version of the hub's protocol package (@headway/protocol) it speaks.
 __version__ = "0.1.0"
+#: The protocol version of the hub's WebSocket ``welcome`` message.
+PROTOCOL_VERSION = 1
 
 __all__ = [
     "DEFAULTS",
@@ -66,6 +69,8 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobDeleted",
+    "PROTOCOL_VERSION",
+    "__version__",
 ]
 
 logger = logging.getLogger("headway")
@@ -524,6 +529,11 @@ class Job:
         self._listeners: List[ControlListener] = []
         #: The hub's last refusal of one of this job's events (each is also logged).
         self.last_error: Optional[HeadwayError] = None
+        #: Make every report a checkpoint: ``progress``, ``stage``, ``log`` and ``metadata``
+        #: call ``check()`` first (raise ``JobCancelled`` after a cancel, wait out a pause).
+        #: The task queue integrations set it for the jobs of the tasks they run.
+        self.check_on_report = False
+        self._cancel_sources: List[Callable[[], Optional[str]]] = []
 
     def __repr__(self) -> str:
         return f"<headway.Job {self.id!r} owner={self.owner!r} status={self.status!r}>"
@@ -594,12 +604,25 @@ class Job:
 
         return remove
 
+    def add_cancel_source(self, source: Callable[[], Optional[str]]) -> None:
+        """Another way a cancel reaches this job: ``check()`` (and so every checkpoint)
+        calls ``source()`` and raises ``JobCancelled`` with the reason it returns,
+        unless None. For a queue's own revoke, say."""
+        with self._client._lock:
+            self._cancel_sources.append(source)
+
     def check(self) -> None:
         """A safe point to stop or pause at. Returns at once while the job may run;
         raises ``JobCancelled`` once a cancel was requested (``JobDeleted`` once the
         job was deleted); while a pause is requested, reports ``paused`` and blocks
         until a resume (then reports ``resumed``) or a cancel."""
         client = self._client
+        with client._lock:
+            sources = list(self._cancel_sources) if not self._ended else []
+        for source in sources:
+            reason = source()
+            if reason is not None:
+                raise JobCancelled(self.id, reason)
         while True:
             with client._lock:
                 if self._ended:
@@ -631,6 +654,30 @@ class Job:
             # No watcher for this job: ask the hub from this thread while paused.
             client._poll_control(self)
 
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` as a checkpoint: raises ``JobCancelled`` as soon as a cancel
+        arrives (within the control watcher's latency, well under a second), and while
+        a pause is requested waits the pause out (reporting ``paused`` and ``resumed``)
+        before it waits the rest. For work that waits rather than computes: a poll
+        loop, a backoff, a rate limit. Without a control watcher it sleeps, then checks."""
+        client = self._client
+        deadline = time.monotonic() + max(0.0, _number("seconds", seconds))
+        while True:
+            self.check()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            with client._lock:
+                watched = client._watching(self) and not self._ended and self._gone is None
+                if watched and not (self._cancel_requested or self._pause_requested):
+                    # Woken by each control change; the timeout only guards against a lost wake-up.
+                    client._changed.wait(min(remaining, 1.0))
+                    continue
+            if not watched:
+                time.sleep(remaining)
+                self.check()
+                return
+
     # -- reports ------------------------------------------------------------------
 
     def progress(
@@ -646,6 +693,8 @@ class Job:
         (``"bytes"``, ``"videos"`` ...) when known. Throttled: at most one event per
         ``progress_interval``, only when the percent moved by ``progress_min_delta``
         or the message, unit or total changed; the newest report is always sent."""
+        if self.check_on_report:
+            self.check()
         report: Dict[str, Any] = {}
         if percent is not None:
             if not 0 <= _number("percent", percent) <= 100:
@@ -686,6 +735,8 @@ class Job:
 
     def stage(self, name: str, message: Optional[str] = None) -> None:
         """Enter a stage (a name of the plan, when the job has one). Sent at once."""
+        if self.check_on_report:
+            self.check()
         fields: Dict[str, Any] = {"name": _text("stage name", name, _MAX_STAGE_NAME, required=True)}
         if self._plan and name not in self._plan:
             raise InvalidArgument("HW_ERR_INVALID_VALUE", f"stage {name!r} is not in the plan {self._plan!r}")
@@ -700,6 +751,8 @@ class Job:
     def log(self, message: str, level: str = "info") -> None:
         """Append a line to the job's log: ``debug``, ``info``, ``warn`` (or ``warning``),
         ``error``; cut at 4096 characters. Sent at once; dropped when the queue is full."""
+        if self.check_on_report:
+            self.check()
         if level == "warning":
             level = "warn"
         if level not in _LOG_LEVELS:
@@ -962,13 +1015,15 @@ class Headway:
         metadata: Optional[Dict[str, Any]] = None,
         id: Optional[str] = None,
         public: Optional[bool] = None,
+        kind: Optional[str] = None,
     ) -> Job:
         """Create a job owned by the user ``owner`` (who may watch and control it) and
         start watching its control state.
 
         ``stages`` is a plan: names, ``(name, weight)`` pairs or ``{"name", "weight"}``
         dicts; a percent reported within a stage is weighted into the overall percent.
-        ``parent`` puts the job in a batch. The ``id`` is generated when absent, so
+        ``parent`` puts the job in a batch. ``kind`` (``"transcode"``) names what sort
+        of work it is, in ``metadata["kind"]``. The ``id`` is generated when absent, so
         that a retried request cannot create the job twice. Raises ``HeadwayError``
         with the hub's code (``HW_ERR_JOB_EXISTS`` ...) or ``HW_WORKER_UNREACHABLE``."""
         self._check_open()
@@ -986,6 +1041,8 @@ class Headway:
             if not isinstance(metadata, dict):
                 raise InvalidArgument("HW_ERR_INVALID_MESSAGE", "metadata must be a dict")
             body["metadata"] = metadata
+        if kind is not None:
+            body["metadata"] = {**body.get("metadata", {}), "kind": _text("kind", kind, _MAX_NAME, required=True)}
         if public is not None:
             body["public"] = bool(public)
         try:
@@ -1007,6 +1064,31 @@ class Headway:
         if existing is not None:
             return existing
         return self._adopt(self._call("GET", _job_path(id))[0])
+
+    def mint_token(
+        self, user: str, jobs: Optional[List[str]] = None, ttl: Optional[float] = None
+    ) -> Dict[str, Any]:
+        """A browser token for ``user`` (``POST /v1/tokens``): all of the user's jobs, or
+        only ``jobs`` (and their children); ``ttl`` in seconds defaults to the hub's
+        ``token-ttl-seconds``. Returns ``{"token", "expiresAt"}``. Waits for the hub."""
+        body: Dict[str, Any] = {"user": _text("user", user, _MAX_NAME, required=True)}
+        if jobs is not None:
+            body["jobs"] = [_check_job_id(j) for j in jobs]
+        if ttl is not None:
+            body["ttl"] = _number("ttl", ttl)
+        self._check_open()
+        return self._call("POST", "/v1/tokens", body)[0]
+
+    def request_control(self, job_id: str, action: str, reason: Optional[str] = None) -> Dict[str, Any]:
+        """Ask for a ``cancel``, ``pause`` or ``resume`` of a job, as its owner would
+        from a browser (``POST /v1/jobs/:id/<action>``); returns the job state. For a
+        back end that stops a job on a user's behalf, or a queue's own revoke. A queued
+        job is cancelled at once; a running one when its worker acknowledges."""
+        if action not in ("cancel", "pause", "resume"):
+            raise InvalidArgument("HW_ERR_INVALID_MESSAGE", f"action is cancel, pause or resume, got {action!r}")
+        body = {} if reason is None else {"reason": _text("reason", reason, _MAX_REASON, truncate=True)}
+        self._check_open()
+        return self._call("POST", f"{_job_path(_check_job_id(job_id))}/{action}", body)[0]
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Send every job's pending progress now, and wait until the hub answered for
