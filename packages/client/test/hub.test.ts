@@ -3,9 +3,10 @@
  * refused upgrades and streams, token expiry, offline/online. Every scenario
  * checks the one thing that matters: each event arrives once, in seq order.
  */
+
+import { startHub, type TestHub } from '@headway/test-helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startHub, type TestHub } from '../../server/test/helpers.js';
 import { createClient, type HeadwayClient } from '../src/client.js';
 import type { JobHandle } from '../src/handles.js';
 import type { ClientOptions, NetworkTarget, TransportKind } from '../src/types.js';

@@ -14,17 +14,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, type EventInput, type JobState } from '@headway/protocol';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { Auth } from '../src/auth.js';
-import { type Bus, deliveryTopics } from '../src/bus/bus.js';
-import { MemoryBus } from '../src/bus/memory.js';
-import { Delivery } from '../src/delivery.js';
-import type { HeadwayError } from '../src/errors.js';
-import { Hub } from '../src/hub.js';
-import { PostgresStore } from '../src/store/postgres.js';
-import { TEST_API_KEY, TEST_JWT_SECRET } from './helpers.js';
 import {
   deleteKeys,
   dropSchema,
@@ -36,9 +25,21 @@ import {
   probeRedis,
   REDIS_URL,
   redisClient,
+  TEST_API_KEY,
+  TEST_JWT_SECRET,
   terminatePostgres,
   uniqueName,
-} from './services.js';
+} from '@headway/test-helpers';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { Auth } from '../src/auth.js';
+import { type Bus, deliveryTopics } from '../src/bus/bus.js';
+import { MemoryBus } from '../src/bus/memory.js';
+import { Delivery } from '../src/delivery.js';
+import type { HeadwayError } from '../src/errors.js';
+import { Hub } from '../src/hub.js';
+import { PostgresStore } from '../src/store/postgres.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const bin = join(root, 'packages/server/bin/headway.js');

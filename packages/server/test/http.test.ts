@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { ErrorCode } from '@headway/protocol';
+import { startHub, type TestHub } from '@headway/test-helpers';
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +15,6 @@ import {
   PublishResultSchema,
   TokenSchema,
 } from '../src/transports/http.js';
-import { startHub, type TestHub } from './helpers.js';
 
 let n = 0;
 /** A job or user id unique to this run. */

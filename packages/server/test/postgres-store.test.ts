@@ -1,12 +1,20 @@
 import { randomBytes } from 'node:crypto';
+import {
+  dropSchema,
+  IN_CI,
+  jobWrite,
+  POSTGRES_URL,
+  postgresUrlFor,
+  probePostgres,
+  runningJob as state,
+  uniqueName,
+} from '@headway/test-helpers';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LATEST_VERSION, migrations } from '../src/store/migrations.js';
 import { PostgresStore, type PostgresStoreOptions } from '../src/store/postgres.js';
 import { type JobWrite, StoreConflictError, StoreUnavailableError } from '../src/store/store.js';
-import { dropSchema, IN_CI, POSTGRES_URL, postgresUrlFor, probePostgres, uniqueName } from './services.js';
 import { storeConformance } from './store-conformance.js';
-import { jobWrite, runningJob as state } from './store-fixtures.js';
 
 /** Nothing listens on port 1: connecting is refused at once. */
 const UNREACHABLE_URL = 'postgres://postgres@127.0.0.1:1/postgres';

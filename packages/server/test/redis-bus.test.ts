@@ -1,9 +1,3 @@
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryBus } from '../src/bus/memory.js';
-import { RedisBus, type RedisBusOptions } from '../src/bus/redis.js';
-import { RedisConnectionCounter } from '../src/redis-connection-counter.js';
-import { busConformance, collect, delivery } from './bus-conformance.js';
 import {
   deleteKeys,
   IN_CI,
@@ -12,7 +6,13 @@ import {
   REDIS_URL,
   redisClient,
   uniqueName,
-} from './services.js';
+} from '@headway/test-helpers';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryBus } from '../src/bus/memory.js';
+import { RedisBus, type RedisBusOptions } from '../src/bus/redis.js';
+import { RedisConnectionCounter } from '../src/redis-connection-counter.js';
+import { busConformance, collect, delivery } from './bus-conformance.js';
 
 busConformance('MemoryBus conformance', async () => {
   const bus = new MemoryBus();

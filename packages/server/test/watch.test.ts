@@ -6,9 +6,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startHub, type TestHub } from '@headway/test-helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { jobLine, shortDuration, WatchExit, type WatchIo, watch } from '../src/commands/watch.js';
-import { startHub, type TestHub } from './helpers.js';
 
 const hubs: TestHub[] = [];
 const dirs: string[] = [];
