@@ -5,14 +5,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startHub, type TestHub } from '@headway/test-helpers';
+import { requireService, startHub, type TestHub } from '@headway/test-helpers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SUITE = 'clients/python/test_headway.py';
 const PYTHON = process.env.HEADWAY_TEST_PYTHON ?? 'python3';
-/** In CI a missing Python is a failure, not a reason to skip. */
-const IN_CI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
 /** The number of tests in the suite: a test that silently stops running fails here. */
 const EXPECTED_TESTS = 39;
 /** The whole suite takes a few seconds; this only bounds a hang. */
@@ -32,9 +30,12 @@ function pythonProblem(): string | null {
 }
 
 const problem = pythonProblem();
-const skip = problem !== null && !IN_CI;
+const python = requireService(
+  'Python 3.9+',
+  problem && `${problem} (set HEADWAY_TEST_PYTHON to another interpreter)`,
+);
 
-describe.skipIf(skip)(skip ? `Python client (skipped: ${problem})` : 'Python client', () => {
+describe.skipIf(python.skip)(python.title('Python client'), () => {
   let hub: TestHub;
   const user = 'python-client-user';
 
