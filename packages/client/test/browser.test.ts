@@ -73,7 +73,7 @@ describe.skipIf(chromium.skip)(chromium.title('shared tabs (Chromium)'), () => {
     // The leader's tab closes while events keep coming: the follower takes over.
     await leader.close();
     await publish(5);
-    await waitFor(() => connections() === 1, 'the condition', 15_000);
+    await waitFor(() => connections() === 1, 'connections() === 1', 15_000);
     await publish(5);
     await follower.waitForFunction(() => window.hw.seqs.length === 15, undefined, { timeout: 15_000 });
     expect(await follower.evaluate(() => window.hw.seqs)).toEqual(range(2, 16));

@@ -84,7 +84,14 @@ async function settle(bus: Bus, peer: Bus, collector: Collector): Promise<void> 
     isSentinel,
     () => bus.publish(sentinel),
   );
-  collector.received.splice(collector.received.findIndex(isSentinel), 1);
+  // A process subscribed to several of the sentinel's topics hears it on each.
+  for (
+    let i = collector.received.findIndex(isSentinel);
+    i !== -1;
+    i = collector.received.findIndex(isSentinel)
+  ) {
+    collector.received.splice(i, 1);
+  }
   peer.unsubscribe(`j:${sentinel.job}`);
 }
 
