@@ -5,11 +5,10 @@
  * restart. Skips with a reason when Celery is missing, except in CI.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { requireService, startHub, type TestHub } from '@headway/test-helpers';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type TestHub } from './helpers.js';
 import {
-  IN_CI,
   PACKAGE_DIR,
   pythonProblem,
   ROOT,
@@ -27,9 +26,9 @@ const SUITE_TIMEOUT_MS = 120_000;
 const REDIS_DB = 11;
 
 const problem = pythonProblem(SYSTEM_PYTHON, ['celery', 'redis']);
-const skip = problem !== null && !IN_CI;
+const python = requireService('Celery', problem);
 
-describe.skipIf(skip)(skip ? `Celery integration (skipped: ${problem})` : 'Celery integration', () => {
+describe.skipIf(python.skip)(python.title('Celery integration'), () => {
   let hub: TestHub;
 
   beforeAll(async () => {

@@ -7,10 +7,9 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { IN_CI, requireService, startHub, type TestHub } from '@headway/test-helpers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type TestHub } from './helpers.js';
 import {
-  IN_CI,
   PACKAGE_DIR,
   pythonProblem,
   ROOT,
@@ -29,9 +28,9 @@ const SUITE_TIMEOUT_MS = 120_000;
 
 const problem = pythonProblem(PYTHON);
 const pipProblem = pythonProblem(SYSTEM_PYTHON, ['setuptools', 'pip', 'venv']);
-const skip = problem !== null && !IN_CI;
+const python = requireService('Python', problem);
 
-describe.skipIf(skip)(skip ? `Python client (skipped: ${problem})` : 'Python client', () => {
+describe.skipIf(python.skip)(python.title('Python client'), () => {
   let hub: TestHub;
   const user = 'python-client-user';
 

@@ -3,18 +3,19 @@
  * FastAPI's test client and a real uvicorn (clients/python/tests/test_fastapi.py).
  * Skips with a reason when FastAPI, uvicorn or httpx is missing, except in CI.
  */
+
+import { requireService, startHub, type TestHub } from '@headway/test-helpers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type TestHub } from './helpers.js';
-import { IN_CI, pythonProblem, runSuite, SYSTEM_PYTHON, suiteEnv, unfinishedJobs } from './python-suite.js';
+import { pythonProblem, runSuite, SYSTEM_PYTHON, suiteEnv, unfinishedJobs } from './python-suite.js';
 
 /** The number of tests in test_fastapi.py: a test that silently stops running fails here. */
 const EXPECTED_TESTS = 5;
 const SUITE_TIMEOUT_MS = 60_000;
 
 const problem = pythonProblem(SYSTEM_PYTHON, ['fastapi', 'uvicorn', 'httpx']);
-const skip = problem !== null && !IN_CI;
+const python = requireService('FastAPI', problem);
 
-describe.skipIf(skip)(skip ? `FastAPI integration (skipped: ${problem})` : 'FastAPI integration', () => {
+describe.skipIf(python.skip)(python.title('FastAPI integration'), () => {
   let hub: TestHub;
 
   beforeAll(async () => {

@@ -4,11 +4,11 @@
  * Then examples/rq as its README runs it. Skips with a reason when RQ is
  * missing, except in CI.
  */
+
+import { requireService, startHub, type TestHub } from '@headway/test-helpers';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type TestHub } from './helpers.js';
 import {
-  IN_CI,
   PACKAGE_DIR,
   pythonProblem,
   ROOT,
@@ -24,9 +24,9 @@ const EXPECTED_TESTS = 9;
 const SUITE_TIMEOUT_MS = 90_000;
 
 const problem = pythonProblem(SYSTEM_PYTHON, ['rq', 'redis']);
-const skip = problem !== null && !IN_CI;
+const python = requireService('RQ', problem);
 
-describe.skipIf(skip)(skip ? `RQ integration (skipped: ${problem})` : 'RQ integration', () => {
+describe.skipIf(python.skip)(python.title('RQ integration'), () => {
   let hub: TestHub;
   const user = 'python-rq-user';
 

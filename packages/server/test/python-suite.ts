@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { TestHub } from './helpers.js';
+import type { TestHub } from '@headway/test-helpers';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const PACKAGE_DIR = `${ROOT}clients/python`;
@@ -14,12 +14,6 @@ export const PACKAGE_DIR = `${ROOT}clients/python`;
  * (the first `python3` on the PATH may be another one without them).
  */
 export const SYSTEM_PYTHON = process.env.HEADWAY_TEST_SYSTEM_PYTHON ?? '/usr/bin/python3';
-/** In CI a missing interpreter or framework is a failure, not a reason to skip. */
-export const IN_CI =
-  process.env.CI !== undefined &&
-  process.env.CI !== '' &&
-  process.env.CI !== 'false' &&
-  process.env.CI !== '0';
 
 /** Why `python` cannot run a suite that imports `modules`, or null. */
 export function pythonProblem(python: string, modules: string[] = []): string | null {

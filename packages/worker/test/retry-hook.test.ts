@@ -3,8 +3,8 @@
  * request, the failed attempt, the wait and the error, before the wait begins.
  */
 import type { JobState } from '@headway/protocol';
+import { runningJob } from '@headway/test-helpers';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { runningJob } from '../../server/test/store-fixtures.js';
 import { HeadwayWorker, type RetryInfo, WorkerErrorCode } from '../src/index.js';
 import { FakeHub } from './helpers.js';
 

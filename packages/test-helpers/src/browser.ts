@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { rolldown } from 'rolldown';
+import { requireService, type ServiceGate } from './ci.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -23,12 +24,10 @@ const ARGS = [
   '--disable-sync',
 ];
 
-/** Why the browser suites cannot run here, or null. Under CI they must run. */
-export function browserMissing(): string | null {
-  if (existsSync(CHROMIUM)) return null;
-  if (process.env.CI === 'true')
-    throw new Error(`${CHROMIUM} is required under CI (apt-get install -y chromium)`);
-  return `${CHROMIUM} not found (apt-get install -y chromium)`;
+/** Gate a browser suite on Chromium (see `requireService`): skips outside CI when it is not installed. */
+export function requireChromium(): ServiceGate {
+  const problem = existsSync(CHROMIUM) ? null : `${CHROMIUM} not found (apt-get install -y chromium)`;
+  return requireService('Chromium', problem);
 }
 
 const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -40,7 +39,7 @@ export async function bundle(entry: string): Promise<string> {
     resolve: {
       alias: {
         '@headway/protocol/codes': src('../../protocol/src/codes.ts'),
-        '@headway/client': src('../src/index.ts'),
+        '@headway/client': src('../../client/src/index.ts'),
         '@headway/react': src('../../react/src/index.ts'),
       },
     },
@@ -93,11 +92,17 @@ export interface Browser {
 /** Chromium with a fresh profile (removed on close). */
 export async function launch(): Promise<Browser> {
   const profile = mkdtempSync(join(tmpdir(), 'headway-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    args: ARGS,
-    headless: true,
-  });
+  let context: BrowserContext;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      args: ARGS,
+      headless: true,
+    });
+  } catch (err) {
+    rmSync(profile, { recursive: true, force: true });
+    throw err;
+  }
   return {
     context,
     async close() {

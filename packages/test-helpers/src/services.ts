@@ -7,12 +7,11 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { requireService, type ServiceGate } from './ci.js';
 
 export const POSTGRES_URL =
   process.env.HEADWAY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env.HEADWAY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-/** In CI a missing server is a failure, not a reason to skip. */
-export const IN_CI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
 
 /** Null when PostgreSQL answers, else why not. */
 export async function probePostgres(): Promise<string | null> {
@@ -42,6 +41,18 @@ export async function probeRedis(): Promise<string | null> {
   } finally {
     redis.disconnect();
   }
+}
+
+/** Gate a suite on PostgreSQL (see `requireService`): skips outside CI when it does not answer. */
+export async function requirePostgres(): Promise<ServiceGate> {
+  const problem = await probePostgres();
+  return requireService('PostgreSQL', problem && `no PostgreSQL at ${POSTGRES_URL}: ${problem}`);
+}
+
+/** Gate a suite on Redis (see `requireService`): skips outside CI when it does not answer. */
+export async function requireRedis(): Promise<ServiceGate> {
+  const problem = await probeRedis();
+  return requireService('Redis', problem && `no Redis at ${REDIS_URL}: ${problem}`);
 }
 
 /** A name no other test (or test worker) uses: `<base>_<pid>_<random>`. */

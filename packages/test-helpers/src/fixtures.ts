@@ -1,9 +1,9 @@
 /**
- * Jobs and writes for the store suites: complete job states, and the commits
- * that build a job's log one progress event per seq.
+ * Job states and store writes shared by the suites: complete job states, and the
+ * commits that build a job's log one progress event per seq.
  */
 import type { JobEvent, JobState } from '@headway/protocol';
-import type { JobWrite } from '../src/store/store.js';
+import type { JobWrite } from '@headway/server';
 
 /** The time of every fixture state and event. */
 export const FIXTURE_TIME = '2024-05-01T12:00:00.000Z';
