@@ -1,4 +1,4 @@
+export * from './backoff.js';
 export * from './codes.js';
 export * from './schemas.js';
 export * from './types.js';
-export * from './backoff.js';

@@ -6,20 +6,15 @@ import { isTerminal, reduce } from '../state/index.js';
 import type { Store } from '../store/store.js';
 import type { Topics } from './topics.js';
 
-/** Deliveries of one job held back during its backfill; the store has any beyond. */
-const MAX_HELD = 10_000;
 /** Events read from the store per backfill query. */
 const BACKFILL_PAGE = 500;
 /** Pause before a backfill that failed (the store is down) is tried again, ms. */
 const BACKFILL_RETRY_MS = 1_000; // 1 second
-/** Jobs compared with the store per query of an idle check or a resync. */
-const CHECK_BATCH = 500;
-/** Clock skew and commit time allowed for when a resync looks for jobs changed since the loss, ms. */
-const RESYNC_SLACK_MS = 2_000; // 2 seconds
-/** Most jobs of scope topics a resync catches up. */
-const RESYNC_MAX_JOBS = 5_000;
 
 type BackfillReason = 'gap' | 'idle' | 'resync' | 'retry';
+
+/** Deliveries of one job held back during its backfill; the store has any beyond. */
+const MAX_HELD = 10_000;
 
 /**
  * Deliveries of one job held back while its missed events are read from the
@@ -67,6 +62,13 @@ interface Track {
 function newTrack(seq: number, state: JobState | null, owner: string): Track {
   return { seq, state, owner, activeAt: Date.now(), hold: new Hold() };
 }
+
+/** Jobs compared with the store per query of an idle check or a resync. */
+const CHECK_BATCH = 500;
+/** Clock skew and commit time allowed for when a resync looks for jobs changed since the loss, ms. */
+const RESYNC_SLACK_MS = 2_000; // 2 seconds
+/** Most jobs of scope topics a resync catches up. */
+const RESYNC_MAX_JOBS = 5_000;
 
 /** What ordered dispatch needs of the hub. */
 export interface OrderedDispatchContext {
