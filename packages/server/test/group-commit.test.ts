@@ -7,23 +7,8 @@ import type { Delivery } from '../src/delivery.js';
 import { WriteConflict } from '../src/errors.js';
 import { type Batch, GroupCommit } from '../src/hub/group-commit.js';
 import { type Entry, JobCache } from '../src/hub/job-cache.js';
-import { SqliteStore } from '../src/store/sqlite.js';
-import { type JobWrite, StoreUnavailableError } from '../src/store/store.js';
+import { ObservedStore } from './observed-store.js';
 import { jobWrite, runningJob } from './store-fixtures.js';
-
-/** The real SQLite store, counting commits and able to fail the next one on demand. */
-class ObservedStore extends SqliteStore {
-  commits: JobWrite[][] = [];
-  failNext = false;
-  override async commit(writes: readonly JobWrite[]): Promise<void> {
-    if (this.failNext) {
-      this.failNext = false;
-      throw new StoreUnavailableError('disk I/O error');
-    }
-    this.commits.push([...writes]);
-    return super.commit(writes);
-  }
-}
 
 let dir: string;
 let store: ObservedStore;
