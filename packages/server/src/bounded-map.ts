@@ -1,9 +1,9 @@
 /**
  * A `Map` that holds at most `limit` entries: setting a new key past the limit
  * drops the oldest one (insertion order). `touch` moves a key to the young end,
- * which makes it a least-recently-used cache. Entries that `keep` pins (a job
- * someone still waits on) are passed over, so the map may stay over its limit
- * while every entry is pinned.
+ * which makes it a least-recently-used cache. Entries that `keep` pins (say, a
+ * job that subscribers still watch) are passed over, so the map may stay over
+ * its limit while every entry is pinned.
  *
  * Every per-process table that grows with the number of jobs or connections
  * seen (idempotency keys, delivered seqs, parked deliveries) is one of these,
