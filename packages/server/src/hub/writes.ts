@@ -37,7 +37,7 @@ export interface WritesContext {
   store: Pick<Store, 'isDeleted' | 'descendants' | 'getJobs' | 'deleteJobs'>;
   cache: Pick<
     JobCache,
-    'get' | 'has' | 'add' | 'delete' | 'forget' | 'load' | 'loadFresh' | 'require' | 'current' | 'appliedKeys'
+    'has' | 'add' | 'delete' | 'forget' | 'load' | 'loadFresh' | 'require' | 'current' | 'appliedKeys'
   >;
   commits: Pick<GroupCommit, 'addWrite' | 'whenCommitted' | 'flush'>;
   rollups: Pick<Rollups, 'noteParent' | 'noteChildChange'>;
