@@ -2,6 +2,7 @@ import type { JobState } from '@headway/protocol';
 import { BoundedMap } from '../bounded-map.js';
 import { Delivery } from '../delivery.js';
 import type { Metrics } from '../metrics.js';
+import { SnapshotHold } from '../snapshot-hold.js';
 import { isTerminal, reduce } from '../state/index.js';
 import type { Store } from '../store/store.js';
 import type { Topics } from './topics.js';
@@ -17,35 +18,6 @@ type BackfillReason = 'gap' | 'idle' | 'resync' | 'retry';
 const MAX_HELD = 10_000;
 
 /**
- * Deliveries of one job held back while its missed events are read from the
- * store, and handed back in seq order when the read ends. Bounded: past
- * `MAX_HELD` the store has the rest, and the next gap reads them.
- */
-class Hold {
-  private held: Delivery[] | null = null;
-
-  /** Whether deliveries are being held back. */
-  get active(): boolean {
-    return this.held !== null;
-  }
-
-  start(held: Delivery[] = []): void {
-    this.held = held;
-  }
-
-  add(d: Delivery): void {
-    if (this.held !== null && this.held.length < MAX_HELD) this.held.push(d);
-  }
-
-  /** End the hold: the deliveries held, oldest seq first. */
-  release(): Delivery[] {
-    const held = this.held ?? [];
-    this.held = null;
-    return held.sort((a, b) => a.seq - b.seq);
-  }
-}
-
-/**
  * A job this process dispatches deliveries of (it has local subscribers): the last
  * seq dispatched, to drop repeats and to notice the deliveries the bus lost.
  */
@@ -56,11 +28,12 @@ interface Track {
   owner: string;
   /** Last dispatch or store check, ms since epoch (for the idle check). */
   activeAt: number;
-  hold: Hold;
+  /** Deliveries held back while missed events are read; past `MAX_HELD` the store has the rest. */
+  hold: SnapshotHold<Delivery>;
 }
 
 function newTrack(seq: number, state: JobState | null, owner: string): Track {
-  return { seq, state, owner, activeAt: Date.now(), hold: new Hold() };
+  return { seq, state, owner, activeAt: Date.now(), hold: new SnapshotHold<Delivery>(MAX_HELD) };
 }
 
 /** Jobs compared with the store per query of an idle check or a resync. */
@@ -114,7 +87,7 @@ export class OrderedDispatch {
     this.tracks = new BoundedMap(
       ctx.trackSize,
       undefined,
-      (id, t) => t.hold.active || ctx.topics.watchesJob(id),
+      (id, t) => t.hold.holding || ctx.topics.watchesJob(id),
     );
     if (ctx.idleCheckMs > 0) {
       this.idleTimer = setInterval(() => {
@@ -133,9 +106,9 @@ export class OrderedDispatch {
       this.dispatch(d);
       return;
     }
-    if (track.hold.active) {
-      // Released in order when the backfill ends.
-      track.hold.add(d);
+    if (track.hold.holding) {
+      // Released in order when the backfill ends; when full, the next gap reads the rest.
+      track.hold.offer(d);
       return;
     }
     if (d.kind === 'created' && track.seq > 1) {
@@ -146,7 +119,7 @@ export class OrderedDispatch {
       this.ctx.metrics?.busDuplicates.inc();
       return;
     } else if (d.seq > track.seq + 1) {
-      track.hold.start([d]);
+      holdFrom(track, [d]);
       this.backfill(d.job, track, 'gap');
       return;
     }
@@ -183,7 +156,7 @@ export class OrderedDispatch {
   /** Whether the bus keeps this process up to date on the job: followed, and no backfill under way. */
   isFollowed(id: string): boolean {
     const track = this.tracks.get(id);
-    return track !== undefined && !track.hold.active && this.ctx.topics.covers(id, track.owner);
+    return track !== undefined && !track.hold.holding && this.ctx.topics.covers(id, track.owner);
   }
 
   get size(): number {
@@ -231,7 +204,8 @@ export class OrderedDispatch {
   }
 
   private release(job: string, track: Track, found: boolean): void {
-    const held = track.hold.release();
+    // Oldest seq first: the bus may deliver out of order.
+    const held = track.hold.release().sort((a, b) => a.seq - b.seq);
     for (let i = 0; i < held.length; i++) {
       const d = held[i]!;
       if (d.seq <= track.seq) {
@@ -241,7 +215,7 @@ export class OrderedDispatch {
       if (d.seq > track.seq + 1 && found) {
         // Committed after the store was read: read again. When the store had
         // nothing (a deleted job's final delivery), the gap cannot be filled.
-        track.hold.start(held.slice(i));
+        holdFrom(track, held.slice(i));
         this.backfill(job, track, 'gap');
         return;
       }
@@ -261,7 +235,7 @@ export class OrderedDispatch {
     for (const state of states) {
       found.add(state.id);
       const track = this.tracks.get(state.id);
-      if (!track || track.hold.active || state.seq <= track.seq) continue;
+      if (!track || track.hold.holding || state.seq <= track.seq) continue;
       track.hold.start();
       this.backfill(state.id, track, reason);
     }
@@ -269,8 +243,8 @@ export class OrderedDispatch {
       if (found.has(id)) continue;
       // Gone from the store: deleted by another process whose final delivery was lost.
       const track = this.tracks.get(id);
-      if (!track?.state || track.hold.active || !(await this.ctx.store.isDeleted(id))) continue;
-      if (this.tracks.get(id) === track && !track.hold.active)
+      if (!track?.state || track.hold.holding || !(await this.ctx.store.isDeleted(id))) continue;
+      if (this.tracks.get(id) === track && !track.hold.holding)
         this.dispatch(this.ctx.deletion(track.state), track);
     }
   }
@@ -291,7 +265,7 @@ export class OrderedDispatch {
           this.tracks.delete(id);
           continue;
         }
-        if (t.hold.active || now - t.activeAt < this.ctx.idleCheckMs) continue;
+        if (t.hold.holding || now - t.activeAt < this.ctx.idleCheckMs) continue;
         if (t.state && isTerminal(t.state.status)) continue;
         t.activeAt = now;
         due.push(id);
@@ -382,4 +356,10 @@ export class OrderedDispatch {
     for (const timer of this.retryTimers) clearTimeout(timer);
     this.retryTimers.clear();
   }
+}
+
+/** Start holding a track's deliveries, beginning with `held`. */
+function holdFrom(track: Track, held: readonly Delivery[]): void {
+  track.hold.start();
+  for (const d of held) track.hold.offer(d);
 }
