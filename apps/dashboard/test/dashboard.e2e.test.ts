@@ -19,7 +19,7 @@ import { type Browser, launch, requireChromium } from '@headway/test-helpers/bro
 import type { Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DemoHandle, startDemo } from '../../../packages/server/src/demo.js';
+import { type DemoHandle, startDemo } from '../../../packages/server/src/demo/index.js';
 
 const app = fileURLToPath(new URL('..', import.meta.url));
 const repo = join(app, '..', '..');
