@@ -387,7 +387,7 @@ async function work(
   return seq;
 }
 
-describe.skipIf(skip)(title('hub processes'), () => {
+describe.skipIf(skip)(title('hub processes'), { timeout: 60_000 }, () => {
   let admin: Redis;
   let cluster: Cluster | null = null;
   const followers: Follower[] = [];
