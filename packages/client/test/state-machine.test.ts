@@ -82,13 +82,13 @@ function countingWebSocket(): { WebSocket: ClientOptions['WebSocket']; opened: (
 function sentBefore(c: HeadwayClient, conn: FakeConnection, sentinel: string) {
   return receivedBefore(
     () => conn.received,
-    (m) => m.type === 'subscribe' && m.job === sentinel,
+    (m) => m.type === 'subscribe' && 'job' in m && m.job === sentinel,
     () => c.job(sentinel),
   );
 }
 
 /** A sentinel job's subscription, which a test leaves out of what it compares. */
-const isSentinel = (m: ClientMessage) => m.type === 'subscribe' && m.job?.startsWith('sentinel') === true;
+const isSentinel = (m: ClientMessage) => m.type === 'subscribe' && 'job' in m && m.job.startsWith('sentinel');
 
 /** An EventTarget with an `onLine` flag, standing in for `window`. */
 function network(): NetworkTarget & { onLine: boolean; set(online: boolean): void } {

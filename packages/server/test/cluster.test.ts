@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ErrorCode, type EventInput, type JobState } from '@headway/protocol';
+import { ErrorCode, type EventInput, type JobState, TERMINAL_STATUSES } from '@headway/protocol';
 import {
   deleteKeys,
   dropSchema,
@@ -254,7 +254,7 @@ interface Cluster {
 }
 
 const auth = new Auth({ jwtSecret: TEST_JWT_SECRET, apiKeys: [TEST_API_KEY] });
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+const TERMINAL = new Set<string>(TERMINAL_STATUSES);
 
 /** Follows one job over WebSocket, reconnecting (to the URL `pick` gives) and resuming with `since`. */
 class Follower {
