@@ -394,7 +394,8 @@ async function work(
   return seq;
 }
 
-describe.skipIf(skip)(title('hub processes'), () => {
+// Three `headway` processes start in each test: seconds on a busy machine, before any event.
+describe.skipIf(skip)(title('hub processes'), { timeout: 60_000 }, () => {
   let admin: Redis;
   let cluster: Cluster | null = null;
   const followers: Follower[] = [];
