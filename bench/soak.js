@@ -124,7 +124,8 @@ try {
   const wsUrl = `${hub.url.replace(/^http/, 'ws')}/v1/ws`;
   log(`connecting ${SOAK.watchers} watchers`);
   const sockets = [];
-  for (let w = 0; w < SOAK.watchers; w++) sockets.push(await watch(wsUrl, owners[w % owners.length], counters));
+  for (let w = 0; w < SOAK.watchers; w++)
+    sockets.push(await watch(wsUrl, owners[w % owners.length], counters));
 
   log(
     `offering ${SOAK.eventsPerSecond} events/s over ${SOAK.jobs} jobs for ${SOAK.durationMs / 1000} s (durability ${args.durability})`,
@@ -149,7 +150,12 @@ try {
         events.push({ job: id, kind: 'completed', result: { n } });
         finished.push(id);
       } else {
-        events.push({ job: id, kind: 'progress', percent: (100 * n) / SOAK.eventsPerJob, message: `step ${n}` });
+        events.push({
+          job: id,
+          kind: 'progress',
+          percent: (100 * n) / SOAK.eventsPerJob,
+          message: `step ${n}`,
+        });
       }
     }
     sentBatches++;
@@ -177,7 +183,8 @@ try {
     while (sentBatches < due && inFlight < SOAK.maxInFlight) sendBatch();
   }, TICK_MS);
 
-  const header = '| t (min) | RSS (MiB) | heap used (MiB) | loop p99 / max (ms) | db files (MiB) | posted | delivered |';
+  const header =
+    '| t (min) | RSS (MiB) | heap used (MiB) | loop p99 / max (ms) | db files (MiB) | posted | delivered |';
   console.log(header);
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (let t = SOAK.intervalMs; t <= SOAK.durationMs; t += SOAK.intervalMs) {
@@ -200,10 +207,15 @@ try {
   }
   clearInterval(pacer);
   while (inFlight > 0) await sleep(50);
-  log(`failed events ${counters.failed}, watcher closes ${counters.closed} (last code ${counters.lastCloseCode})`);
+  log(
+    `failed events ${counters.failed}, watcher closes ${counters.closed} (last code ${counters.lastCloseCode})`,
+  );
   if (args.out) {
     mkdirSync(dirname(args.out), { recursive: true });
-    writeFileSync(args.out, `${JSON.stringify({ soak: SOAK, durability: args.durability, series }, null, 2)}\n`);
+    writeFileSync(
+      args.out,
+      `${JSON.stringify({ soak: SOAK, durability: args.durability, series }, null, 2)}\n`,
+    );
   }
   for (const ws of sockets) ws.terminate();
 } finally {
