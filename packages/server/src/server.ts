@@ -114,7 +114,11 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
     // Unset: the hub's default, which checks only with a shared bus.
     idleCheckMs: input.idleCheckMs,
   });
-  const auth = new Auth({ jwtSecret: options.jwtSecret, apiKeys: options.apiKeys });
+  const auth = new Auth({
+    jwtSecret: options.jwtSecret,
+    apiKeys: options.apiKeys,
+    maxTtlSeconds: options.limits.maxTokenTtlSeconds,
+  });
   const context: ServerContext = {
     hub,
     auth,
