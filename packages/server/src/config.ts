@@ -68,6 +68,7 @@ const NUMERIC_SETTINGS = [
   numericSetting('top', 'shutdownTimeoutMs', ''),
   numericSetting('dialects', 'streamConnectionsPerMinute', 'dialect-'),
   numericSetting('dialects', 'dashboardConnectionsPerUser', 'dialect-'),
+  numericSetting('dialects', 'historyRequestsPerMinute', 'dialect-'),
 ];
 
 function numericSetting(group: 'limits' | 'retention' | 'dialects' | 'top', key: string, prefix: string) {

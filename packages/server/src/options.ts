@@ -90,6 +90,8 @@ export interface DialectOptions {
   streamConnectionsPerMinute: number;
   /** user-dashboard: open connections per user. */
   dashboardConnectionsPerUser: number;
+  /** user-dashboard: `progress-history` requests per user (or API key) per minute; 0 disables the limit. */
+  historyRequestsPerMinute: number;
 }
 
 export const DURABILITIES = ['normal', 'full'] as const;
@@ -175,6 +177,7 @@ export const defaultDialects: DialectOptions = {
   prefix: '',
   streamConnectionsPerMinute: 10, // the job-stream seed's "10/minute" per IP
   dashboardConnectionsPerUser: 5, // the user-dashboard seed's "max 5 WebSocket connections per user"
+  historyRequestsPerMinute: 30,
 };
 
 export const defaults: HeadwayOptions = {

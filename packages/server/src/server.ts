@@ -162,7 +162,7 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
 
   const dialects = registerDialects(app, context);
   await registerStats(app, context);
-  await registerDashboard(app, { dir: input.dashboardDir });
+  await registerDashboard(app, { dir: input.dashboardDir, sourceMaps: !options.production });
 
   const sockets = new SocketServer(context, [nativeEndpoint, ...dialects.endpoints]);
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

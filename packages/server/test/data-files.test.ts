@@ -33,7 +33,10 @@ async function jobWithMarker(id: string, marker: string, parent?: string): Promi
   expect(created.status).toBe(201);
   for (let n = 1; n <= 20; n++) {
     const res = await hub.post(`/v1/jobs/${id}/events`, {
-      events: [{ kind: 'log', message: `${marker} log ${n}` }, { kind: 'progress', percent: n, message: marker }],
+      events: [
+        { kind: 'log', message: `${marker} log ${n}` },
+        { kind: 'progress', percent: n, message: marker },
+      ],
     });
     expect(res.status).toBe(200);
   }
@@ -68,7 +71,11 @@ describe('SQLite data files', () => {
     await jobWithMarker('old', marker);
     expect((await hub.post('/v1/jobs/old/events', { events: [{ kind: 'completed' }] })).status).toBe(200);
     const future = Date.now() + 60_000;
-    const swept = await hub.server.hub.store.sweep({ eventsBefore: future, jobsBefore: future, batchSize: 7 });
+    const swept = await hub.server.hub.store.sweep({
+      eventsBefore: future,
+      jobsBefore: future,
+      batchSize: 7,
+    });
     expect(swept.jobs).toBe(1);
     expect(occurrences(hub.dataDir, marker)).toBe(0);
   });

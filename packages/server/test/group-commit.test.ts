@@ -134,7 +134,13 @@ describe('GroupCommit', () => {
     const jobs = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((id) => storedJob(id)));
     store.poisoned = 'c';
     const results = await Promise.allSettled(jobs.map((j) => report(j, 1)));
-    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect(results.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+    ]);
     expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ code: '22021' });
     for (const id of ['a', 'b', 'd', 'e']) expect((await store.getJob(id))!.seq).toBe(2);
     expect((await store.getJob('c'))!.seq).toBe(1);

@@ -43,9 +43,9 @@ import { Outbox, type OutboxConfig, type OutboxSocket } from '../outbox.js';
 import { canSee, canWatchAll, limitedUser, scopeUser } from '../policy.js';
 import { SnapshotHold } from '../snapshot-hold.js';
 import { Heartbeat, tokenExpired } from './heartbeat.js';
-import { atTokenExpiry, type TokenExpiry } from './token-expiry.js';
 import { scopeSnapshot } from './scope-snapshot.js';
 import { formatStreamId, parseRequest, type StreamRequest, streamPrincipal } from './stream-request.js';
+import { atTokenExpiry, type TokenExpiry } from './token-expiry.js';
 import { welcomeMessage } from './welcome.js';
 
 export { formatStreamId, parseStreamId, type StreamRequest, TOKEN_COOKIE } from './stream-request.js';

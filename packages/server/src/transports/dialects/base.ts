@@ -11,10 +11,10 @@ import { ErrorCode, type JobState } from '@headway/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../../auth.js';
-import { limitedUser } from '../../policy.js';
 import type { Delivery } from '../../delivery.js';
 import { HeadwayError } from '../../errors.js';
 import type { DialectName } from '../../options.js';
+import { limitedUser } from '../../policy.js';
 import { type CloseCodes, type Snapshot, SocketConnection } from '../socket-connection.js';
 import type { SocketEndpoint, SocketServer, Upgrade } from '../socket-server.js';
 

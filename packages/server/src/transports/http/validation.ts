@@ -32,7 +32,10 @@ export function typeboxValidator({ schema, httpPart }: { schema: TSchema; httpPa
       if (found === null) return { value };
       // A HeadwayError keeps its code through Fastify's validation wrapper.
       return {
-        error: new HeadwayError(ErrorCode.INVALID_VALUE, `${httpPart ?? 'request'}${describeUnsafeValue(found)}`),
+        error: new HeadwayError(
+          ErrorCode.INVALID_VALUE,
+          `${httpPart ?? 'request'}${describeUnsafeValue(found)}`,
+        ),
       };
     }
     const first = check.Errors(value).First();
