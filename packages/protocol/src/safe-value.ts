@@ -17,6 +17,7 @@ export interface UnsafeValue {
 }
 
 /** A NUL, or a high surrogate not followed by a low one, or a low surrogate not preceded by a high one. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding NUL is the point.
 const UNSAFE_CHARACTER = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** The problem of one string, or null. */
@@ -75,5 +76,6 @@ function escapePointer(key: string): string {
   return key
     .replace(/~/g, '~0')
     .replace(/\//g, '~1')
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what must not reach the message.
     .replace(/[\u0000\ud800-\udfff]/g, '\ufffd');
 }

@@ -67,7 +67,7 @@ describe('the connection cap', () => {
     const auth = { authorization: `Bearer ${hub.apiKey}` };
     try {
       expect((await get(`${hub.url}/v1/jobs`, worker, auth)).status).toBe(200);
-      const crowd = [];
+      const crowd: { data: string; closed: boolean }[] = [];
       for (let i = 0; i < 60; i++) crowd.push(await rawSocket(hub.url, HALF_BODY(host)));
       // The worker's socket (trusted by its authenticated request) was kept.
       const again = await get(`${hub.url}/v1/jobs`, worker, auth);
