@@ -73,9 +73,11 @@ export function describeUnsafeValue(found: UnsafeValue, maxDepth: number = MAX_J
 
 function escapePointer(key: string): string {
   // A key with a lone surrogate is reported by its path: keep the path itself printable.
-  return key
-    .replace(/~/g, '~0')
-    .replace(/\//g, '~1')
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what must not reach the message.
-    .replace(/[\u0000\ud800-\udfff]/g, '\ufffd');
+  return (
+    key
+      .replace(/~/g, '~0')
+      .replace(/\//g, '~1')
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what must not reach the message.
+      .replace(/[\u0000\ud800-\udfff]/g, '\ufffd')
+  );
 }
