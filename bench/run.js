@@ -300,7 +300,9 @@ async function runIdleMemory() {
 
 async function runIngest(durability = 'normal') {
   log(`ingest: starting the hub (durability ${durability})`);
-  const server = await startServer('headway', durability === 'full' ? 'ingest-full' : 'ingest', { durability });
+  const server = await startServer('headway', durability === 'full' ? 'ingest-full' : 'ingest', {
+    durability,
+  });
   const client = createHttpClient(server.child.url, { apiKey, maxSockets: INGEST.concurrency });
   try {
     const jobs = jobIds('ingest', INGEST.jobs);
@@ -409,7 +411,8 @@ function tableRows(r) {
   const full = r['ingest-full'];
   if (full?.error) failed('Hub: REST ingest, --durability full', '—', full);
   else if (full) {
-    const ratio = ingest && !ingest.error ? ` (${fmt.dec(full.eventsPerSecond / ingest.eventsPerSecond)} × normal)` : '';
+    const ratio =
+      ingest && !ingest.error ? ` (${fmt.dec(full.eventsPerSecond / ingest.eventsPerSecond)} × normal)` : '';
     rows.push({
       metric: 'Hub: REST ingest with --durability full (WAL synced at every commit)',
       goal: '—',
