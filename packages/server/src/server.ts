@@ -26,6 +26,16 @@ import { SocketServer } from './transports/socket-server.js';
 import { SseTransport } from './transports/sse.js';
 import { nativeEndpoint } from './transports/ws.js';
 
+/** Routes that answer without credentials (operations, the dashboard's files). */
+const PUBLIC_ROUTES: ReadonlySet<string> = new Set([
+  '/healthz',
+  '/readyz',
+  '/metrics',
+  '/openapi.json',
+  '/',
+  '/*',
+]);
+
 export interface CreateServerOptions extends HeadwayOptionsInput {
   /** A store to use instead of PostgreSQL (`postgresUrl`) or the SQLite file in `dataDir`. */
   store?: Store;
@@ -150,8 +160,15 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
   });
   guard.attach(app.server);
   app.addHook('onResponse', (request, reply, done) => {
-    // A request with credentials that was not refused: its socket is a worker's or a watcher's.
-    if (reply.statusCode < 400 && (request.headers.authorization || request.headers.cookie)) {
+    // A request with credentials that a route which checks them did not refuse: the socket
+    // is a worker's or a watcher's. (A public route takes any credentials: they prove nothing.)
+    const route = request.routeOptions.url;
+    if (
+      reply.statusCode < 400 &&
+      (request.headers.authorization || request.headers.cookie) &&
+      route !== undefined &&
+      !PUBLIC_ROUTES.has(route)
+    ) {
       guard.trust(request.raw.socket);
     }
     done();
