@@ -2,7 +2,7 @@
  * The data directory: where it may be, and the lock that gives one process at a
  * time the embedded store in it.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from './config-error.js';
 import { ServerErrorCode } from './error-codes.js';
@@ -75,37 +75,57 @@ export function lockDataDir(dir: string): DataDirLock {
   const absolute = resolve(dir);
   mkdirSync(absolute, { recursive: true, mode: 0o700 });
   const file = join(absolute, LOCK_FILE);
-  for (let attempt = 0; ; attempt++) {
-    let fd: number;
-    try {
-      fd = openSync(file, 'wx', 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw err;
-      const holder = readHolder(file);
-      if (holder !== null && holder !== process.pid && isAlive(holder)) {
-        throw new DataDirLockedError(absolute, holder);
+  // Written whole under another name, then linked into place: a lock file is never seen half-written.
+  const tmp = join(absolute, `.${LOCK_FILE}.${process.pid}.tmp`);
+  writeFileSync(tmp, `${process.pid}\n`, { mode: 0o600 });
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        place(tmp, file);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw err;
       }
-      if (holder === process.pid) throw new DataDirLockedError(absolute, holder);
-      // Stale (its process is gone) or half-written: remove it and try again.
+      const holder = readHolder(file);
+      // Our own pid: held by this process, or left by an earlier process that had the same
+      // pid (a container's hub is often pid 1 at every start): stale unless we hold it.
+      const live = holder === process.pid ? heldHere.has(absolute) : holder !== null && isAlive(holder);
+      if (live) throw new DataDirLockedError(absolute, holder!);
+      // Stale (its process is gone): remove it and try again.
       try {
         unlinkSync(file);
       } catch {
-        // Another process removed it first; the next `wx` open decides.
+        // Another process removed it first; the next link decides.
       }
-      continue;
     }
-    writeSync(fd, `${process.pid}\n`);
-    closeSync(fd);
-    let released = false;
-    return {
-      file,
-      release() {
-        if (released) return;
-        released = true;
-        // Only our own lock: a directory taken over after a crash belongs to its new holder.
-        if (readHolder(file) === process.pid) unlinkSync(file);
-      },
-    };
+  } finally {
+    unlinkSync(tmp);
+  }
+  heldHere.add(absolute);
+  let released = false;
+  return {
+    file,
+    release() {
+      if (released) return;
+      released = true;
+      heldHere.delete(absolute);
+      // Only our own lock: a directory taken over after a crash belongs to its new holder.
+      if (readHolder(file) === process.pid) unlinkSync(file);
+    },
+  };
+}
+
+/** Data directories this process holds. */
+const heldHere = new Set<string>();
+
+/** Link `tmp` to `file` (EEXIST when it exists); without hard links, an exclusive create. */
+function place(tmp: string, file: string): void {
+  try {
+    linkSync(tmp, file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw err;
+    writeFileSync(file, `${process.pid}\n`, { mode: 0o600, flag: 'wx' });
   }
 }
 
