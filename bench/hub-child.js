@@ -3,7 +3,8 @@
  * the built package, SQLite store in a temporary data directory, default limits),
  * in a process of its own so that its CPU and memory are measured apart from the
  * load generator. Configured like the CLI, from the environment:
- * HEADWAY_JWT_SECRET, HEADWAY_API_KEYS (comma-separated), HEADWAY_DATA_DIR.
+ * HEADWAY_JWT_SECRET, HEADWAY_API_KEYS (comma-separated), HEADWAY_DATA_DIR,
+ * HEADWAY_DURABILITY (normal or full).
  */
 import { createServer } from '../packages/server/dist/server.js';
 import { serveParent } from './lib/parent-channel.js';
@@ -15,6 +16,7 @@ const server = await createServer({
   jwtSecret: process.env.HEADWAY_JWT_SECRET,
   apiKeys: process.env.HEADWAY_API_KEYS.split(','),
   logLevel: 'warn',
+  ...(process.env.HEADWAY_DURABILITY ? { durability: process.env.HEADWAY_DURABILITY } : {}),
 });
 const url = await server.listen();
 serveParent({ url, stop: () => server.close() });

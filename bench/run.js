@@ -8,13 +8,14 @@
  *   2. baseline   — the same load against a plain `ws` server that serializes once per
  *                   subscriber and stores nothing (bench/baseline-ws.js);
  *   3. idle       — RSS of the hub per idle, authenticated, subscribed connection;
- *   4. ingest     — events/s persisted through `POST /v1/jobs/:id/events`.
+ *   4. ingest     — events/s persisted through `POST /v1/jobs/:id/events`;
+ *   5. ingest-full — the same with `--durability full` (SQLite syncs its WAL at every commit).
  *
  * Servers run as child processes (bench/hub-child.js, bench/baseline-ws.js) and
  * report their own CPU and memory; this process is the load generator. Results go
  * to stdout, bench/results/latest.{md,json} and docs/images/bench-cpu.svg.
  *
- * Options: --only=fanout,baseline,idle,ingest   --duration=<seconds of each load>
+ * Options: --only=fanout,baseline,idle,ingest,ingest-full   --duration=<seconds of each load>
  *          --idle-connections=<n>
  *          --profile   CPU profiles of the servers during each load, in bench/results/profiles
  */
@@ -40,7 +41,7 @@ const baselineScript = join(benchDir, 'baseline-ws.js');
 
 const { values: args } = parseArgs({
   options: {
-    only: { type: 'string', default: 'fanout,baseline,idle,ingest' },
+    only: { type: 'string', default: 'fanout,baseline,idle,ingest,ingest-full' },
     duration: { type: 'string', default: '10' },
     'idle-connections': { type: 'string', default: '5000' },
     profile: { type: 'boolean', default: false },
@@ -48,7 +49,7 @@ const { values: args } = parseArgs({
 });
 const phases = new Set(args.only.split(','));
 for (const phase of phases) {
-  if (!['fanout', 'baseline', 'idle', 'ingest'].includes(phase))
+  if (!['fanout', 'baseline', 'idle', 'ingest', 'ingest-full'].includes(phase))
     throw new TypeError(`--only: unknown phase "${phase}"`);
 }
 for (const name of ['duration', 'idle-connections']) {
@@ -108,13 +109,18 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (...parts) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...parts);
 
-async function startServer(kind, phase, { gc = false } = {}) {
+async function startServer(kind, phase, { gc = false, durability = 'normal' } = {}) {
   const dataDir = mkdtempSync(join(os.tmpdir(), 'headway-bench-'));
   tempDirs.add(dataDir);
   const execArgv = [];
   if (gc) execArgv.push('--expose-gc');
   const child = await startChild(kind === 'headway' ? hubScript : baselineScript, {
-    env: { HEADWAY_JWT_SECRET: secret, HEADWAY_API_KEYS: apiKey, HEADWAY_DATA_DIR: dataDir },
+    env: {
+      HEADWAY_JWT_SECRET: secret,
+      HEADWAY_API_KEYS: apiKey,
+      HEADWAY_DATA_DIR: dataDir,
+      HEADWAY_DURABILITY: durability,
+    },
     execArgv,
     logFile: join(resultsDir, `${phase}-${kind}.log`),
   });
@@ -292,9 +298,11 @@ async function runIdleMemory() {
   }
 }
 
-async function runIngest() {
-  log('ingest: starting the hub');
-  const server = await startServer('headway', 'ingest', {});
+async function runIngest(durability = 'normal') {
+  log(`ingest: starting the hub (durability ${durability})`);
+  const server = await startServer('headway', durability === 'full' ? 'ingest-full' : 'ingest', {
+    durability,
+  });
   const client = createHttpClient(server.child.url, { apiKey, maxSockets: INGEST.concurrency });
   try {
     const jobs = jobIds('ingest', INGEST.jobs);
@@ -315,6 +323,7 @@ async function runIngest() {
     const ownSeconds = (own.user + own.system) / 1e6;
     const result = {
       ...run,
+      durability,
       jobs: INGEST.jobs,
       batchSize: INGEST.batchSize,
       concurrency: INGEST.concurrency,
@@ -399,6 +408,18 @@ function tableRows(r) {
       pass: ingest.eventsPerSecond >= GOALS.ingestEventsPerSecond && ingest.failedRequests === 0,
     });
   }
+  const full = r['ingest-full'];
+  if (full?.error) failed('Hub: REST ingest, --durability full', '—', full);
+  else if (full) {
+    const ratio =
+      ingest && !ingest.error ? ` (${fmt.dec(full.eventsPerSecond / ingest.eventsPerSecond)} × normal)` : '';
+    rows.push({
+      metric: 'Hub: REST ingest with --durability full (WAL synced at every commit)',
+      goal: '—',
+      result: `${fmt.int(full.eventsPerSecond)} events/s${ratio} (p99 ${fmt.dec(full.latencyMs.p99)} ms per request)`,
+      pass: full.failedRequests === 0 ? null : false,
+    });
+  }
   return rows;
 }
 
@@ -461,7 +482,8 @@ async function main() {
     await attempt('fanout', () => runFanOut('headway'));
     await attempt('baseline', () => runFanOut('baseline'));
     await attempt('idle', runIdleMemory);
-    await attempt('ingest', runIngest);
+    await attempt('ingest', () => runIngest('normal'));
+    await attempt('ingest-full', () => runIngest('full'));
   } finally {
     await stopAllChildren();
   }

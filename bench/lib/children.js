@@ -89,6 +89,8 @@ export async function startChild(script, { env = {}, execArgv = [], logFile }) {
         cpuSeconds: (m.cpu.user + m.cpu.system) / 1e6,
         systemSeconds: m.cpu.system / 1e6,
         memory: m.memory,
+        /** Event-loop delay since the previous `stats` call: p99 and max, ms. */
+        lag: m.lag,
       };
     },
     /** Start sampling the child's CPU (V8 profiler, 200 µs interval). */

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import inspector from 'node:inspector';
 import { dirname } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /*
  * The child side of the IPC protocol of `children.js`: announce the URL, answer
@@ -36,6 +37,9 @@ const profiler = {
 
 /** `stop` closes the server; then the process exits. */
 export function serveParent({ url, stop }) {
+  // Event-loop delay since the previous stats request (10 ms resolution), for the soak.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   let stopping = false;
   async function shutdown() {
     if (stopping) return;
@@ -53,7 +57,9 @@ export function serveParent({ url, stop }) {
         globalThis.gc();
         globalThis.gc();
       }
-      process.send({ id: message.id, cpu: process.cpuUsage(), memory: process.memoryUsage() });
+      const lag = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 };
+      loopDelay.reset();
+      process.send({ id: message.id, cpu: process.cpuUsage(), memory: process.memoryUsage(), lag });
     } else if (message?.type === 'profile-start') {
       profiler.start().then(() => process.send({ id: message.id }));
     } else if (message?.type === 'profile-stop') {

@@ -7,6 +7,7 @@ export * from './job-state.js';
 export * from './json.js';
 export * from './rest-requests.js';
 export * from './rest-responses.js';
+export * from './safe-value.js';
 export * from './server-messages.js';
 export * from './stats.js';
 export * from './validate.js';

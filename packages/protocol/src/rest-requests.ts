@@ -20,11 +20,21 @@ export const DEFAULT_JOBS_PAGE = 50;
 /** Largest `limit` of `GET /v1/jobs` (the store's page limit). */
 export const MAX_JOBS_PAGE = 500;
 
+/**
+ * Largest stage weight. Weights are relative, so this costs no plan anything, and
+ * it keeps their sum finite (weights of 1e308 would add up to Infinity and freeze
+ * the overall percent at 0).
+ */
+export const MAX_STAGE_WEIGHT = 1_000_000;
+
 export const StageInputSchema = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 128 }),
     weight: Type.Optional(
-      Type.Number({ exclusiveMinimum: 0, description: 'Relative weight in the overall percent; default 1.' }),
+      Type.Number({
+        exclusiveMinimum: 0,
+        description: `Relative weight in the overall percent, at most ${MAX_STAGE_WEIGHT} (else HW_ERR_INVALID_VALUE); default 1.`,
+      }),
     ),
   },
   { additionalProperties: false },

@@ -6,10 +6,17 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { type ClientMessage, type ClientMessageType, clientMessageSchemas } from './client-messages.js';
 import { type EventInput, EventInputSchema } from './event-input.js';
+import { describeUnsafeValue, findUnsafeValue } from './safe-value.js';
 
 export type ValidationResult<T> =
   | { ok: true; value: T }
-  | { ok: false; code: 'UNKNOWN_TYPE' | 'INVALID_MESSAGE'; message: string };
+  | { ok: false; code: 'UNKNOWN_TYPE' | 'INVALID_MESSAGE' | 'INVALID_VALUE'; message: string };
+
+/** A NUL, a lone surrogate or too deep a nesting anywhere in `value` (see safe-value.ts). */
+function unsafe(value: unknown): ValidationResult<never> | null {
+  const found = findUnsafeValue(value);
+  return found === null ? null : { ok: false, code: 'INVALID_VALUE', message: describeUnsafeValue(found) };
+}
 
 const compiled = Object.fromEntries(
   Object.entries(clientMessageSchemas).map(([type, schema]) => [type, TypeCompiler.Compile(schema)]),
@@ -31,7 +38,7 @@ export function validateClientMessage(value: unknown): ValidationResult<ClientMe
     return { ok: false, code: 'UNKNOWN_TYPE', message: `unknown message type "${type.slice(0, 64)}"` };
   }
   const check = compiled[type as ClientMessageType];
-  if (check.Check(value)) return { ok: true, value: value as ClientMessage };
+  if (check.Check(value)) return unsafe(value) ?? { ok: true, value: value as ClientMessage };
   const first = check.Errors(value).First();
   return {
     ok: false,
@@ -42,7 +49,7 @@ export function validateClientMessage(value: unknown): ValidationResult<ClientMe
 
 /** Validates one reported event (used for `POST /v1/events`, where each event is checked on its own). */
 export function validateEventInput(value: unknown): ValidationResult<EventInput> {
-  if (eventCompiled.Check(value)) return { ok: true, value: value as EventInput };
+  if (eventCompiled.Check(value)) return unsafe(value) ?? { ok: true, value: value as EventInput };
   const first = eventCompiled.Errors(value).First();
   return {
     ok: false,

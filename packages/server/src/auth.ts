@@ -12,7 +12,7 @@ export type Principal =
       /** Jobs the token is limited to (and their children); null: all jobs the user owns. */
       jobs: ReadonlySet<string> | null;
       admin: boolean;
-      /** Expiry, seconds since epoch. */
+      /** Expiry, seconds since epoch (every verified token has one). */
       exp: number | null;
     };
 
@@ -23,6 +23,11 @@ export interface AuthOptions {
   apiKeys: readonly string[];
   /** Issuer claim set on minted tokens and required on verified ones. */
   issuer?: string;
+  /**
+   * Longest time a verified token may still be valid, seconds (`exp` at most this
+   * far ahead): a token signed elsewhere with a longer life is refused. Default 7 days.
+   */
+  maxTtlSeconds?: number;
 }
 
 export interface MintOptions {
@@ -34,6 +39,7 @@ export interface MintOptions {
 }
 
 const ISSUER = 'headway';
+const DEFAULT_MAX_TTL_SECONDS = 7 * 24 * 3_600; // 7 days, the default of `maxTokenTtlSeconds`
 
 /**
  * Verifies credentials and mints browser tokens. API keys are compared through
@@ -43,6 +49,7 @@ export class Auth {
   private readonly secret: Uint8Array;
   private readonly keys = new Map<string, string>();
   private readonly issuer: string;
+  private readonly maxTtlSeconds: number;
 
   constructor(options: AuthOptions) {
     if (Buffer.byteLength(options.jwtSecret) < 32) {
@@ -50,6 +57,7 @@ export class Auth {
     }
     this.secret = new TextEncoder().encode(options.jwtSecret);
     this.issuer = options.issuer ?? ISSUER;
+    this.maxTtlSeconds = options.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS;
     for (const key of options.apiKeys) this.keys.set(digest(key), `key:${digest(key).slice(0, 8)}`);
   }
 
@@ -64,19 +72,32 @@ export class Auth {
   /** Verify a browser token (API keys are not accepted here). */
   async verifyToken(token: string): Promise<Principal> {
     try {
-      const { payload } = await jwtVerify(token, this.secret, { algorithms: ['HS256'], issuer: this.issuer });
+      // A token without `exp` would be valid forever: refused.
+      const { payload } = await jwtVerify(token, this.secret, {
+        algorithms: ['HS256'],
+        issuer: this.issuer,
+        requiredClaims: ['exp'],
+      });
       if (typeof payload.sub !== 'string' || payload.sub === '') {
         throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'token has no subject');
       }
-      const jobs = Array.isArray(payload.jobs)
-        ? new Set(payload.jobs.filter((j) => typeof j === 'string'))
-        : null;
+      const exp = payload.exp!;
+      if (exp - Date.now() / 1000 > this.maxTtlSeconds) {
+        throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'token lives longer than the maximum lifetime');
+      }
+      // Anything but a list of job ids would silently widen the token to all of the user's jobs.
+      if (
+        payload.jobs !== undefined &&
+        !(Array.isArray(payload.jobs) && payload.jobs.every((j) => typeof j === 'string'))
+      ) {
+        throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'the "jobs" claim must be a list of job ids');
+      }
       return {
         kind: 'user',
         user: payload.sub,
-        jobs,
+        jobs: payload.jobs === undefined ? null : new Set(payload.jobs as string[]),
         admin: payload.role === 'admin',
-        exp: typeof payload.exp === 'number' ? payload.exp : null,
+        exp,
       };
     } catch (err) {
       if (err instanceof HeadwayError) throw err;

@@ -4,16 +4,19 @@
  * is left on the event loop.
  *
  * Exit codes: 0 success; 1 failure at run time (cannot listen, shutdown timed
- * out); 2 configuration or usage error.
+ * out); 2 configuration or usage error, including a store that cannot be opened
+ * and a data directory held by another hub.
  */
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { ConfigError, LOG_LEVELS, loadConfig } from './config.js';
+import { DataDirLockedError } from './data-dir.js';
 import { type HeadwayOptions, resolveOptions } from './options.js';
 import { resolveSecrets } from './secrets.js';
 import { createServer, type HeadwayServer } from './server.js';
+import { StoreUnavailableError } from './store/store.js';
 
 /** Exit code for a configuration or usage error. */
 export const EXIT_CONFIG = 2;
@@ -40,6 +43,7 @@ Options of start (each also from the environment; flags win):
   --port <n>                HEADWAY_PORT             TCP port; 0 picks a free one (default 7070)
   --host <address>          HEADWAY_HOST             interface to listen on (default 127.0.0.1)
   --data-dir <dir>          HEADWAY_DATA_DIR         SQLite file and development secrets (default .headway)
+  --durability <level>      HEADWAY_DURABILITY       SQLite: normal (survives a hub crash) or full (also an OS crash or power loss)
   --allowed-origins <list>  HEADWAY_ALLOWED_ORIGINS  browser origins, comma-separated, or *
   --log-level <level>       HEADWAY_LOG_LEVEL        ${LOG_LEVELS.join('|')} (default info)
   --demo                    HEADWAY_DEMO=1           run demo workers that report sample jobs
@@ -183,6 +187,15 @@ async function start(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
 function startFailed(err: unknown, options: HeadwayOptions): number {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   const where = `${options.host}:${options.port}`;
+  // The operator's to fix, like any configuration error: one line, exit code 2.
+  if (err instanceof DataDirLockedError || err instanceof ConfigError) {
+    process.stderr.write(`headway: ${err.message}\n`);
+    return EXIT_CONFIG;
+  }
+  if (err instanceof StoreUnavailableError) {
+    process.stderr.write(`headway: cannot open the store: ${storeProblem(err, options)}\n`);
+    return EXIT_CONFIG;
+  }
   if (code === 'EADDRINUSE') {
     process.stderr.write(
       `headway: cannot listen on ${where}: the address is in use (choose another with --port or HEADWAY_PORT)\n`,
@@ -201,6 +214,26 @@ function startFailed(err: unknown, options: HeadwayOptions): number {
     process.stderr.write(`headway: failed to start: ${detail}\n`);
   }
   return 1;
+}
+
+/** What keeps the store from opening, in one line, with what to do about it. */
+function storeProblem(err: StoreUnavailableError, options: HeadwayOptions): string {
+  const cause = (err as { cause?: unknown }).cause as { code?: unknown; message?: unknown } | undefined;
+  if (options.postgresUrl) {
+    const where = describeServer(options.postgresUrl);
+    if (cause?.code === '3D000') {
+      const database = new URL(options.postgresUrl).pathname.slice(1) || 'postgres';
+      return `PostgreSQL database "${decodeURIComponent(database)}" does not exist at ${where} (create it: createdb ${decodeURIComponent(database)}, see docs/operations.md)`;
+    }
+    return `PostgreSQL at ${where}: ${firstLine(err.message)}`;
+  }
+  const file = resolve(options.dataDir, 'headway.db');
+  const reason = typeof cause?.message === 'string' ? cause.message : err.message;
+  return `SQLite database ${file} cannot be opened: ${firstLine(reason)} (check --data-dir and its permissions)`;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0]!.trim();
 }
 
 /**

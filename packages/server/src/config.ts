@@ -25,7 +25,14 @@ import {
   parsePrefix,
   parseServerUrl,
 } from './config-values.js';
-import { defaultLimits, defaultRetention, type HeadwayOptionsInput } from './options.js';
+import { checkDataDir } from './data-dir.js';
+import {
+  DURABILITIES,
+  type Durability,
+  defaultLimits,
+  defaultRetention,
+  type HeadwayOptionsInput,
+} from './options.js';
 
 export { ConfigError, type ConfigErrorReason } from './config-error.js';
 export { LOG_LEVELS, type LogLevel, MIN_API_KEY_LENGTH, MIN_JWT_SECRET_BYTES } from './config-values.js';
@@ -35,6 +42,7 @@ const SETTINGS = {
   port: { flag: '--port', env: 'HEADWAY_PORT', type: 'string' },
   host: { flag: '--host', env: 'HEADWAY_HOST', type: 'string' },
   'data-dir': { flag: '--data-dir', env: 'HEADWAY_DATA_DIR', type: 'string' },
+  durability: { flag: '--durability', env: 'HEADWAY_DURABILITY', type: 'string' },
   'allowed-origins': { flag: '--allowed-origins', env: 'HEADWAY_ALLOWED_ORIGINS', type: 'string' },
   'log-level': { flag: '--log-level', env: 'HEADWAY_LOG_LEVEL', type: 'string' },
   dialects: { flag: '--dialects', env: 'HEADWAY_DIALECTS', type: 'string' },
@@ -60,6 +68,7 @@ const NUMERIC_SETTINGS = [
   numericSetting('top', 'shutdownTimeoutMs', ''),
   numericSetting('dialects', 'streamConnectionsPerMinute', 'dialect-'),
   numericSetting('dialects', 'dashboardConnectionsPerUser', 'dialect-'),
+  numericSetting('dialects', 'historyRequestsPerMinute', 'dialect-'),
 ];
 
 function numericSetting(group: 'limits' | 'retention' | 'dialects' | 'top', key: string, prefix: string) {
@@ -93,7 +102,8 @@ const KNOWN_VARIABLES: ReadonlySet<string> = new Set([
 
 /**
  * Parse and validate the flags of `headway start` (without the command name)
- * and the environment. Pure: reads nothing but its arguments.
+ * and the environment. Reads nothing but its arguments (and, to refuse a data
+ * directory on a kernel file system, the real path of the one given).
  *
  * @throws ConfigError naming the flag or variable at fault.
  */
@@ -116,7 +126,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HeadwayOptio
   const host = pick('host');
   if (host) config.host = nonEmpty(String(host.value), host.setting, 'a host name or IP address');
   const dataDir = pick('data-dir');
-  if (dataDir) config.dataDir = nonEmpty(String(dataDir.value), dataDir.setting, 'a directory');
+  if (dataDir) {
+    config.dataDir = nonEmpty(String(dataDir.value), dataDir.setting, 'a directory');
+    checkDataDir(config.dataDir, dataDir.setting);
+  }
+  const durability = pick('durability');
+  if (durability) config.durability = parseDurability(String(durability.value), durability.setting);
   const origins = pick('allowed-origins');
   if (origins) config.allowedOrigins = parseOrigins(String(origins.value), origins.setting);
   const logLevel = pick('log-level');
@@ -132,6 +147,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HeadwayOptio
   const production = pick('production');
   if (production) config.production = parseBoolean(production.value, production.setting);
   Object.assign(config, parseCluster(pick));
+  if (durability && config.postgresUrl) {
+    throw new ConfigError(
+      durability.setting,
+      `${durability.setting} applies to the SQLite store only; PostgreSQL syncs every commit (see its synchronous_commit)`,
+      'unsupported',
+    );
+  }
 
   for (const setting of NUMERIC_SETTINGS) {
     const flag = flags[setting.name as keyof Flags];
@@ -158,6 +180,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HeadwayOptio
   const apiKeys = env.HEADWAY_API_KEYS;
   if (apiKeys !== undefined && apiKeys !== '') config.apiKeys = parseApiKeys(apiKeys, 'HEADWAY_API_KEYS');
   return config;
+}
+
+function parseDurability(raw: string, setting: string): Durability {
+  const value = raw.trim().toLowerCase();
+  if (!(DURABILITIES as readonly string[]).includes(value)) {
+    throw new ConfigError(setting, `${setting} must be one of ${DURABILITIES.join(', ')} (got "${raw}")`);
+  }
+  return value as Durability;
 }
 
 type Flags = {

@@ -11,5 +11,7 @@ export const ServerErrorCode = {
   STORE_CONFLICT: 'HW_STORE_CONFLICT',
   /** The store cannot be reached (`StoreUnavailableError`); clients get `HW_ERR_STORE_UNAVAILABLE`. */
   STORE_UNAVAILABLE: 'HW_STORE_UNAVAILABLE',
+  /** Another live process holds the data directory (`DataDirLockedError`); `headway start` exits with 2. */
+  DATA_DIR_LOCKED: 'HW_DATA_DIR_LOCKED',
 } as const;
 export type ServerErrorCode = (typeof ServerErrorCode)[keyof typeof ServerErrorCode];

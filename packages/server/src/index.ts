@@ -14,6 +14,7 @@ export type { ConfigErrorReason, LogLevel } from './config.js';
 export { ConfigError, LOG_LEVELS, loadConfig, MIN_API_KEY_LENGTH, MIN_JWT_SECRET_BYTES } from './config.js';
 export type { ConnectionLimiter, ServerContext } from './context.js';
 export { ConnectionCounter } from './context.js';
+export { DataDirLockedError, LOCK_FILE, lockDataDir } from './data-dir.js';
 export { Delivery } from './delivery.js';
 export { ServerErrorCode } from './error-codes.js';
 export { HeadwayError, notFound } from './errors.js';

@@ -33,6 +33,11 @@ export class Metrics {
     help: 'Connections closed because their send queue passed the hard limit.',
     registers: [this.registry],
   });
+  readonly connectionsShed = new Counter({
+    name: 'headway_connections_shed_total',
+    help: 'TCP connections closed because the connection cap was reached (anonymous ones first).',
+    registers: [this.registry],
+  });
   readonly connections = new Gauge({
     name: 'headway_connections',
     help: 'Open client connections.',

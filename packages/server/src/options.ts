@@ -33,6 +33,16 @@ export interface Limits {
   tokenTtlSeconds: number;
   /** Longest lifetime of minted browser tokens, seconds. */
   maxTokenTtlSeconds: number;
+  /** Time a client has to send a request's headers, ms. */
+  headersTimeoutMs: number;
+  /** Time a client has to send a whole request, headers and body, ms (not the answer: long-polls and streams may last longer). */
+  requestTimeoutMs: number;
+  /**
+   * Open TCP connections, at most (also kept below the process's open-file limit).
+   * Past it, a new connection displaces the oldest one that has not yet made an
+   * authenticated request, so that health checks, workers and watchers stay served.
+   */
+  maxConnections: number;
 }
 
 export interface Retention {
@@ -80,7 +90,12 @@ export interface DialectOptions {
   streamConnectionsPerMinute: number;
   /** user-dashboard: open connections per user. */
   dashboardConnectionsPerUser: number;
+  /** user-dashboard: `progress-history` requests per user (or API key) per minute; 0 disables the limit. */
+  historyRequestsPerMinute: number;
 }
+
+export const DURABILITIES = ['normal', 'full'] as const;
+export type Durability = (typeof DURABILITIES)[number];
 
 export interface HeadwayOptions {
   /** TCP port; 0 picks a free one. */
@@ -88,6 +103,12 @@ export interface HeadwayOptions {
   host: string;
   /** Directory of the SQLite file and the development secrets. */
   dataDir: string;
+  /**
+   * SQLite: `normal` — an acknowledged event survives a crash of the hub process,
+   * not an OS crash or power loss; `full` — it survives those too (PostgreSQL
+   * always syncs its commits).
+   */
+  durability: Durability;
   /** Refuse to start without configured secrets; no generated development credentials. */
   production: boolean;
   /** Run the demo workers. */
@@ -139,6 +160,9 @@ export const defaultLimits: Limits = {
   longPollMaxSeconds: 60,
   tokenTtlSeconds: 3_600, // 1 hour
   maxTokenTtlSeconds: 7 * 24 * 3_600, // 7 days
+  headersTimeoutMs: 10_000, // 10 seconds
+  requestTimeoutMs: 30_000, // 30 seconds
+  maxConnections: 10_000,
 };
 
 export const defaultRetention: Retention = {
@@ -153,12 +177,14 @@ export const defaultDialects: DialectOptions = {
   prefix: '',
   streamConnectionsPerMinute: 10, // the job-stream seed's "10/minute" per IP
   dashboardConnectionsPerUser: 5, // the user-dashboard seed's "max 5 WebSocket connections per user"
+  historyRequestsPerMinute: 30,
 };
 
 export const defaults: HeadwayOptions = {
   port: 7070,
   host: '127.0.0.1',
   dataDir: '.headway',
+  durability: 'normal',
   production: false,
   demo: false,
   apiKeys: [],

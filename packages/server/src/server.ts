@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -8,6 +7,7 @@ import { Auth } from './auth.js';
 import type { Bus } from './bus/bus.js';
 import { RedisBus } from './bus/redis.js';
 import { ConnectionCounter, type ConnectionLimiter, type ServerContext } from './context.js';
+import { checkDataDir, type DataDirLock, lockDataDir } from './data-dir.js';
 import { Hub } from './hub.js';
 import { Metrics } from './metrics.js';
 import { type HeadwayOptions, type HeadwayOptionsInput, resolveOptions } from './options.js';
@@ -17,6 +17,7 @@ import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { Sweeper } from './sweeper.js';
+import { ConnectionGuard } from './transports/connection-guard.js';
 import { registerDashboard } from './transports/dashboard.js';
 import { checkDialectOptions, registerDialects } from './transports/dialects/index.js';
 import { registerHttp } from './transports/http/index.js';
@@ -24,6 +25,16 @@ import { registerStats } from './transports/http/stats.js';
 import { SocketServer } from './transports/socket-server.js';
 import { SseTransport } from './transports/sse.js';
 import { nativeEndpoint } from './transports/ws.js';
+
+/** Routes that answer without credentials (operations, the dashboard's files). */
+const PUBLIC_ROUTES: ReadonlySet<string> = new Set([
+  '/healthz',
+  '/readyz',
+  '/metrics',
+  '/openapi.json',
+  '/',
+  '/*',
+]);
 
 export interface CreateServerOptions extends HeadwayOptionsInput {
   /** A store to use instead of PostgreSQL (`postgresUrl`) or the SQLite file in `dataDir`. */
@@ -63,17 +74,26 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
   if (!options.jwtSecret) throw new TypeError('createServer: "jwtSecret" is required');
   const logger = input.logger ?? pino({ level: options.logLevel, name: 'headway' });
   let store = input.store;
+  let lock: DataDirLock | null = null;
   if (!store && options.postgresUrl) {
     store = new PostgresStore({ connectionString: options.postgresUrl, schema: options.postgresSchema });
   }
   if (!store) {
-    mkdirSync(options.dataDir, { recursive: true });
-    store = new SqliteStore({ path: join(options.dataDir, 'headway.db') });
+    checkDataDir(options.dataDir);
+    // One process per embedded store: a second one would keep its own cache of seqs and diverge.
+    lock = lockDataDir(options.dataDir);
+    try {
+      store = new SqliteStore({ path: join(options.dataDir, 'headway.db'), durability: options.durability });
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
   }
   try {
     await store.migrate();
   } catch (err) {
     if (!input.store) await store.close();
+    lock?.release();
     throw err;
   }
   const metrics = new Metrics({ defaultMetrics: true });
@@ -104,7 +124,11 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
     // Unset: the hub's default, which checks only with a shared bus.
     idleCheckMs: input.idleCheckMs,
   });
-  const auth = new Auth({ jwtSecret: options.jwtSecret, apiKeys: options.apiKeys });
+  const auth = new Auth({
+    jwtSecret: options.jwtSecret,
+    apiKeys: options.apiKeys,
+    maxTtlSeconds: options.limits.maxTokenTtlSeconds,
+  });
   const context: ServerContext = {
     hub,
     auth,
@@ -121,6 +145,33 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.limits.bodyBytes,
     forceCloseConnections: true,
+    // A request whose headers or body never finish frees its socket after these (Node's
+    // defaults are 60 s and, under Fastify, no limit); answers may take longer (long-polls, streams).
+    requestTimeout: options.limits.requestTimeoutMs,
+    http: {
+      headersTimeout: Math.min(options.limits.headersTimeoutMs, options.limits.requestTimeoutMs),
+      // How often Node checks those timeouts (its default is every 30 seconds).
+      connectionsCheckingInterval: Math.min(1_000, options.limits.headersTimeoutMs),
+    },
+  });
+  const guard = new ConnectionGuard({
+    maxConnections: options.limits.maxConnections,
+    onShed: () => metrics.connectionsShed.inc(),
+  });
+  guard.attach(app.server);
+  app.addHook('onResponse', (request, reply, done) => {
+    // A request with credentials that a route which checks them did not refuse: the socket
+    // is a worker's or a watcher's. (A public route takes any credentials: they prove nothing.)
+    const route = request.routeOptions.url;
+    if (
+      reply.statusCode < 400 &&
+      (request.headers.authorization || request.headers.cookie) &&
+      route !== undefined &&
+      !PUBLIC_ROUTES.has(route)
+    ) {
+      guard.trust(request.raw.socket);
+    }
+    done();
   });
   await registerHttp(app, context);
   const sse = new SseTransport(context);
@@ -128,10 +179,12 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
 
   const dialects = registerDialects(app, context);
   await registerStats(app, context);
-  await registerDashboard(app, { dir: input.dashboardDir });
+  await registerDashboard(app, { dir: input.dashboardDir, sourceMaps: !options.production });
 
   const sockets = new SocketServer(context, [nativeEndpoint, ...dialects.endpoints]);
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // WebSockets authenticate within `authTimeoutMs` or are closed: not the anonymous crowd.
+    guard.trust(req.socket);
     if (sockets.handleUpgrade(req, socket, head)) return;
     socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
@@ -168,6 +221,7 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
         await connections.close?.();
         await hub.bus.close();
         await store.close();
+        lock?.release();
       })();
       return closing;
     },

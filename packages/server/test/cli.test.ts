@@ -3,14 +3,22 @@
  * operator types is what is tested.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT, requireFreshBuild, waitFor } from '@headway/test-helpers';
+import {
+  POSTGRES_URL,
+  REPO_ROOT,
+  requireFreshBuild,
+  requirePostgres,
+  uniqueName,
+  waitFor,
+} from '@headway/test-helpers';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 
+const postgres = await requirePostgres();
 const bin = join(REPO_ROOT, 'packages/server/bin/headway.js');
 /** The graceful shutdown the brief promises: well under the 10 s `shutdownTimeoutMs`. */
 const EXIT_WITHIN_MS = 10_000;
@@ -242,6 +250,77 @@ describe('configuration errors exit 2 with a message and no stack trace', () => 
     expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(2);
     expect(cli.stderr).toContain('HEADWAY_JWT_SECRET');
     expect(cli.stderr).toContain('HEADWAY_API_KEYS');
+  });
+});
+
+/** stderr as its non-empty lines. */
+const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '');
+
+describe('operator mistakes end start-up with one line and exit code 2', () => {
+  it('a second hub on the same data directory is refused, naming the directory and the holder', async () => {
+    const first = await startHub();
+    const second = run(['start', '--port', '0', '--data-dir', dataDir]);
+    expect((await exitWithin(second, EXIT_WITHIN_MS)).code).toBe(2);
+    expect(lines(second.stderr)).toHaveLength(1);
+    expect(second.stderr).toContain(dataDir);
+    expect(second.stderr).toContain(String(first.cli.child.pid));
+    expect(second.stdout).toBe('');
+    // The first one is unaffected, and a hub killed without a shutdown does not block a restart.
+    expect(first.cli.child.exitCode).toBeNull();
+    first.cli.child.kill('SIGKILL');
+    await first.cli.exited;
+    const again = await startHub();
+    again.cli.child.kill('SIGTERM');
+    expect((await exitWithin(again.cli, EXIT_WITHIN_MS)).code).toBe(0);
+  }, 60_000); // three hubs, one after the other
+
+  it('a stale lock of a process that is gone is taken over', async () => {
+    const gone = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => gone.once('exit', resolve));
+    writeFileSync(join(dataDir, 'headway.lock'), `${gone.pid}\n`);
+    const { cli } = await startHub();
+    expect(readFileSync(join(dataDir, 'headway.lock'), 'utf8').trim()).toBe(String(cli.child.pid));
+    cli.child.kill('SIGTERM');
+    expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(0);
+    expect(existsSync(join(dataDir, 'headway.lock'))).toBe(false);
+  });
+
+  it.each([
+    ['a data directory under /proc', () => ['--data-dir', '/proc/headway-test']],
+    ['a data directory that is /proc/self', () => ['--data-dir', '/proc/self']],
+    [
+      'an SQLite file that cannot be opened',
+      () => {
+        mkdirSync(join(dataDir, 'headway.db'));
+        return ['--data-dir', dataDir];
+      },
+    ],
+    ['an unknown durability', () => ['--data-dir', dataDir, '--durability', 'paranoid']],
+    [
+      '--durability with PostgreSQL',
+      () => ['--data-dir', dataDir, '--durability', 'full', '--postgres', 'postgres://127.0.0.1/x'],
+    ],
+  ])('%s', async (_what, args) => {
+    const cli = run(['start', '--port', '0', ...args()]);
+    expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(2);
+    expect(lines(cli.stderr)).toHaveLength(1);
+    expect(cli.stdout).toBe('');
+  });
+
+  it.skipIf(postgres.skip)('a PostgreSQL database that does not exist', async () => {
+    const url = new URL(POSTGRES_URL);
+    url.pathname = `/${uniqueName('hw_missing')}`;
+    const cli = run(['start', '--port', '0', '--data-dir', dataDir, '--postgres', url.toString()]);
+    expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(2);
+    expect(lines(cli.stderr)).toHaveLength(1);
+    expect(cli.stderr).toContain(url.pathname.slice(1));
+  });
+
+  it('--durability full starts a hub', async () => {
+    const { cli, url } = await startHub(['--durability', 'full']);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    cli.child.kill('SIGTERM');
+    expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(0);
   });
 });
 

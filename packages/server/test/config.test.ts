@@ -492,6 +492,7 @@ describe('dialect settings', () => {
       prefix: '',
       streamConnectionsPerMinute: 10,
       dashboardConnectionsPerUser: 5,
+      historyRequestsPerMinute: 30,
     });
     expect(resolveOptions({}).dialects.enabled).toEqual([...DIALECT_NAMES]);
   });

@@ -130,6 +130,24 @@ describe('GroupCommit', () => {
     expect((await store.getJob('a'))!.seq).toBe(1);
   });
 
+  it("one write's failing statement fails no other write of the batch: they are committed without it", async () => {
+    const jobs = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((id) => storedJob(id)));
+    store.poisoned = 'c';
+    const results = await Promise.allSettled(jobs.map((j) => report(j, 1)));
+    expect(results.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+    ]);
+    expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ code: '22021' });
+    for (const id of ['a', 'b', 'd', 'e']) expect((await store.getJob(id))!.seq).toBe(2);
+    expect((await store.getJob('c'))!.seq).toBe(1);
+    expect(publishedSeqs().sort()).toEqual(['a#2', 'b#2', 'd#2', 'e#2']);
+    expect(cache.get('c')).toBeUndefined();
+  });
+
   it('batches commit one after the other, in the order they were closed', async () => {
     const a = await storedJob('a');
     const first = report(a, 1);

@@ -2,7 +2,7 @@ import { ErrorCode, type JobEvent, type JobState } from '@headway/protocol';
 import { Delivery } from '../delivery.js';
 import { commitError, HeadwayError, WriteConflict } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import { type JobWrite, type Store, StoreConflictError } from '../store/store.js';
+import { type JobWrite, type Store, StoreConflictError, StoreUnavailableError } from '../store/store.js';
 import type { Entry, JobCache } from './job-cache.js';
 
 /** One job's changes in a batch. */
@@ -138,7 +138,7 @@ export class GroupCommit {
     const staleIds: string[] = [];
     for (const [id, w] of batch.writes) if (w.entry.stale) staleIds.push(id);
     let failed = linked(batch, staleIds);
-    let error: unknown = null;
+    const errors = new Map<string, unknown>();
     let writes: JobWrite[] = [];
     const started = performance.now();
     for (let round = 1; ; round++) {
@@ -153,16 +153,22 @@ export class GroupCommit {
           failed = linked(batch, [...failed, ...err.jobs]);
           continue;
         }
-        error = commitError(err);
+        if (err instanceof StoreUnavailableError || err instanceof StoreConflictError) {
+          // The store itself is down (or keeps losing races): every write of the batch fails alike.
+          for (const id of batch.writes.keys()) if (!failed.has(id)) errors.set(id, commitError(err));
+        } else {
+          // A statement failed on some write's data: commit the others without it.
+          for (const [id, e] of await this.isolate(batch, groups(batch, failed))) errors.set(id, e);
+        }
         break;
       }
     }
-    if (error === null) {
+    for (const id of errors.keys()) failed.add(id);
+    if (errors.size === 0) {
       this.ctx.metrics?.storeCommitSeconds.observe((performance.now() - started) / 1000);
       this.ctx.metrics?.storeBatchEvents.observe(writes.reduce((n, w) => n + w.events.length, 0));
     }
-    this.settle(batch, failed, error);
-    if (error !== null) return;
+    this.settle(batch, failed, errors);
     for (const [id, w] of batch.writes) {
       if (failed.has(id)) continue;
       for (let i = 0; i < w.events.length; i++) this.ctx.publish(new Delivery(w.events[i]!, w.states[i]!));
@@ -170,12 +176,40 @@ export class GroupCommit {
     this.ctx.cache.evict();
   }
 
+  /**
+   * Commit `parts` (groups of writes that must be stored together) apart, halving
+   * them until each failing group stands alone, so that one write's failure fails
+   * no other write. Resolves with the error of each write that failed.
+   */
+  private async isolate(batch: Batch, parts: readonly string[][]): Promise<Map<string, unknown>> {
+    const errors = new Map<string, unknown>();
+    if (parts.length === 0) return errors;
+    const ids = new Set(parts.flat());
+    const rest = new Set<string>();
+    for (const id of batch.writes.keys()) if (!ids.has(id)) rest.add(id);
+    try {
+      const writes = storeWrites(batch, rest);
+      if (writes.length > 0) await this.ctx.store.commit(writes);
+      return errors;
+    } catch (err) {
+      this.ctx.metrics?.storeErrors.inc();
+      if (parts.length === 1 || err instanceof StoreUnavailableError) {
+        for (const id of ids) errors.set(id, commitError(err));
+        return errors;
+      }
+    }
+    const half = Math.ceil(parts.length / 2);
+    for (const e of await this.isolate(batch, parts.slice(0, half))) errors.set(e[0], e[1]);
+    for (const e of await this.isolate(batch, parts.slice(half))) errors.set(e[0], e[1]);
+    return errors;
+  }
+
   /** Move each committed entry on; mark each failed one stale and drop it, so the next read reloads the truth. */
-  private settle(batch: Batch, failed: ReadonlySet<string>, error: unknown): void {
+  private settle(batch: Batch, failed: ReadonlySet<string>, errors: ReadonlyMap<string, unknown>): void {
     for (const [id, w] of batch.writes) {
       w.entry.inFlight--;
-      if (error !== null || failed.has(id)) {
-        w.error = error ?? new WriteConflict();
+      if (failed.has(id)) {
+        w.error = errors.get(id) ?? new WriteConflict();
         w.entry.stale = true;
         this.ctx.cache.drop(id, w.entry);
       } else if (w.states.length > 0) {
@@ -198,6 +232,19 @@ function storeWrites(batch: Batch, failed: ReadonlySet<string>): JobWrite[] {
     });
   }
   return writes;
+}
+
+/** The writes of the batch not in `failed`, in groups that a roll-up ties together. */
+function groups(batch: Batch, failed: ReadonlySet<string>): string[][] {
+  const seen = new Set<string>(failed);
+  const out: string[][] = [];
+  for (const id of batch.writes.keys()) {
+    if (seen.has(id)) continue;
+    const group = [...linked(batch, [id])];
+    for (const member of group) seen.add(member);
+    out.push(group);
+  }
+  return out;
 }
 
 /**

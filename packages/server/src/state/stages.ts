@@ -13,7 +13,7 @@
  * distinguishable from stages merely seen.
  */
 import type { StageInfo, StageInput, StagePlanEntry } from '@headway/protocol';
-import { ErrorCode } from '@headway/protocol';
+import { ErrorCode, MAX_STAGE_WEIGHT } from '@headway/protocol';
 import { HeadwayError } from '../errors.js';
 
 /** Weight of a stage recorded without a plan: part of the timeline, not of the overall percent. */
@@ -34,7 +34,7 @@ export function percentOf(current: number, total: number): number {
 /**
  * Validate a requested plan and apply the default weight of 1. Names must be
  * unique, since a stage event names the stage it enters.
- * @throws HeadwayError INVALID_VALUE for an empty or repeated name or a weight that is not a positive finite number.
+ * @throws HeadwayError INVALID_VALUE for an empty or repeated name or a weight that is not a positive number of at most `MAX_STAGE_WEIGHT`.
  */
 export function normalizePlan(stages: readonly StageInput[] | undefined): { name: string; weight: number }[] {
   const seen = new Set<string>();
@@ -48,8 +48,11 @@ export function normalizePlan(stages: readonly StageInput[] | undefined): { name
     }
     seen.add(name);
     const weight = entry.weight ?? 1;
-    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
-      throw new HeadwayError(ErrorCode.INVALID_VALUE, `stage "${name}" must have a positive weight`);
+    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0 || weight > MAX_STAGE_WEIGHT) {
+      throw new HeadwayError(
+        ErrorCode.INVALID_VALUE,
+        `stage "${name}" must have a positive weight of at most ${MAX_STAGE_WEIGHT}`,
+      );
     }
     return { name, weight };
   });

@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import type { JobEvent, JobState } from '@headway/protocol';
 import Database from 'better-sqlite3';
 import { decodeCursor, pageLimit, pageOf } from './cursor.js';
@@ -19,6 +20,12 @@ import { sweepInBatches } from './sweep.js';
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:` for a store that lives as long as the process. */
   path: string;
+  /**
+   * `normal` (default): a committed write survives a crash of the process, not an
+   * OS crash or power loss (WAL with `synchronous = NORMAL`). `full`: it survives
+   * those too (`synchronous = FULL`: the WAL is synced at every commit).
+   */
+  durability?: 'normal' | 'full';
 }
 
 /** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
@@ -71,9 +78,15 @@ type Statements = ReturnType<typeof prepareAll>;
 
 /**
  * The embedded store: one SQLite file (better-sqlite3) in WAL mode with
- * `synchronous = NORMAL`, so a resolved `commit` survives a crash of the process
- * (not of the machine). Several processes may open the same file; writes take the
- * write lock up front (`BEGIN IMMEDIATE`) and wait up to five seconds for it.
+ * `synchronous = NORMAL` (a resolved `commit` survives a crash of the process, not
+ * of the machine) or `FULL` (`durability: 'full'`: it survives both). Several
+ * processes may open the same file; writes take the write lock up front
+ * (`BEGIN IMMEDIATE`) and wait up to five seconds for it.
+ *
+ * Deleted data does not linger: `secure_delete` zeroes freed content, and every
+ * delete and sweep ends with a truncating WAL checkpoint (the WAL holds old page
+ * images) and an incremental vacuum. The files are created readable by their
+ * owner only.
  *
  * Timestamps are stored as milliseconds and handed back as ISO-8601 UTC strings
  * (`Date#toISOString`); a job's state is stored and returned verbatim.
@@ -90,10 +103,15 @@ export class SqliteStore implements Store {
     this.path = options.path;
     let db: Database.Database | undefined;
     try {
+      createPrivately(options.path);
       db = new Database(options.path);
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      // Takes effect only on a new, empty file (before the first table); an existing
+      // file keeps its mode, and `secure_delete` still zeroes what it frees.
+      db.pragma('auto_vacuum = INCREMENTAL');
       db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
+      db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.pragma('secure_delete = ON');
       this.db = db;
     } catch (err) {
       db?.close();
@@ -256,6 +274,7 @@ export class SqliteStore implements Store {
           }
         })
         .immediate();
+      this.scrub();
     });
   }
 
@@ -269,7 +288,7 @@ export class SqliteStore implements Store {
    */
   async sweep(options: SweepOptions): Promise<SweepResult> {
     const { eventsBefore, jobsBefore } = options;
-    return sweepInBatches(
+    const result = await sweepInBatches(
       {
         deleteOldEvents: async (batch) => this.use((s) => s.sweepEvents.run(eventsBefore, batch).changes),
         finishedJobs: async (batch) => this.use((s) => s.finishedJobs.all(jobsBefore, batch)),
@@ -298,6 +317,18 @@ export class SqliteStore implements Store {
       },
       options.batchSize,
     );
+    if (result.events > 0 || result.jobs > 0) this.guard(() => this.scrub());
+    return result;
+  }
+
+  /**
+   * After a delete: copy the WAL into the database and truncate it (it still holds
+   * the deleted rows' old pages), then give freed pages back to the file system.
+   */
+  private scrub(): void {
+    if (this.path === ':memory:') return;
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    this.db.pragma('incremental_vacuum');
   }
 
   async ping(): Promise<boolean> {
@@ -337,6 +368,16 @@ export class SqliteStore implements Store {
     } catch (err) {
       throw toStoreError(err, 'SQLite store unavailable');
     }
+  }
+}
+
+/** Create the database file readable by its owner only; SQLite gives its -wal and -shm files the same mode. */
+function createPrivately(path: string): void {
+  if (path === ':memory:' || path === '') return;
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
 }
 

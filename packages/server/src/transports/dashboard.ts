@@ -57,6 +57,24 @@ code{background:#8882;padding:.1em .3em;border-radius:4px}</style>
 export interface DashboardOptions {
   /** Directory of the dashboard's build. Default `apps/dashboard/dist` of the repository. */
   dir?: string;
+  /** Serve the build's source maps (`*.map`): in development only, they show the source to anyone. Default false. */
+  sourceMaps?: boolean;
+}
+
+/**
+ * Whether a request path may name a file of the build: no `.` or `..` segment, no
+ * backslash or NUL, once percent-decoded. Anything else answers the JSON 404, not
+ * the 500 a refused traversal would otherwise become.
+ */
+function isPlainPath(path: string): boolean {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    return false;
+  }
+  if (/[\\\0]/.test(decoded)) return false;
+  return decoded.split('/').every((segment) => segment !== '.' && segment !== '..');
 }
 
 /** Serve the dashboard at `/`. Call after the API's routes and its not-found handler are set. */
@@ -86,7 +104,9 @@ export async function registerDashboard(app: FastifyInstance, options: Dashboard
     scope.get('/*', { schema: { hide: true } }, function serveDashboard(request, reply) {
       const path = (request.url.split('?')[0] ?? '/').replace(/\/{2,}/g, '/');
       if (path === '/v1' || path.startsWith('/v1/')) return reply.callNotFound();
+      if (!isPlainPath(path)) return reply.callNotFound();
       const last = path.slice(path.lastIndexOf('/') + 1);
+      if (last.endsWith('.map') && !options.sourceMaps) return reply.callNotFound();
       if (last.includes('.')) {
         if (path.startsWith('/assets/')) {
           return reply.sendFile(path.slice(1), dir, {

@@ -17,6 +17,7 @@ import { SnapshotHold, type SnapshotSeqs } from '../snapshot-hold.js';
 import { pingSocket, tokenExpired } from './heartbeat.js';
 import { MessageRate, WindowCount } from './rate-limit.js';
 import type { SocketServer, Upgrade } from './socket-server.js';
+import { atTokenExpiry, type TokenExpiry } from './token-expiry.js';
 
 /** The situations in which every endpoint closes a connection. */
 export type CloseSituation =
@@ -62,8 +63,20 @@ const CLOSE_FLUSH_POLL_MS = 20;
  * once even when several of its topics cover the job.
  */
 export abstract class SocketConnection implements Subscriber {
+  private who: Principal | null = null;
+  /** Closes the connection at its token's `exp`, not at the next heartbeat sweep. */
+  private expiry: TokenExpiry | null = null;
+
   /** Who the client is; null until authenticated, and for anonymous clients. */
-  principal: Principal | null = null;
+  get principal(): Principal | null {
+    return this.who;
+  }
+  /** Setting a browser token's principal arms a timer that closes the connection at its `exp`. */
+  set principal(principal: Principal | null) {
+    this.who = principal;
+    this.expiry?.cancel();
+    this.expiry = this.detached ? null : atTokenExpiry(principal, () => this.closeFor('tokenExpired'));
+  }
   /** Heartbeat sweeps since the last pong or message. */
   idleSweeps = 0;
   /** When the connection is closed unless it authenticated, ms since epoch (see `SocketServer.awaitAuth`). */
@@ -374,6 +387,7 @@ export abstract class SocketConnection implements Subscriber {
     this.detached = true;
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.closeTimer = null;
+    this.expiry?.cancel();
     this.held.drop();
     this.leaveHub();
     this.outbox.dispose();

@@ -44,7 +44,8 @@ import { canSee, canWatchAll, limitedUser, scopeUser } from '../policy.js';
 import { SnapshotHold } from '../snapshot-hold.js';
 import { Heartbeat, tokenExpired } from './heartbeat.js';
 import { scopeSnapshot } from './scope-snapshot.js';
-import { credentialOf, formatStreamId, parseRequest, type StreamRequest } from './stream-request.js';
+import { formatStreamId, parseRequest, type StreamRequest, streamPrincipal } from './stream-request.js';
+import { atTokenExpiry, type TokenExpiry } from './token-expiry.js';
 import { welcomeMessage } from './welcome.js';
 
 export { formatStreamId, parseStreamId, type StreamRequest, TOKEN_COOKIE } from './stream-request.js';
@@ -120,7 +121,7 @@ export class SseTransport {
       },
       async (request, reply) => {
         if (this.closing) throw new HeadwayError(ErrorCode.SHUTTING_DOWN, 'the hub is shutting down');
-        const principal = await this.ctx.auth.authenticate(credentialOf(request));
+        const principal = await streamPrincipal(this.ctx.auth, request);
         const stream = parseRequest(request, this.ctx.options.limits.maxSubscriptions);
         if (stream.scope === 'all' && !canWatchAll(principal)) {
           throw new HeadwayError(ErrorCode.FORBIDDEN, 'the "all" scope needs an API key or an admin token');
@@ -218,6 +219,8 @@ class SseConnection implements Subscriber {
   private readonly held = new SnapshotHold<Delivery>(MAX_HELD_DELIVERIES);
   private closed = false;
   private detached = false;
+  /** Ends the stream at the token's `exp`, not at the next heartbeat. */
+  private readonly expiry: TokenExpiry;
 
   constructor(
     private readonly transport: SseTransport,
@@ -234,6 +237,7 @@ class SseConnection implements Subscriber {
       { ...transport.outboxConfig, encode: (d) => this.frames.get(d) ?? singleFrame(d) },
       () => this.close(CloseCode.SLOW_READER, 'too far behind: reconnect and resume'),
     );
+    this.expiry = atTokenExpiry(principal, () => this.close(CloseCode.TOKEN_EXPIRED, 'token expired'));
   }
 
   private get ctx(): ServerContext {
@@ -330,6 +334,7 @@ class SseConnection implements Subscriber {
     this.closed = true;
     if (this.detached) return;
     this.detached = true;
+    this.expiry.cancel();
     this.held.drop();
     for (const topic of this.topics) this.ctx.hub.unsubscribe(topic, this);
     this.ctx.metrics.subscriptions.dec(this.topics.length);

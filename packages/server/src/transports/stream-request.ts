@@ -5,6 +5,7 @@
  */
 import { ErrorCode, JOB_ID } from '@headway/protocol';
 import type { FastifyRequest } from 'fastify';
+import type { Auth, Principal } from '../auth.js';
 import { HeadwayError } from '../errors.js';
 import { bearerToken, cookieValue, SESSION_COOKIE } from './credentials.js';
 
@@ -47,19 +48,25 @@ export function formatStreamId(entries: Iterable<readonly [string, number]>): st
   return text;
 }
 
-/** The credential of a stream request: `?token=`, then `Authorization: Bearer`, then the cookie. */
-export function credentialOf(request: FastifyRequest): string | undefined {
+/**
+ * The caller of a stream request: `?token=`, then `Authorization: Bearer` (a
+ * browser token or an API key), then the cookie (a browser token only: an API key
+ * is never a browser's to hold).
+ * @throws HeadwayError UNAUTHORIZED or TOKEN_EXPIRED.
+ */
+export function streamPrincipal(auth: Auth, request: FastifyRequest): Promise<Principal> {
   const query = new URL(request.url, 'http://localhost').searchParams.get('token');
-  if (query) return query;
+  if (query) return auth.authenticate(query);
   const header = bearerToken(request.headers.authorization);
-  if (header) return header;
+  if (header) return auth.authenticate(header);
   const cookie = cookieValue(request.headers.cookie, TOKEN_COOKIE);
-  if (cookie === null) return undefined;
+  let token: string | null = null;
   try {
-    return decodeURIComponent(cookie);
+    token = cookie === null ? null : decodeURIComponent(cookie);
   } catch {
-    return undefined;
+    // A cookie that is not percent-encoded text: no credential.
   }
+  return token ? auth.verifyToken(token) : auth.authenticate(undefined);
 }
 
 export function parseRequest(request: FastifyRequest, maxJobs: number): StreamRequest {

@@ -88,17 +88,20 @@ class NativeConnection extends SocketConnection {
     // The session cookie comes last: a credential the client offers itself wins. The
     // Origin check every upgrade passes keeps other sites from riding the cookie.
     const { token, protocols, cookie } = this.upgrade;
-    const credential = token || protocols.find((p) => p !== '' && p !== SUBPROTOCOL) || cookie;
-    if (!credential) return;
+    const offered = token || protocols.find((p) => p !== '' && p !== SUBPROTOCOL);
+    if (!offered && !cookie) return;
     this.phase = 'authenticating';
-    await this.authenticate(credential);
+    // The cookie carries browser tokens only: an API key there is refused like any invalid token.
+    await (offered ? this.authenticate(offered) : this.authenticate(cookie!, true));
   }
 
-  /** Verify a credential and open the connection, or close it with the matching code. */
-  private async authenticate(credential: string): Promise<void> {
+  /** Verify a credential (a browser token only when `tokenOnly`) and open the connection, or close it with the matching code. */
+  private async authenticate(credential: string, tokenOnly = false): Promise<void> {
     let principal: Principal;
     try {
-      principal = await this.ctx.auth.authenticate(credential);
+      principal = tokenOnly
+        ? await this.ctx.auth.verifyToken(credential)
+        : await this.ctx.auth.authenticate(credential);
     } catch (err) {
       const code = err instanceof HeadwayError ? err.code : ErrorCode.UNAUTHORIZED;
       this.ctx.metrics.clientErrors.inc({ code });

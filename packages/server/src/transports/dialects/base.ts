@@ -14,6 +14,7 @@ import type { Principal } from '../../auth.js';
 import type { Delivery } from '../../delivery.js';
 import { HeadwayError } from '../../errors.js';
 import type { DialectName } from '../../options.js';
+import { limitedUser } from '../../policy.js';
 import { type CloseCodes, type Snapshot, SocketConnection } from '../socket-connection.js';
 import type { SocketEndpoint, SocketServer, Upgrade } from '../socket-server.js';
 
@@ -181,9 +182,14 @@ export abstract class DialectConnection extends SocketConnection {
     }
   }
 
-  /** Count the connection against the user's limit (all transports); false at the limit. */
+  /**
+   * Count the connection against the user's limit (all transports); false at the
+   * limit. An API key is not counted, as on the native transports: it is a back end,
+   * and counting it under its `key:…` id would share a counter with a user of that name.
+   */
   protected admitUser(p: Principal): Promise<boolean> {
-    return this.admit(this.ctx.connections, p.kind === 'user' ? p.user : p.id);
+    const user = limitedUser(p);
+    return user === null ? Promise.resolve(true) : this.admit(this.ctx.connections, user);
   }
 
   /** Count an anonymous connection against its IP address's limit; false at the limit. */

@@ -86,7 +86,11 @@ export function checkDialectOptions(options: DialectOptions): void {
   if (options.prefix !== '' && !DIALECT_PREFIX.test(options.prefix)) {
     throw new TypeError(`dialects.prefix must be '' or a path such as '/compat' (got "${options.prefix}")`);
   }
-  for (const key of ['streamConnectionsPerMinute', 'dashboardConnectionsPerUser'] as const) {
+  for (const key of [
+    'streamConnectionsPerMinute',
+    'dashboardConnectionsPerUser',
+    'historyRequestsPerMinute',
+  ] as const) {
     const value = options[key];
     if (!Number.isSafeInteger(value) || value < 0 || (key === 'dashboardConnectionsPerUser' && value === 0)) {
       throw new TypeError(

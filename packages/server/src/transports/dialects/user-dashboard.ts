@@ -24,6 +24,7 @@ import { reduce } from '../../state/index.js';
 import { DialectClose, DialectConnection, type DialectInit } from './base.js';
 import { reportedString, UNSHOWN_KINDS, wholePercent } from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
+import { ConnectionRateLimiter } from './job-stream.js';
 import { requestPrincipal } from './session.js';
 
 export type DashboardStatus = 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
@@ -139,14 +140,15 @@ class UserDashboardConnection extends DialectConnection {
 }
 
 /**
- * The dashboard entries of a job after `sinceMs`, oldest first: its log folded
+ * The dashboard entries of a job between `sinceMs` and `beforeMs`, oldest first: its log folded
  * from the start, one entry per change the dashboard shows. When the log is too
  * long or no longer starts at the beginning (retention), the current state only.
  */
-async function history(ctx: DialectEnv['ctx'], state: JobState, sinceMs: number) {
+async function history(ctx: DialectEnv['ctx'], state: JobState, sinceMs: number, beforeMs: number) {
   const entries: (DashboardUpdate & { created_at: string })[] = [];
   const add = (s: JobState, e: Pick<JobEvent, 'kind' | 'at'>) => {
-    if (UNSHOWN_KINDS.has(e.kind) || !(Date.parse(e.at) > sinceMs)) return;
+    const at = Date.parse(e.at);
+    if (UNSHOWN_KINDS.has(e.kind) || !(at > sinceMs && at < beforeMs)) return;
     entries.push({ ...dashboardUpdate(s, e.at), created_at: e.at });
     if (entries.length > HISTORY_LIMIT) entries.shift();
   };
@@ -170,8 +172,37 @@ async function history(ctx: DialectEnv['ctx'], state: JobState, sinceMs: number)
   return folded === null ? current() : entries;
 }
 
+/**
+ * `since` and `before` (ISO times; entries strictly between them) and `limit`
+ * (1 to HISTORY_LIMIT, default HISTORY_LIMIT): the latest `limit` entries of the
+ * range. A client pages back with `before` = the oldest `created_at` it got.
+ */
+function historyPage(query: Record<string, string | undefined>) {
+  const time = (name: 'since' | 'before', absent: number) => {
+    const text = query[name];
+    if (text === undefined || text === '') return absent;
+    const ms = Date.parse(text);
+    if (Number.isNaN(ms)) throw new HeadwayError(ErrorCode.INVALID_VALUE, `${name} must be an ISO 8601 time`);
+    return ms;
+  };
+  const limitText = query.limit;
+  const limit = limitText === undefined || limitText === '' ? HISTORY_LIMIT : Number(limitText);
+  if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_LIMIT) {
+    throw new HeadwayError(
+      ErrorCode.INVALID_VALUE,
+      `limit must be a whole number from 1 to ${HISTORY_LIMIT}`,
+    );
+  }
+  return {
+    sinceMs: time('since', Number.NEGATIVE_INFINITY),
+    beforeMs: time('before', Number.POSITIVE_INFINITY),
+    limit,
+  };
+}
+
 export function userDashboard({ ctx }: DialectEnv): Dialect {
   const perUser = new ConnectionCounter(ctx.options.dialects.dashboardConnectionsPerUser);
+  const historyRate = new ConnectionRateLimiter(ctx.options.dialects.historyRequestsPerMinute);
   return {
     endpoint: {
       path: '/api/ws/progress',
@@ -182,15 +213,19 @@ export function userDashboard({ ctx }: DialectEnv): Dialect {
       '/api/jobs/:job_id/progress-history': async function progressHistory(request) {
         const principal = await requestPrincipal(ctx, request.headers, request.query.token);
         if (principal === null) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'missing credentials');
-        const { since } = request.query;
-        const sinceMs = since === undefined || since === '' ? Number.NEGATIVE_INFINITY : Date.parse(since);
-        if (Number.isNaN(sinceMs)) {
-          throw new HeadwayError(ErrorCode.INVALID_VALUE, 'since must be an ISO 8601 time');
+        // Folding a long log is the costliest read a browser can ask for: a budget per user.
+        if (!historyRate.take(principal.kind === 'user' ? principal.user : principal.id)) {
+          throw new HeadwayError(
+            ErrorCode.RATE_LIMITED,
+            'too many progress-history requests; retry in a minute',
+          );
         }
+        const page = historyPage(request.query);
         const id = request.params.job_id;
         const state = await ctx.hub.getJob(id);
         if (state === null || !canSee(principal, state)) throw notFound(id);
-        return history(ctx, state, sinceMs);
+        const entries = await history(ctx, state, page.sinceMs, page.beforeMs);
+        return entries.slice(-page.limit);
       },
     },
   };

@@ -8,6 +8,7 @@ import type { Principal } from '../../auth.js';
 import type { ServerContext } from '../../context.js';
 import { HeadwayError } from '../../errors.js';
 import { limitedUser } from '../../policy.js';
+import { atTokenExpiry } from '../token-expiry.js';
 
 /**
  * Wait up to `seconds` (capped by `longPollMaxSeconds`) for the job to pass
@@ -30,11 +31,20 @@ export async function longPoll(
   const abort = () => controller.abort();
   request.raw.once('close', abort);
   reply.raw.once('close', abort);
+  // A token that expires while the request waits ends the wait with TOKEN_EXPIRED.
+  let expired = false;
+  const expiry = atTokenExpiry(principal, () => {
+    expired = true;
+    controller.abort();
+  });
   metrics.connections.inc({ transport: 'long-poll' });
   try {
     const timeoutMs = Math.min(wait.seconds, options.limits.longPollMaxSeconds) * 1000;
-    return await hub.waitForChange(wait.id, wait.since, timeoutMs, controller.signal);
+    const changed = await hub.waitForChange(wait.id, wait.since, timeoutMs, controller.signal);
+    if (expired) throw new HeadwayError(ErrorCode.TOKEN_EXPIRED, 'token expired');
+    return changed;
   } finally {
+    expiry.cancel();
     metrics.connections.dec({ transport: 'long-poll' });
     request.raw.off('close', abort);
     reply.raw.off('close', abort);

@@ -3,7 +3,7 @@
  * TypeBox checker the WebSocket transport uses too) and one mapping of every
  * failure to its `HW_ERR_*` code.
  */
-import { ErrorCode } from '@headway/protocol';
+import { describeUnsafeValue, ErrorCode, findUnsafeValue } from '@headway/protocol';
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
@@ -26,7 +26,18 @@ export function typeboxValidator({ schema, httpPart }: { schema: TSchema; httpPa
     let value = data;
     if (convert) value = Value.Convert(schema, value);
     else if ((value === null || value === undefined) && emptyBodyAllowed) value = {};
-    if (check.Check(value)) return { value };
+    if (check.Check(value)) {
+      // Every part but the headers: a body, a query string or a path segment may carry a NUL.
+      const found = findUnsafeValue(value);
+      if (found === null) return { value };
+      // A HeadwayError keeps its code through Fastify's validation wrapper.
+      return {
+        error: new HeadwayError(
+          ErrorCode.INVALID_VALUE,
+          `${httpPart ?? 'request'}${describeUnsafeValue(found)}`,
+        ),
+      };
+    }
     const first = check.Errors(value).First();
     const where = `${httpPart ?? 'request'}${first?.path ?? ''}`;
     return { error: new Error(first ? `${where}: ${first.message}` : `invalid ${where}`) };
