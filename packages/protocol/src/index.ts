@@ -10,3 +10,4 @@ export * from './rest-responses.js';
 export * from './server-messages.js';
 export * from './stats.js';
 export * from './validate.js';
+export * from './webhooks.js';

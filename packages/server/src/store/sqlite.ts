@@ -15,6 +15,8 @@ import {
   type SweepResult,
 } from './store.js';
 import { sweepInBatches } from './sweep.js';
+import { ENQUEUE_DELIVERIES, type EnqueueParams, SqliteWebhookStore } from './sqlite-webhooks.js';
+import type { WebhookStore } from './webhook-store.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:` for a store that lives as long as the process. */
@@ -51,6 +53,7 @@ function prepareAll(db: Database.Database) {
     updateJob: db.prepare<[JobRow]>(SQL.updateJob),
     insertEvent: db.prepare<[string, number, string, number, string]>(SQL.insertEvent),
     insertKey: db.prepare<[string, string, number]>(SQL.insertKey),
+    enqueueDeliveries: db.prepare<EnqueueParams>(ENQUEUE_DELIVERIES),
     descendants: db.prepare<{ id: string; maxDepth: number }, string>(SQL.descendants).pluck(),
     deleteEventsOf: db.prepare<[string]>(SQL.deleteEventsOf),
     deleteKeysOf: db.prepare<[string]>(SQL.deleteKeysOf),
@@ -85,6 +88,8 @@ export class SqliteStore implements Store {
   private stmts: Statements | null = null;
   private readonly listCache = new Map<string, Database.Statement<Record<string, unknown>, ListRow>>();
   private closed = false;
+  /** Webhooks and their delivery outbox, in the same file. */
+  readonly webhooks: WebhookStore;
 
   constructor(options: SqliteStoreOptions) {
     this.path = options.path;
@@ -95,6 +100,7 @@ export class SqliteStore implements Store {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       this.db = db;
+      this.webhooks = new SqliteWebhookStore(db, (fn) => this.guard(fn));
     } catch (err) {
       db?.close();
       // Whatever stops the file from opening (missing directory, permissions, a lock),
@@ -232,6 +238,8 @@ export class SqliteStore implements Store {
             for (const e of w.events) {
               const { at, data } = eventColumns(e);
               s.insertEvent.run(e.job, e.seq, e.kind, at, data);
+              // The outbox row commits with its event, or neither does.
+              s.enqueueDeliveries.run({ job: e.job, seq: e.seq, kind: e.kind, at, data, state: row.state, owner: row.owner });
             }
             for (const k of w.keys) s.insertKey.run(row.id, k.key, k.seq);
           }

@@ -22,6 +22,7 @@ import { registerJobRoutes } from './jobs.js';
 import { addComponentSchemas, registerOpenApi } from './openapi.js';
 import { registerOperationRoutes } from './operations.js';
 import { registerTokenRoutes } from './tokens.js';
+import { registerWebhookRoutes } from './webhooks.js';
 import { classify, typeboxValidator } from './validation.js';
 
 /**
@@ -115,6 +116,7 @@ export async function registerHttp(app: FastifyInstance, ctx: ServerContext): Pr
         registerEventRoutes(routes, ctx, access);
         registerControlRoutes(routes, ctx, access);
         registerTokenRoutes(routes, ctx, access);
+        registerWebhookRoutes(routes, ctx.webhooks, access);
       },
       { prefix: '/v1' },
     );
