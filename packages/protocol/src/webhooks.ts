@@ -40,7 +40,9 @@ export const CreateWebhookBody = Type.Object(
       }),
     ),
     owner: Type.Optional(UserId),
-    kind: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: "Only jobs of this kind." })),
+    kind: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 128, description: 'Only jobs of this kind.' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -114,7 +116,9 @@ export const WebhookDeliverySchema = Type.Object({
     description: 'Duration of the last attempt, ms.',
   }),
   lastAttemptAt: Type.Union([IsoTime('Time of the last attempt'), Type.Null()]),
-  nextAttemptAt: Type.Union([IsoTime('Next attempt'), Type.Null()], { description: 'When a pending delivery is tried next.' }),
+  nextAttemptAt: Type.Union([IsoTime('Next attempt'), Type.Null()], {
+    description: 'When a pending delivery is tried next.',
+  }),
   createdAt: IsoTime('When the event was stored (the delivery with it)'),
 });
 export type WebhookDelivery = Static<typeof WebhookDeliverySchema>;

@@ -64,7 +64,12 @@ export function webhookStoreConformance(getStore: () => Store): void {
       expect(await store.webhooks.listWebhooks()).toEqual([w]);
       expect(await store.webhooks.getWebhook(w.id)).toEqual(w);
       const rotated = await store.webhooks.rotateSecret(w.id, 'whsec_new', T0 + 1000);
-      expect(rotated).toEqual({ ...w, secret: 'whsec_new', previousSecret: 'whsec_test', previousUntil: T0 + 1000 });
+      expect(rotated).toEqual({
+        ...w,
+        secret: 'whsec_new',
+        previousSecret: 'whsec_test',
+        previousUntil: T0 + 1000,
+      });
       expect(await store.webhooks.rotateSecret('wh_missing', 'x', 0)).toBeNull();
       expect(await store.webhooks.deleteWebhook(w.id)).toBe(true);
       expect(await store.webhooks.deleteWebhook(w.id)).toBe(false);
@@ -80,10 +85,18 @@ export function webhookStoreConformance(getStore: () => Store): void {
       await store.commit([write('a1', 0, ['created', 'progress', 'completed'])]);
       await store.commit([write('b1', 0, ['created', 'completed'], 'bob', 'transcode')]);
       const claimed = await claimAll(store, 'p1');
-      const seen = claimed.map((d) => `${d.webhook === all.id ? 'all' : d.webhook === bobs.id ? 'bob' : 'kind'}:${d.job}:${d.seq}`);
+      const seen = claimed.map(
+        (d) => `${d.webhook === all.id ? 'all' : d.webhook === bobs.id ? 'bob' : 'kind'}:${d.job}:${d.seq}`,
+      );
       expect(seen.sort()).toEqual(['all:a1:2', 'all:b1:2', 'bob:b1:2', 'kind:b1:2'].sort());
       const a = claimed.find((d) => d.job === 'a1')!;
-      expect(a).toMatchObject({ kind: 'progress', status: 'pending', attempts: 0, createdAt: T0, leaseOwner: 'p1' });
+      expect(a).toMatchObject({
+        kind: 'progress',
+        status: 'pending',
+        attempts: 0,
+        createdAt: T0,
+        leaseOwner: 'p1',
+      });
       expect(a.data).toEqual({ percent: 10 });
       expect((a.state as { id: string }).id).toBe('a1');
       expect(a.webhookRecord).toEqual(all);
@@ -101,7 +114,10 @@ export function webhookStoreConformance(getStore: () => Store): void {
       const store = getStore();
       const w = webhook({ events: ['progress', 'completed'] });
       await store.webhooks.createWebhook(w);
-      await store.commit([write('o1', 0, ['created', 'progress', 'progress']), write('o2', 0, ['created', 'progress'])]);
+      await store.commit([
+        write('o1', 0, ['created', 'progress', 'progress']),
+        write('o2', 0, ['created', 'progress']),
+      ]);
       await store.commit([write('o1', 3, ['completed'])]);
       const first = await claimAll(store, 'p1');
       expect(first.map((d) => `${d.job}:${d.seq}`).sort()).toEqual(['o1:2', 'o2:2']);

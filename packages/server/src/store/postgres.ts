@@ -7,6 +7,7 @@ import { planBatch } from './postgres-batch.js';
 import { PostgresPool } from './postgres-pool.js';
 import { query } from './postgres-query.js';
 import { SQL } from './postgres-sql.js';
+import { INSERT_EVENTS_AND_DELIVERIES, PostgresWebhookStore } from './postgres-webhooks.js';
 import { eventOfRow, inIdOrder, MAX_DESCENDANT_DEPTH } from './rows.js';
 import {
   type JobWrite,
@@ -18,7 +19,6 @@ import {
   type SweepResult,
 } from './store.js';
 import { sweepInBatches } from './sweep.js';
-import { INSERT_EVENTS_AND_DELIVERIES, PostgresWebhookStore } from './postgres-webhooks.js';
 import type { WebhookStore } from './webhook-store.js';
 
 export interface PostgresStoreOptions {

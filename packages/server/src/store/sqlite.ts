@@ -4,6 +4,7 @@ import { decodeCursor, pageLimit, pageOf } from './cursor.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
 import { eventColumns, eventOfRow, inIdOrder, jobColumns, MAX_DESCENDANT_DEPTH } from './rows.js';
 import { type EventRow, type JobRow, type ListRow, SQL } from './sqlite-sql.js';
+import { ENQUEUE_DELIVERIES, type EnqueueParams, SqliteWebhookStore } from './sqlite-webhooks.js';
 import {
   type JobWrite,
   type ListJobsPage,
@@ -15,7 +16,6 @@ import {
   type SweepResult,
 } from './store.js';
 import { sweepInBatches } from './sweep.js';
-import { ENQUEUE_DELIVERIES, type EnqueueParams, SqliteWebhookStore } from './sqlite-webhooks.js';
 import type { WebhookStore } from './webhook-store.js';
 
 export interface SqliteStoreOptions {
@@ -239,7 +239,15 @@ export class SqliteStore implements Store {
               const { at, data } = eventColumns(e);
               s.insertEvent.run(e.job, e.seq, e.kind, at, data);
               // The outbox row commits with its event, or neither does.
-              s.enqueueDeliveries.run({ job: e.job, seq: e.seq, kind: e.kind, at, data, state: row.state, owner: row.owner });
+              s.enqueueDeliveries.run({
+                job: e.job,
+                seq: e.seq,
+                kind: e.kind,
+                at,
+                data,
+                state: row.state,
+                owner: row.owner,
+              });
             }
             for (const k of w.keys) s.insertKey.run(row.id, k.key, k.seq);
           }

@@ -39,7 +39,11 @@ export interface WebhookDispatcherOptions {
   logger: Logger;
   metrics?: Pick<
     Metrics,
-    'webhookAttempts' | 'webhookDeliveries' | 'webhookAttemptSeconds' | 'webhooksInFlight' | 'webhookCircuitOpens'
+    | 'webhookAttempts'
+    | 'webhookDeliveries'
+    | 'webhookAttemptSeconds'
+    | 'webhooksInFlight'
+    | 'webhookCircuitOpens'
   >;
   /** The clock, ms. Default `Date.now`. */
   now?: () => number;
@@ -82,7 +86,9 @@ export class WebhookDispatcher {
     this.now = ctx.now ?? Date.now;
     this.circuits = new Circuits(this.o.circuitFailures, this.o.circuitOpenMs);
     if (this.o.leaseMs <= this.o.timeoutMs) {
-      throw new TypeError('webhooks: "leaseMs" must be longer than "timeoutMs", or two processes could attempt one delivery at once');
+      throw new TypeError(
+        'webhooks: "leaseMs" must be longer than "timeoutMs", or two processes could attempt one delivery at once',
+      );
     }
   }
 
@@ -147,7 +153,8 @@ export class WebhookDispatcher {
     });
     const giveBack: string[] = [];
     for (const d of claimed) {
-      if (this.stopped || (this.perWebhook.get(d.webhook) ?? 0) >= this.capOf(d.webhook, now)) giveBack.push(d.id);
+      if (this.stopped || (this.perWebhook.get(d.webhook) ?? 0) >= this.capOf(d.webhook, now))
+        giveBack.push(d.id);
       else this.launch(d);
     }
     await this.store.releaseDeliveries(giveBack, owner);
@@ -242,7 +249,8 @@ export class WebhookDispatcher {
       const body = JSON.stringify(payloadOf(d));
       const now = this.now();
       const secrets = [w.secret];
-      if (w.previousSecret !== null && w.previousUntil !== null && now < w.previousUntil) secrets.push(w.previousSecret);
+      if (w.previousSecret !== null && w.previousUntil !== null && now < w.previousUntil)
+        secrets.push(w.previousSecret);
       const res = await (this.ctx.fetch ?? fetch)(w.url, {
         method: 'POST',
         body,
@@ -301,6 +309,7 @@ function describe(err: unknown, timeoutMs: number): string {
   const code = (err as { code?: unknown })?.code;
   if (typeof code === 'string' && code.startsWith('HW_ERR_')) return `${code}: ${(err as Error).message}`;
   const cause = (err as { cause?: { code?: unknown; message?: unknown } })?.cause;
-  if (typeof cause?.code === 'string') return `${cause.code}${typeof cause.message === 'string' ? `: ${cause.message}` : ''}`;
+  if (typeof cause?.code === 'string')
+    return `${cause.code}${typeof cause.message === 'string' ? `: ${cause.message}` : ''}`;
   return err instanceof Error ? err.message : String(err);
 }

@@ -84,10 +84,16 @@ export async function checkTarget(raw: string, policy: TargetPolicy, resolve = r
     throw new HeadwayError(ErrorCode.INVALID_VALUE, `"${raw}" is not a URL`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new HeadwayError(ErrorCode.INVALID_VALUE, `a webhook URL must be https: or http: (got ${url.protocol})`);
+    throw new HeadwayError(
+      ErrorCode.INVALID_VALUE,
+      `a webhook URL must be https: or http: (got ${url.protocol})`,
+    );
   }
   if (url.username !== '' || url.password !== '') {
-    throw new HeadwayError(ErrorCode.INVALID_VALUE, 'a webhook URL may not hold credentials; verify signatures instead');
+    throw new HeadwayError(
+      ErrorCode.INVALID_VALUE,
+      'a webhook URL may not hold credentials; verify signatures instead',
+    );
   }
   if (!policy.production) return url;
   if (url.protocol === 'http:' && !policy.allowHttp) {

@@ -22,8 +22,8 @@ import { registerJobRoutes } from './jobs.js';
 import { addComponentSchemas, registerOpenApi } from './openapi.js';
 import { registerOperationRoutes } from './operations.js';
 import { registerTokenRoutes } from './tokens.js';
-import { registerWebhookRoutes } from './webhooks.js';
 import { classify, typeboxValidator } from './validation.js';
+import { registerWebhookRoutes } from './webhooks.js';
 
 /**
  * Register the REST API, CORS, the error handler and the OpenAPI document on

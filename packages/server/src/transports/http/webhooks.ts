@@ -27,7 +27,11 @@ function requirePrivileged(principal: Principal): void {
   }
 }
 
-export function registerWebhookRoutes(routes: HttpRoutes, registry: WebhookRegistry, access: RouteAccess): void {
+export function registerWebhookRoutes(
+  routes: HttpRoutes,
+  registry: WebhookRegistry,
+  access: RouteAccess,
+): void {
   const { principalOf } = access;
 
   routes.post(
@@ -44,7 +48,9 @@ export function registerWebhookRoutes(routes: HttpRoutes, registry: WebhookRegis
         security: BEARER,
         body: CreateWebhookBody,
         response: {
-          201: Type.Object(WebhookWithSecretSchema.properties, { description: 'The webhook, with its secret.' }),
+          201: Type.Object(WebhookWithSecretSchema.properties, {
+            description: 'The webhook, with its secret.',
+          }),
           ...errorResponses(...AUTH_ERRORS, 403),
         },
       },
@@ -52,10 +58,7 @@ export function registerWebhookRoutes(routes: HttpRoutes, registry: WebhookRegis
     async function createWebhook(request, reply) {
       requireKey(principalOf(request));
       const webhook = await registry.create(request.body);
-      return reply
-        .code(201)
-        .header('location', `/v1/webhooks/${webhook.id}`)
-        .send(webhook);
+      return reply.code(201).header('location', `/v1/webhooks/${webhook.id}`).send(webhook);
     },
   );
 
@@ -82,7 +85,8 @@ export function registerWebhookRoutes(routes: HttpRoutes, registry: WebhookRegis
       schema: {
         tags: ['webhooks'],
         operationId: 'listWebhookDeliveries',
-        summary: "A webhook's recent deliveries: status, last answer, duration, next try (API key or admin token).",
+        summary:
+          "A webhook's recent deliveries: status, last answer, duration, next try (API key or admin token).",
         security: BEARER,
         params: WebhookIdParams,
         querystring: DeliveriesQuery,
@@ -131,7 +135,9 @@ export function registerWebhookRoutes(routes: HttpRoutes, registry: WebhookRegis
         security: BEARER,
         params: WebhookIdParams,
         response: {
-          200: Type.Object(WebhookWithSecretSchema.properties, { description: 'The webhook, with its new secret.' }),
+          200: Type.Object(WebhookWithSecretSchema.properties, {
+            description: 'The webhook, with its new secret.',
+          }),
           ...errorResponses(...AUTH_ERRORS, 403),
         },
       },
