@@ -48,6 +48,9 @@ export const CreateWebhookBody = Type.Object(
 );
 export type CreateWebhookInput = Static<typeof CreateWebhookBody>;
 
+/** `POST /v1/webhooks/:id/rotate-secret`: no fields; the body may be absent. */
+export const RotateSecretBody = Type.Object({}, { additionalProperties: false });
+
 export const WebhookIdParams = Type.Object({ id: WebhookId });
 
 export const DeliveriesQuery = Type.Object(

@@ -8,6 +8,7 @@ import {
   DEFAULT_DELIVERIES_PAGE,
   DeliveriesQuery,
   ErrorCode,
+  RotateSecretBody,
   WebhookDeliveryListSchema,
   WebhookIdParams,
   WebhookListSchema,
@@ -134,6 +135,7 @@ export function registerWebhookRoutes(
           'receivers can switch to the new secret at their own pace.',
         security: BEARER,
         params: WebhookIdParams,
+        body: RotateSecretBody,
         response: {
           200: Type.Object(WebhookWithSecretSchema.properties, {
             description: 'The webhook, with its new secret.',
