@@ -28,7 +28,9 @@ import type {
  * The commit's event insert, which also writes one pending delivery per webhook
  * that wants the event's kind and matches the job's owner and kind: the outbox
  * rows commit with their events in one statement, one round trip. The job rows
- * read here are the ones the same transaction has just written.
+ * read here are the ones the same transaction has just written, looked up by id
+ * for matched events only (`OFFSET 0` keeps the planner from joining every
+ * event to `jobs` first, which would scan it on every commit).
  */
 export const INSERT_EVENTS_AND_DELIVERIES = {
   name: 'headway_insert_events_and_deliveries',
@@ -40,12 +42,15 @@ export const INSERT_EVENTS_AND_DELIVERIES = {
     )
     INSERT INTO webhook_deliveries
       (id, webhook, job, seq, kind, at, data, state, status, attempts, next_at, lease_until, updated_at)
-    SELECT 'dl_' || replace(gen_random_uuid()::text, '-', ''), w.id, ins.job, ins.seq, ins.kind, ins.at,
-      ins.data, j.state, 'pending', 0, 0, 0, ins.at
-    FROM webhooks w
-      JOIN ins ON ins.kind = ANY (w.events)
-      JOIN jobs j ON j.id = ins.job
-    WHERE (w.owner IS NULL OR w.owner = j.owner) AND (w.job_kind IS NULL OR w.job_kind = j.state->>'kind')`,
+    SELECT 'dl_' || replace(gen_random_uuid()::text, '-', ''), m.webhook, m.job, m.seq, m.kind, m.at, m.data,
+      (SELECT state FROM jobs WHERE id = m.job), 'pending', 0, 0, 0, m.at
+    FROM (
+      SELECT w.id AS webhook, w.owner, w.job_kind, ins.job, ins.seq, ins.kind, ins.at, ins.data
+      FROM ins JOIN webhooks w ON ins.kind = ANY (w.events)
+      OFFSET 0
+    ) m
+    WHERE (m.owner IS NULL OR m.owner = (SELECT owner FROM jobs WHERE id = m.job))
+      AND (m.job_kind IS NULL OR m.job_kind = (SELECT state->>'kind' FROM jobs WHERE id = m.job))`,
 };
 
 const SQL = {

@@ -36,6 +36,12 @@ export const ENQUEUE_DELIVERIES = `INSERT INTO webhook_deliveries
     AND (w.owner IS NULL OR w.owner = @owner)
     AND (w.job_kind IS NULL OR w.job_kind = json_extract(@state, '$.kind'))`;
 
+/**
+ * The event kinds any webhook wants, read once per commit inside its transaction
+ * (so never stale): events of other kinds skip `ENQUEUE_DELIVERIES` altogether.
+ */
+export const WEBHOOK_KINDS = 'SELECT DISTINCT k.value FROM webhooks w, json_each(w.events) k';
+
 /** The parameters of `ENQUEUE_DELIVERIES`. */
 export interface EnqueueParams {
   job: string;

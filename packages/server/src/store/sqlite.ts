@@ -4,7 +4,12 @@ import { decodeCursor, pageLimit, pageOf } from './cursor.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
 import { eventColumns, eventOfRow, inIdOrder, jobColumns, MAX_DESCENDANT_DEPTH } from './rows.js';
 import { type EventRow, type JobRow, type ListRow, SQL } from './sqlite-sql.js';
-import { ENQUEUE_DELIVERIES, type EnqueueParams, SqliteWebhookStore } from './sqlite-webhooks.js';
+import {
+  ENQUEUE_DELIVERIES,
+  type EnqueueParams,
+  SqliteWebhookStore,
+  WEBHOOK_KINDS,
+} from './sqlite-webhooks.js';
 import {
   type JobWrite,
   type ListJobsPage,
@@ -54,6 +59,7 @@ function prepareAll(db: Database.Database) {
     insertEvent: db.prepare<[string, number, string, number, string]>(SQL.insertEvent),
     insertKey: db.prepare<[string, string, number]>(SQL.insertKey),
     enqueueDeliveries: db.prepare<EnqueueParams>(ENQUEUE_DELIVERIES),
+    webhookKinds: db.prepare<[], string>(WEBHOOK_KINDS).pluck(),
     descendants: db.prepare<{ id: string; maxDepth: number }, string>(SQL.descendants).pluck(),
     deleteEventsOf: db.prepare<[string]>(SQL.deleteEventsOf),
     deleteKeysOf: db.prepare<[string]>(SQL.deleteKeysOf),
@@ -226,6 +232,7 @@ export class SqliteStore implements Store {
       this.db
         .transaction(() => {
           const conflicts: string[] = [];
+          const wanted = new Set(s.webhookKinds.all());
           for (const w of writes) {
             const row: JobRow = { ...jobColumns(w.state), prevSeq: w.prevSeq };
             const changed = (w.prevSeq === 0 ? s.insertJob : s.updateJob).run(row).changes;
