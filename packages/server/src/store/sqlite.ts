@@ -245,7 +245,8 @@ export class SqliteStore implements Store {
             for (const e of w.events) {
               const { at, data } = eventColumns(e);
               s.insertEvent.run(e.job, e.seq, e.kind, at, data);
-              // The outbox row commits with its event, or neither does.
+              // The outbox rows commit with their event, or neither does.
+              if (!wanted.has(e.kind)) continue;
               s.enqueueDeliveries.run({
                 job: e.job,
                 seq: e.seq,
