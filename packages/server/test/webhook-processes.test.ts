@@ -139,7 +139,7 @@ async function allSettled(base: string, webhook: string, count: number): Promise
   return deliveries.length === count && deliveries.every((d: { status: string }) => d.status === 'succeeded');
 }
 
-describe('a hub killed while its receiver is down', () => {
+describe('guarantee 9: a hub killed while its receiver is down', () => {
   it('delivers every outcome after a restart, with the same delivery ids, in order', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'headway-webhooks-'));
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -177,7 +177,7 @@ describe('a hub killed while its receiver is down', () => {
 });
 
 describe.skipIf(postgres.skip)(postgres.title('two hub processes on PostgreSQL'), () => {
-  it('deliver each outcome exactly once between them', async () => {
+  async function pgCluster() {
     const schema = uniqueName('hw_wh');
     const dataDir = mkdtempSync(join(tmpdir(), 'headway-webhooks-'));
     cleanups.push(async () => {
@@ -185,8 +185,32 @@ describe.skipIf(postgres.skip)(postgres.title('two hub processes on PostgreSQL')
       await dropSchema(schema);
     });
     const flags = ['--postgres', POSTGRES_URL, '--postgres-schema', schema];
-    const a = await spawnHub(dataDir, flags);
-    const b = await spawnHub(dataDir, flags);
+    return (extra: string[] = []) => spawnHub(dataDir, [...flags, ...extra]);
+  }
+
+  it('take over a delivery from a process killed mid-attempt once its lease ends', async () => {
+    const spawnOne = await pgCluster();
+    // Hub A's attempt outlives the moment it is killed (a 5 s timeout, a 6 s lease).
+    const a = await spawnOne(['--webhook-timeout-ms', '5000', '--webhook-lease-ms', '6000']);
+    // The first attempt never gets an answer; later ones succeed.
+    const r = await startReceiver((_req, i) => (i === 0 ? 'hang' : 200));
+    receivers.push(r);
+    const { id: webhook } = await api(a.url, 'POST', '/v1/webhooks', { url: r.url });
+    const job = `lease-${process.pid}`;
+    await runJob(a.url, job, ['completed']);
+    await waitFor(() => r.requests.length === 1, 'the attempt in flight on hub A', 10_000);
+    await kill(a.child);
+    // Only hub B is left to make the second attempt, once A's lease has ended.
+    const b = await spawnOne();
+    await waitFor(() => allSettled(b.url, webhook, 1), 'hub B delivering it', 20_000);
+    expect(r.requests.map((q) => q.json.event.job)).toEqual([job, job]);
+    expect(new Set(r.requests.map((q) => q.delivery)).size).toBe(1);
+  }, 60_000);
+
+  it('deliver each outcome exactly once between them', async () => {
+    const spawnOne = await pgCluster();
+    const a = await spawnOne();
+    const b = await spawnOne();
     const r = await startReceiver(() => 200);
     receivers.push(r);
     const { id: webhook } = await api(a.url, 'POST', '/v1/webhooks', { url: r.url });
