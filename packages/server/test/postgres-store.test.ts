@@ -95,6 +95,8 @@ describe.skipIf(postgres.skip)(postgres.title('PostgreSQL'), () => {
         'jobs',
         'schema_migrations',
         'tombstones',
+        'webhook_deliveries',
+        'webhooks',
       ]);
     });
 
