@@ -8,6 +8,8 @@ integrations import their framework when they are imported, never before:
 - ``headway.celery`` — one call wires a Celery app: each task run is a job;
 - ``headway.rq`` — the same for RQ jobs;
 - ``headway.fastapi`` — a router that mints browser tokens for the app's user.
+
+``verify_signature`` checks the signature of a webhook delivery (``headway.webhooks``).
 """
 
 from .client import (
@@ -23,6 +25,7 @@ from .client import (
     __version__,
     logger,
 )
+from .webhooks import verify_signature
 
 __all__ = [
     "DEFAULTS",
@@ -36,4 +39,5 @@ __all__ = [
     "JobDeleted",
     "__version__",
     "logger",
+    "verify_signature",
 ]

@@ -51,6 +51,8 @@ export const ErrorCode = {
   ALREADY_AUTHENTICATED: 'HW_ERR_ALREADY_AUTHENTICATED',
   /** The request's Origin is not in the allow-list. */
   ORIGIN_NOT_ALLOWED: 'HW_ERR_ORIGIN_NOT_ALLOWED',
+  /** A webhook URL the hub may not send to (a private address in production, `http:` where not allowed). */
+  WEBHOOK_TARGET_REFUSED: 'HW_ERR_WEBHOOK_TARGET_REFUSED',
   /** The store cannot take writes right now; retry after the indicated delay. */
   STORE_UNAVAILABLE: 'HW_ERR_STORE_UNAVAILABLE',
   /** The hub is shutting down. */
@@ -183,6 +185,7 @@ export const httpStatus: Record<ErrorCode, number> = {
   HW_ERR_UNKNOWN_SUBSCRIPTION: 400,
   HW_ERR_ALREADY_AUTHENTICATED: 400,
   HW_ERR_ORIGIN_NOT_ALLOWED: 403,
+  HW_ERR_WEBHOOK_TARGET_REFUSED: 400,
   HW_ERR_STORE_UNAVAILABLE: 503,
   HW_ERR_SHUTTING_DOWN: 503,
   HW_ERR_INTERNAL: 500,

@@ -11,3 +11,4 @@ export * from './safe-value.js';
 export * from './server-messages.js';
 export * from './stats.js';
 export * from './validate.js';
+export * from './webhooks.js';

@@ -31,6 +31,7 @@ import {
   type Durability,
   defaultLimits,
   defaultRetention,
+  defaultWebhooks,
   type HeadwayOptionsInput,
 } from './options.js';
 
@@ -54,6 +55,12 @@ const SETTINGS = {
   redis: { flag: '--redis', env: 'HEADWAY_REDIS_URL', type: 'string' },
   'redis-prefix': { flag: '--redis-prefix', env: 'HEADWAY_REDIS_PREFIX', type: 'string' },
   'idle-check-ms': { flag: '--idle-check-ms', env: 'HEADWAY_IDLE_CHECK_MS', type: 'string' },
+  'webhook-allow-private': {
+    flag: '--webhook-allow-private',
+    env: 'HEADWAY_WEBHOOK_ALLOW_PRIVATE',
+    type: 'boolean',
+  },
+  'webhook-allow-http': { flag: '--webhook-allow-http', env: 'HEADWAY_WEBHOOK_ALLOW_HTTP', type: 'boolean' },
 } as const;
 
 /**
@@ -65,13 +72,20 @@ const SETTINGS = {
 const NUMERIC_SETTINGS = [
   ...Object.keys(defaultLimits).map((key) => numericSetting('limits', key, '')),
   ...Object.keys(defaultRetention).map((key) => numericSetting('retention', key, 'retention-')),
+  ...Object.entries(defaultWebhooks)
+    .filter(([, value]) => typeof value === 'number')
+    .map(([key]) => numericSetting('webhooks', key, 'webhook-')),
   numericSetting('top', 'shutdownTimeoutMs', ''),
   numericSetting('dialects', 'streamConnectionsPerMinute', 'dialect-'),
   numericSetting('dialects', 'dashboardConnectionsPerUser', 'dialect-'),
   numericSetting('dialects', 'historyRequestsPerMinute', 'dialect-'),
 ];
 
-function numericSetting(group: 'limits' | 'retention' | 'dialects' | 'top', key: string, prefix: string) {
+function numericSetting(
+  group: 'limits' | 'retention' | 'dialects' | 'webhooks' | 'top',
+  key: string,
+  prefix: string,
+) {
   const kebab = prefix + key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   return {
     group,
@@ -153,6 +167,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HeadwayOptio
       `${durability.setting} applies to the SQLite store only; PostgreSQL syncs every commit (see its synchronous_commit)`,
       'unsupported',
     );
+  }
+  const allowPrivate = pick('webhook-allow-private');
+  if (allowPrivate) {
+    config.webhooks = { allowPrivate: parseBoolean(allowPrivate.value, allowPrivate.setting) };
+  }
+  const allowHttp = pick('webhook-allow-http');
+  if (allowHttp) {
+    config.webhooks = { ...config.webhooks, allowHttp: parseBoolean(allowHttp.value, allowHttp.setting) };
   }
 
   for (const setting of NUMERIC_SETTINGS) {

@@ -4,6 +4,7 @@ import type { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
 import type { HeadwayOptions } from './options.js';
 import type { OriginPolicy } from './origins.js';
+import type { WebhookRegistry } from './webhooks/registry.js';
 
 /** What every transport needs from the server that hosts it. */
 export interface ServerContext {
@@ -15,6 +16,8 @@ export interface ServerContext {
   origins: OriginPolicy;
   /** Connections per user across all transports; `acquire` fails past the limit. */
   connections: ConnectionLimiter;
+  /** The webhooks of the store (docs/webhooks.md). */
+  webhooks: WebhookRegistry;
 }
 
 /**

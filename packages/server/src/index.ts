@@ -29,8 +29,8 @@ export type {
 } from './hub.js';
 export { Hub, hubDefaults, topicKey } from './hub.js';
 export { Metrics } from './metrics.js';
-export type { HeadwayOptions, HeadwayOptionsInput, Limits, Retention } from './options.js';
-export { defaultLimits, defaultRetention, defaults, resolveOptions } from './options.js';
+export type { HeadwayOptions, HeadwayOptionsInput, Limits, Retention, WebhookOptions } from './options.js';
+export { defaultLimits, defaultRetention, defaults, defaultWebhooks, resolveOptions } from './options.js';
 export { OriginPolicy } from './origins.js';
 export { canControl, canReport, canSee, canWatchAll, isPrivileged, scopeUser } from './policy.js';
 export type { RedisConnectionCounterOptions } from './redis-connection-counter.js';
@@ -53,3 +53,10 @@ export type {
 } from './store/store.js';
 export { StoreConflictError, StoreUnavailableError } from './store/store.js';
 export { Sweeper } from './sweeper.js';
+export type { VerifyOptions } from './webhooks/signature.js';
+export {
+  DEFAULT_SIGNATURE_TOLERANCE_SECONDS,
+  signatureHeader,
+  verifyWebhookSignature,
+} from './webhooks/signature.js';
+export { isPrivateAddress } from './webhooks/target.js';

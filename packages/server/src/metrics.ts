@@ -122,6 +122,35 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly webhookAttempts = new Counter({
+    name: 'headway_webhook_attempts_total',
+    help: 'Webhook delivery attempts, by result: success (2xx in time) or failure.',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  readonly webhookDeliveries = new Counter({
+    name: 'headway_webhook_deliveries_total',
+    help: 'Webhook deliveries settled for good, by status: succeeded, or failed after retrying for the whole window.',
+    labelNames: ['status'],
+    registers: [this.registry],
+  });
+  readonly webhookAttemptSeconds = new Histogram({
+    name: 'headway_webhook_attempt_seconds',
+    help: 'Time of one webhook delivery attempt, until the answer or the timeout.',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly webhooksInFlight = new Gauge({
+    name: 'headway_webhook_attempts_in_flight',
+    help: 'Webhook delivery attempts under way in this process.',
+    registers: [this.registry],
+  });
+  readonly webhookCircuitOpens = new Counter({
+    name: 'headway_webhook_circuit_opens_total',
+    help: 'Times a webhook was paused after failing repeatedly (its circuit opened).',
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'headway_' });
   }

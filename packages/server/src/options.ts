@@ -56,6 +56,38 @@ export interface Retention {
   batchSize: number;
 }
 
+/** Webhook delivery: timeouts, retries, concurrency and the targets allowed (docs/webhooks.md). */
+export interface WebhookOptions {
+  /** Longest wait for a receiver's answer, ms; a 2xx within it is a success. */
+  timeoutMs: number;
+  /** How long a delivery is retried after its event before it is marked failed, ms. */
+  retryForMs: number;
+  /** Upper bound of the first retry's delay, ms (doubling per attempt, full jitter). */
+  backoffInitialMs: number;
+  /** Upper bound of any retry's delay, ms. */
+  backoffMaxMs: number;
+  /** Attempts in flight per process, all webhooks together. */
+  concurrency: number;
+  /** Attempts in flight per process to one webhook. */
+  concurrencyPerWebhook: number;
+  /** Time between looks for due deliveries when idle, ms. */
+  pollMs: number;
+  /** How long a claimed delivery stays with the claiming process, ms; another process takes it over after. */
+  leaseMs: number;
+  /** Consecutive failed attempts to one webhook after which this process pauses it (opens its circuit). */
+  circuitFailures: number;
+  /** How long an open circuit pauses the webhook before one trial attempt, ms. */
+  circuitOpenMs: number;
+  /** How long the previous secret keeps signing after a rotation, ms. */
+  secretOverlapMs: number;
+  /** Settled (succeeded or failed) deliveries are deleted this long after their last attempt, days. */
+  keepDays: number;
+  /** In production: allow targets that resolve to loopback, private, link-local or metadata addresses. */
+  allowPrivate: boolean;
+  /** In production: allow `http:` targets (development allows both always). */
+  allowHttp: boolean;
+}
+
 /**
  * The seed applications' protocols Headway speaks besides its own, each named
  * after what it is (see docs/dialects.md).
@@ -123,6 +155,8 @@ export interface HeadwayOptions {
   dialects: DialectOptions;
   limits: Limits;
   retention: Retention;
+  /** Webhook delivery. */
+  webhooks: WebhookOptions;
   /** Longest graceful shutdown before the process exits anyway, ms. */
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -172,6 +206,23 @@ export const defaultRetention: Retention = {
   batchSize: 500,
 };
 
+export const defaultWebhooks: WebhookOptions = {
+  timeoutMs: 10_000, // 10 seconds
+  retryForMs: 24 * 3_600_000, // 24 hours
+  backoffInitialMs: 10_000, // 10 seconds
+  backoffMaxMs: 3_600_000, // 1 hour
+  concurrency: 32,
+  concurrencyPerWebhook: 4,
+  pollMs: 500,
+  leaseMs: 60_000, // 1 minute: longer than any attempt (timeoutMs)
+  circuitFailures: 5,
+  circuitOpenMs: 30_000, // 30 seconds
+  secretOverlapMs: 24 * 3_600_000, // 24 hours
+  keepDays: 7,
+  allowPrivate: false,
+  allowHttp: false,
+};
+
 export const defaultDialects: DialectOptions = {
   enabled: [...DIALECT_NAMES],
   prefix: '',
@@ -192,6 +243,7 @@ export const defaults: HeadwayOptions = {
   dialects: defaultDialects,
   limits: defaultLimits,
   retention: defaultRetention,
+  webhooks: defaultWebhooks,
   shutdownTimeoutMs: 10_000, // 10 seconds
   logLevel: 'info',
   postgresSchema: 'headway',
@@ -199,7 +251,10 @@ export const defaults: HeadwayOptions = {
   idleCheckMs: 5_000, // 5 seconds
 };
 
-export type HeadwayOptionsInput = Partial<Omit<HeadwayOptions, 'limits' | 'retention' | 'dialects'>> & {
+export type HeadwayOptionsInput = Partial<
+  Omit<HeadwayOptions, 'limits' | 'retention' | 'dialects' | 'webhooks'>
+> & {
+  webhooks?: Partial<WebhookOptions>;
   dialects?: Partial<DialectOptions>;
   limits?: Partial<Limits>;
   retention?: Partial<Retention>;
@@ -213,5 +268,6 @@ export function resolveOptions(input: HeadwayOptionsInput = {}): HeadwayOptions 
     dialects: { ...defaultDialects, ...input.dialects },
     limits: { ...defaultLimits, ...input.limits },
     retention: { ...defaultRetention, ...input.retention },
+    webhooks: { ...defaultWebhooks, ...input.webhooks },
   };
 }

@@ -25,6 +25,8 @@ import { registerStats } from './transports/http/stats.js';
 import { SocketServer } from './transports/socket-server.js';
 import { SseTransport } from './transports/sse.js';
 import { nativeEndpoint } from './transports/ws.js';
+import { WebhookDispatcher } from './webhooks/dispatcher.js';
+import { WebhookRegistry } from './webhooks/registry.js';
 
 /** Routes that answer without credentials (operations, the dashboard's files). */
 const PUBLIC_ROUTES: ReadonlySet<string> = new Set([
@@ -129,6 +131,23 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
     apiKeys: options.apiKeys,
     maxTtlSeconds: options.limits.maxTokenTtlSeconds,
   });
+  const webhookPolicy = {
+    production: options.production,
+    allowPrivate: options.webhooks.allowPrivate,
+    allowHttp: options.webhooks.allowHttp,
+  };
+  const webhooks = new WebhookRegistry({
+    store: store.webhooks,
+    policy: webhookPolicy,
+    secretOverlapMs: options.webhooks.secretOverlapMs,
+  });
+  const dispatcher = new WebhookDispatcher({
+    store: store.webhooks,
+    options: options.webhooks,
+    production: options.production,
+    logger: logger.child({ component: 'webhooks' }),
+    metrics,
+  });
   const context: ServerContext = {
     hub,
     auth,
@@ -137,6 +156,7 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
     options,
     origins: new OriginPolicy(options.allowedOrigins, !options.production),
     connections,
+    webhooks,
   };
 
   const app = Fastify({
@@ -209,11 +229,14 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
       const host = options.host.includes(':') ? `[${options.host}]` : options.host;
       url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
       sweeper.start();
+      dispatcher.start();
       return url;
     },
     close() {
       closing ??= (async () => {
         sweeper.stop();
+        // Attempts under way are aborted and their deliveries given back to the outbox.
+        await dispatcher.stop();
         await sockets.close();
         await sse.close();
         await app.close();

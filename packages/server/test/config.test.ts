@@ -512,3 +512,32 @@ describe('dialect settings', () => {
     ).toBe('--dialect-stream-connections-per-minute');
   });
 });
+
+describe('webhook settings', () => {
+  it('reads each from its flag or variable, over the defaults', () => {
+    const config = loadConfig(['--webhook-timeout-ms', '5000', '--webhook-allow-private'], {
+      HEADWAY_WEBHOOK_RETRY_FOR_MS: '3600000',
+      HEADWAY_WEBHOOK_ALLOW_HTTP: '1',
+    });
+    expect(config.webhooks).toEqual({
+      timeoutMs: 5000,
+      retryForMs: 3_600_000,
+      allowPrivate: true,
+      allowHttp: true,
+    });
+    const options = resolveOptions(config);
+    expect(options.webhooks).toMatchObject({ timeoutMs: 5000, concurrency: 32, leaseMs: 60_000 });
+    expect(resolveOptions({}).webhooks).toMatchObject({
+      allowPrivate: false,
+      allowHttp: false,
+      retryForMs: 86_400_000,
+    });
+  });
+
+  it('refuses bad values, naming the setting', () => {
+    expect(() => loadConfig(['--webhook-concurrency', '0'], {})).toThrow(ConfigError);
+    expect(() => loadConfig([], { HEADWAY_WEBHOOK_ALLOW_HTTP: 'maybe' })).toThrow(
+      /HEADWAY_WEBHOOK_ALLOW_HTTP/,
+    );
+  });
+});

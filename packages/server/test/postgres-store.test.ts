@@ -117,6 +117,8 @@ describe.skipIf(postgres.skip)(postgres.title('PostgreSQL'), () => {
         'jobs',
         'schema_migrations',
         'tombstones',
+        'webhook_deliveries',
+        'webhooks',
       ]);
     });
 

@@ -7,6 +7,7 @@ import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
 import { FIXTURE_TIME, runningJob } from '@headway/test-helpers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type JobWrite, type Store, StoreConflictError } from '../src/store/store.js';
+import { webhookStoreConformance } from './webhook-store-conformance.js';
 
 export interface StoreFixture {
   store: Store;
@@ -116,6 +117,8 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
     afterEach(async () => {
       await fixture.cleanup();
     });
+
+    webhookStoreConformance(() => store);
 
     it('has a kind', () => {
       expect(typeof store.kind).toBe('string');

@@ -8,6 +8,7 @@ import { useClient, useConnection } from '@headway/react';
 import { useEffect, useState } from 'react';
 import { TRANSPORT_NAMES } from '../components/connection-indicator.js';
 import { Sparkline } from '../components/sparkline.js';
+import { WebhooksCard } from '../components/webhooks-card.js';
 import { formatBytes, formatDuration, formatNumber } from '../format.js';
 
 /** The answer of `GET /v1/stats` (documented in docs/api.md). */
@@ -194,6 +195,7 @@ export function SystemView({ privileged }: { privileged: boolean }) {
             </p>
             <p className="muted">{formatBytes(stats.process.heapUsedBytes)} of JavaScript heap in use</p>
           </section>
+          <WebhooksCard />
         </div>
       )}
     </div>

@@ -123,6 +123,90 @@ CREATE TABLE tombstones (
 CREATE INDEX tombstones_deleted ON tombstones (deleted_at);
 `,
   },
+  {
+    version: 2,
+    name: 'webhooks',
+    // The outbox: one row per (webhook, event) written by the commit of the event.
+    // `lease_until` and `lease_owner` make a claim a lease, so a process that dies
+    // mid-attempt leaves the delivery to another once the lease ends. The partial
+    // indexes cover only pending rows, which is all the dispatcher reads.
+    sqlite: `
+CREATE TABLE webhooks (
+  id              TEXT    PRIMARY KEY,
+  url             TEXT    NOT NULL,
+  events          TEXT    NOT NULL,
+  owner           TEXT,
+  job_kind        TEXT,
+  secret          TEXT    NOT NULL,
+  previous_secret TEXT,
+  previous_until  INTEGER,
+  created_at      INTEGER NOT NULL
+);
+
+CREATE TABLE webhook_deliveries (
+  id               TEXT    PRIMARY KEY,
+  webhook          TEXT    NOT NULL,
+  job              TEXT    NOT NULL,
+  seq              INTEGER NOT NULL,
+  kind             TEXT    NOT NULL,
+  at               INTEGER NOT NULL,
+  data             TEXT    NOT NULL,
+  state            TEXT    NOT NULL,
+  status           TEXT    NOT NULL,
+  attempts         INTEGER NOT NULL,
+  next_at          INTEGER NOT NULL,
+  lease_until      INTEGER NOT NULL,
+  lease_owner      TEXT,
+  updated_at       INTEGER NOT NULL,
+  last_attempt_at  INTEGER,
+  last_code        INTEGER,
+  last_error       TEXT,
+  last_duration_ms INTEGER
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_order ON webhook_deliveries (webhook, job, seq) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_recent ON webhook_deliveries (webhook, updated_at);
+CREATE INDEX webhook_deliveries_settled ON webhook_deliveries (updated_at) WHERE status <> 'pending';
+`,
+    postgres: `
+CREATE TABLE webhooks (
+  id              TEXT    PRIMARY KEY,
+  url             TEXT    NOT NULL,
+  events          TEXT[]  NOT NULL,
+  owner           TEXT,
+  job_kind        TEXT,
+  secret          TEXT    NOT NULL,
+  previous_secret TEXT,
+  previous_until  BIGINT,
+  created_at      BIGINT  NOT NULL
+);
+
+CREATE TABLE webhook_deliveries (
+  id               TEXT    PRIMARY KEY,
+  webhook          TEXT    NOT NULL,
+  job              TEXT    NOT NULL,
+  seq              BIGINT  NOT NULL,
+  kind             TEXT    NOT NULL,
+  at               BIGINT  NOT NULL,
+  data             JSONB   NOT NULL,
+  state            JSONB   NOT NULL,
+  status           TEXT    NOT NULL,
+  attempts         INTEGER NOT NULL,
+  next_at          BIGINT  NOT NULL,
+  lease_until      BIGINT  NOT NULL,
+  lease_owner      TEXT,
+  updated_at       BIGINT  NOT NULL,
+  last_attempt_at  BIGINT,
+  last_code        INTEGER,
+  last_error       TEXT,
+  last_duration_ms INTEGER
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_order ON webhook_deliveries (webhook, job, seq) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_recent ON webhook_deliveries (webhook, updated_at);
+CREATE INDEX webhook_deliveries_settled ON webhook_deliveries (updated_at) WHERE status <> 'pending';
+`,
+  },
 ];
 
 /** Highest schema version this build knows. */

@@ -51,12 +51,6 @@ export const SQL = {
       WHERE jobs.id = v.id AND jobs.seq = v.prev_seq
       RETURNING jobs.id`,
   },
-  insertEvents: {
-    name: 'headway_insert_events',
-    text: `INSERT INTO events (job, seq, kind, at, data)
-      SELECT job, seq, kind, at, data
-      FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::jsonb[]) AS v (job, seq, kind, at, data)`,
-  },
   insertKeys: {
     name: 'headway_insert_keys',
     text: `INSERT INTO idempotency_keys (job, key, seq)

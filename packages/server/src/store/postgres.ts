@@ -7,6 +7,7 @@ import { planBatch } from './postgres-batch.js';
 import { PostgresPool } from './postgres-pool.js';
 import { query } from './postgres-query.js';
 import { SQL } from './postgres-sql.js';
+import { INSERT_EVENTS_AND_DELIVERIES, PostgresWebhookStore } from './postgres-webhooks.js';
 import { eventOfRow, inIdOrder, MAX_DESCENDANT_DEPTH } from './rows.js';
 import {
   type JobWrite,
@@ -18,6 +19,7 @@ import {
   type SweepResult,
 } from './store.js';
 import { sweepInBatches } from './sweep.js';
+import type { WebhookStore } from './webhook-store.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database?…`, as understood by `pg`. */
@@ -63,6 +65,8 @@ export class PostgresStore implements Store {
   readonly schema: string;
   private readonly db: PostgresPool;
   private readonly listNames = new Map<string, string>();
+  /** Webhooks and their delivery outbox, in the same schema. */
+  readonly webhooks: WebhookStore;
 
   constructor(options: PostgresStoreOptions) {
     const o = {
@@ -86,6 +90,7 @@ export class PostgresStore implements Store {
     }
     this.schema = o.schema;
     this.db = new PostgresPool(o);
+    this.webhooks = new PostgresWebhookStore(this.db);
   }
 
   async migrate(): Promise<void> {
@@ -256,8 +261,9 @@ export class PostgresStore implements Store {
         ]);
       }
       if (events.job.length > 0) {
+        // With the events, their webhook deliveries: the outbox commits with them.
         await query(c, {
-          ...SQL.insertEvents,
+          ...INSERT_EVENTS_AND_DELIVERIES,
           values: [events.job, events.seq, events.kind, events.at, events.data],
         });
       }

@@ -6,6 +6,12 @@ import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
 import { eventColumns, eventOfRow, inIdOrder, jobColumns, MAX_DESCENDANT_DEPTH } from './rows.js';
 import { type EventRow, type JobRow, type ListRow, SQL } from './sqlite-sql.js';
 import {
+  ENQUEUE_DELIVERIES,
+  type EnqueueParams,
+  SqliteWebhookStore,
+  WEBHOOK_KINDS,
+} from './sqlite-webhooks.js';
+import {
   type JobWrite,
   type ListJobsPage,
   type ListJobsQuery,
@@ -16,6 +22,7 @@ import {
   type SweepResult,
 } from './store.js';
 import { sweepInBatches } from './sweep.js';
+import type { WebhookStore } from './webhook-store.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:` for a store that lives as long as the process. */
@@ -58,6 +65,8 @@ function prepareAll(db: Database.Database) {
     updateJob: db.prepare<[JobRow]>(SQL.updateJob),
     insertEvent: db.prepare<[string, number, string, number, string]>(SQL.insertEvent),
     insertKey: db.prepare<[string, string, number]>(SQL.insertKey),
+    enqueueDeliveries: db.prepare<EnqueueParams>(ENQUEUE_DELIVERIES),
+    webhookKinds: db.prepare<[], string>(WEBHOOK_KINDS).pluck(),
     descendants: db.prepare<{ id: string; maxDepth: number }, string>(SQL.descendants).pluck(),
     deleteEventsOf: db.prepare<[string]>(SQL.deleteEventsOf),
     deleteKeysOf: db.prepare<[string]>(SQL.deleteKeysOf),
@@ -98,6 +107,8 @@ export class SqliteStore implements Store {
   private stmts: Statements | null = null;
   private readonly listCache = new Map<string, Database.Statement<Record<string, unknown>, ListRow>>();
   private closed = false;
+  /** Webhooks and their delivery outbox, in the same file. */
+  readonly webhooks: WebhookStore;
 
   constructor(options: SqliteStoreOptions) {
     this.path = options.path;
@@ -113,6 +124,7 @@ export class SqliteStore implements Store {
       db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
       db.pragma('secure_delete = ON');
       this.db = db;
+      this.webhooks = new SqliteWebhookStore(db, (fn) => this.guard(fn));
     } catch (err) {
       db?.close();
       // Whatever stops the file from opening (missing directory, permissions, a lock),
@@ -238,6 +250,7 @@ export class SqliteStore implements Store {
       this.db
         .transaction(() => {
           const conflicts: string[] = [];
+          const wanted = new Set(s.webhookKinds.all());
           for (const w of writes) {
             const row: JobRow = { ...jobColumns(w.state), prevSeq: w.prevSeq };
             const changed = (w.prevSeq === 0 ? s.insertJob : s.updateJob).run(row).changes;
@@ -250,6 +263,17 @@ export class SqliteStore implements Store {
             for (const e of w.events) {
               const { at, data } = eventColumns(e);
               s.insertEvent.run(e.job, e.seq, e.kind, at, data);
+              // The outbox rows commit with their event, or neither does.
+              if (!wanted.has(e.kind)) continue;
+              s.enqueueDeliveries.run({
+                job: e.job,
+                seq: e.seq,
+                kind: e.kind,
+                at,
+                data,
+                state: row.state,
+                owner: row.owner,
+              });
             }
             for (const k of w.keys) s.insertKey.run(row.id, k.key, k.seq);
           }

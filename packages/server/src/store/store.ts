@@ -11,6 +11,7 @@
  */
 import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
 import { ServerErrorCode } from '../error-codes.js';
+import type { WebhookStore } from './webhook-store.js';
 
 /** One job's changes in a commit. */
 export interface JobWrite {
@@ -77,6 +78,12 @@ export class StoreUnavailableError extends Error {
 export interface Store {
   /** Human-readable kind, e.g. `sqlite`. */
   readonly kind: string;
+
+  /**
+   * Webhooks and their delivery outbox. `commit` writes a pending delivery for
+   * each stored event that a webhook matches, in the same transaction.
+   */
+  readonly webhooks: WebhookStore;
 
   /** Create or upgrade the schema. Idempotent; called once before use. */
   migrate(): Promise<void>;

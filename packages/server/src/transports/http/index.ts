@@ -23,6 +23,7 @@ import { addComponentSchemas, registerOpenApi } from './openapi.js';
 import { registerOperationRoutes } from './operations.js';
 import { registerTokenRoutes } from './tokens.js';
 import { classify, typeboxValidator } from './validation.js';
+import { registerWebhookRoutes } from './webhooks.js';
 
 /**
  * Register the REST API, CORS, the error handler and the OpenAPI document on
@@ -115,6 +116,7 @@ export async function registerHttp(app: FastifyInstance, ctx: ServerContext): Pr
         registerEventRoutes(routes, ctx, access);
         registerControlRoutes(routes, ctx, access);
         registerTokenRoutes(routes, ctx, access);
+        registerWebhookRoutes(routes, ctx.webhooks, access);
       },
       { prefix: '/v1' },
     );

@@ -14,10 +14,12 @@ export const BEARER = [{ bearer: [] }];
 export const PUBLIC: { [label: string]: readonly string[] }[] = [];
 
 const errorDescriptions: Record<number, string> = {
-  400: 'Invalid request: HW_ERR_BAD_JSON, HW_ERR_INVALID_MESSAGE or HW_ERR_INVALID_VALUE.',
+  400:
+    'Invalid request: HW_ERR_BAD_JSON, HW_ERR_INVALID_MESSAGE or HW_ERR_INVALID_VALUE ' +
+    '(HW_ERR_WEBHOOK_TARGET_REFUSED for a webhook URL the hub may not send to).',
   401: 'HW_ERR_UNAUTHORIZED (missing or invalid credentials) or HW_ERR_TOKEN_EXPIRED.',
   403: 'HW_ERR_FORBIDDEN: the credentials do not allow this operation (or HW_ERR_ORIGIN_NOT_ALLOWED).',
-  404: 'HW_ERR_NOT_FOUND: no such job, or one the caller may not see.',
+  404: 'HW_ERR_NOT_FOUND: no such job (or webhook), or one the caller may not see.',
   409: 'HW_ERR_JOB_EXISTS, HW_ERR_JOB_FINISHED or HW_ERR_INVALID_TRANSITION.',
   410: 'HW_ERR_JOB_DELETED: the job was deleted; a worker reporting for it should stop.',
   413: 'HW_ERR_PAYLOAD_TOO_LARGE: the body, metadata or result is over its limit.',
@@ -67,6 +69,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'events', description: 'Report progress; read the event log.' },
         { name: 'control', description: 'Cancel, pause and resume.' },
         { name: 'tokens', description: 'Browser tokens.' },
+        { name: 'webhooks', description: 'Signed HTTP deliveries of job events to back ends.' },
         { name: 'operations', description: 'Health, readiness, metrics and this document.' },
       ],
       components: {
