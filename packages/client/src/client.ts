@@ -88,11 +88,18 @@ export function createClient(options: ClientOptions): HeadwayClient {
 
   /** A message of the hub, from this tab's transport or relayed by the leading tab. */
   function receive(m: ServerMessage): void {
+    if (m.type === 'event' && 'patch' in m) {
+      // A patch applies to the newest state the hub sent of the job; with none, only a whole one stands alone.
+      const { patch, ...event } = m;
+      const t = sequencer.tracks.get(m.job);
+      const base = t?.target ?? t?.state;
+      m = { ...event, state: (base ? base.seq < m.seq && { ...base, ...patch } : patch.id && patch) as JobState };
+    }
     tabs.relay(m);
     switch (m.type) {
       case 'event': {
         const { type: _type, state, ...event } = m;
-        sequencer.ingest(event as JobEvent, state);
+        sequencer.ingest(event as JobEvent, state || undefined);
         return;
       }
       case 'subscribed': {

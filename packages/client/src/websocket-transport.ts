@@ -68,8 +68,14 @@ export function openWebSocket(link: Link, env: Env): Transport {
         const since = link.since(w);
         send(
           w.job
-            ? { type: 'subscribe', id, job: w.job, since: since as number | undefined }
-            : { type: 'subscribe', id, scope: w.scope!, since: since as Record<string, number> | undefined },
+            ? { type: 'subscribe', id, job: w.job, since: since as number | undefined, state: 'delta' }
+            : {
+                type: 'subscribe',
+                id,
+                scope: w.scope!,
+                since: since as Record<string, number> | undefined,
+                state: 'delta',
+              },
         );
       }
     },

@@ -1,6 +1,7 @@
 import { BoundedMap } from './bounded-map.js';
 import { Delivery } from './delivery.js';
 import { SnapshotHold, type SnapshotSeqs } from './snapshot-hold.js';
+import { mergePatches } from './state-patch.js';
 import { cancelWrite, countWritten, type SentLabel, scheduleWrite } from './write-tick.js';
 
 /**
@@ -40,6 +41,8 @@ export interface OutboxConfig extends SentLabel {
   writeThresholdBytes?: number;
   /** The bytes written for a delivery, or null to skip it. Default: the native `event` message. */
   encode?: (delivery: Delivery) => Buffer | null;
+  /** The same in delta mode (`patch` instead of `state`). Default: the native `event` message with `patch`. */
+  encodeDelta?: (delivery: Delivery) => Buffer | null;
 }
 
 /** A place in the queue reserved for a reply that is still being computed (see `Outbox.hold`). */
@@ -62,6 +65,7 @@ const MAX_TRACKED_JOBS = 1024;
 const COMPACT_AFTER = 1024;
 
 const encodeNative = (d: Delivery): Buffer => d.native;
+const encodeDelta = (d: Delivery): Buffer => d.delta;
 
 /** Frame options shared by every send, so none is allocated per message. */
 const TEXT = { binary: false } as const;
@@ -79,9 +83,15 @@ export class Outbox {
   private gate: Hold | null = null;
   /** While collapsing: index of the newest queued collapsible delivery per job. */
   private latest: Map<string, number> | null = null;
+  /** While collapsing: index of the newest queued delivery of any kind per job. */
+  private tail: Map<string, number> | null = null;
+  /** Index of the newest reply in the queue; -1: none. */
+  private replyAt = -1;
   /** A write callback is pending: the socket is above the write threshold. */
   private waiting = false;
   private closed = false;
+  /** Deliveries carry `patch` instead of `state`; see `setDelta`. */
+  private delta = false;
 
   constructor(
     private readonly socket: OutboxSocket,
@@ -117,21 +127,40 @@ export class Outbox {
     if (last !== undefined && seq <= last) return false;
     // Its seq is noted when it leaves the hold: the reply may cover it.
     if (this.held.holding) return this.holdBack(delivery);
+    // A patch applies to the state right before it; a client that has another
+    // one of the job (or none) gets every field.
+    if (this.delta && last !== seq - 1) delivery = delivery.rebased(delivery.state);
     this.noteSeq(job, seq);
-    const bytes = this.encode(delivery);
+    let bytes = this.encode(delivery);
     if (bytes === null) return false;
-    const size = bytes.length;
-    if (this.total() + size > this.config.softBytes) {
+    if (this.total() + bytes.length > this.config.softBytes) {
       if (this.latest === null) this.collapseAll();
-      if (delivery.collapsible) this.dropLatest(job);
+      if (delivery.collapsible) {
+        delivery = this.dropLatest(job, delivery);
+        bytes = this.encode(delivery)!;
+      }
     }
+    const size = bytes.length;
     if (this.total() + size > this.config.hardBytes) {
       this.overflow();
       return false;
     }
     const index = this.append(delivery, size);
     if (this.latest !== null && delivery.collapsible) this.latest.set(job, index);
+    this.tail?.set(job, index);
     return true;
+  }
+
+  /**
+   * Delta mode: deliveries carry `patch` instead of `state`. Queued items are
+   * written in the new mode (their byte count is taken again); a patch queued in
+   * full mode is written with its state, which a delta client also reads.
+   */
+  setDelta(on: boolean): void {
+    if (on === this.delta) return;
+    const before = this.resizeAll();
+    this.delta = on;
+    this.queued += this.resizeAll() - before;
   }
 
   /**
@@ -142,7 +171,7 @@ export class Outbox {
     if (this.closed) return;
     if (!this.admitReply(message.length)) return;
     if (this.held.holding) this.keep(message, message.length);
-    else this.append(message, message.length);
+    else this.replyAt = this.append(message, message.length);
   }
 
   /**
@@ -248,7 +277,17 @@ export class Outbox {
   // -------------------------------------------------------------------------
 
   private encode(delivery: Delivery): Buffer | null {
+    if (this.delta) return (this.config.encodeDelta ?? encodeDelta)(delivery);
     return (this.config.encode ?? encodeNative)(delivery);
+  }
+
+  /** Bytes of everything queued and held, in the current mode. */
+  private resizeAll(): number {
+    let bytes = 0;
+    const queue = this.queue;
+    if (queue !== null) for (let i = this.head; i < queue.length; i++) bytes += this.sizeOf(queue[i] ?? EMPTY);
+    for (const item of this.held.peek()) bytes += this.heldSize(item);
+    return bytes;
   }
 
   private sizeOf(item: Delivery | Buffer): number {
@@ -346,37 +385,83 @@ export class Outbox {
    */
   private collapseAll(): void {
     const latest = new Map<string, number>();
+    const tail = new Map<string, number>();
     this.latest = latest;
+    this.tail = tail;
     const queue = this.queue;
     if (queue === null) return;
+    /** Delta mode: per job, the next queued delivery, which takes the patches of those dropped before it. */
+    const next = new Map<string, { index: number; crossed: boolean }>();
     let dropped = 0;
     for (let i = queue.length - 1; i >= this.head; i--) {
       const item = queue[i];
-      if (!isDelivery(item) || !item.collapsible) continue;
-      if (latest.has(item.job)) {
+      if (item === null || item === undefined) continue;
+      if (!isDelivery(item)) {
+        for (const n of next.values()) n.crossed = true;
+        continue;
+      }
+      if (!tail.has(item.job)) tail.set(item.job, i);
+      if (item.collapsible && latest.has(item.job)) {
         queue[i] = null;
         this.queued -= this.sizeOf(item);
         dropped++;
-      } else {
-        latest.set(item.job, i);
+        const n = next.get(item.job);
+        if (this.delta && n) this.mergeInto(n.index, item, n.crossed);
+        continue;
       }
+      if (item.collapsible) latest.set(item.job, i);
+      if (this.delta) next.set(item.job, { index: i, crossed: false });
     }
+    if (this.replyAt < this.head) this.replyAt = -1;
     if (dropped > 0) this.config.metrics?.collapsed.inc(dropped);
   }
 
-  /** Drop the newest queued collapsible delivery of a job: a newer one replaces it. */
-  private dropLatest(job: string): void {
+  /**
+   * Drop the newest queued collapsible delivery of a job: `incoming` replaces it.
+   * In delta mode the next delivery of the job takes the dropped one's patch
+   * (merged under its own); the one returned is `incoming` or its merged copy.
+   */
+  private dropLatest(job: string, incoming: Delivery): Delivery {
     const latest = this.latest;
     const queue = this.queue;
-    if (latest === null || queue === null) return;
+    if (latest === null || queue === null) return incoming;
     const index = latest.get(job);
-    if (index === undefined) return;
+    if (index === undefined) return incoming;
     latest.delete(job);
     const item = index >= this.head ? queue[index] : null;
-    if (!isDelivery(item) || item.job !== job || !item.collapsible) return;
+    if (!isDelivery(item) || item.job !== job || !item.collapsible) return incoming;
     queue[index] = null;
     this.queued -= this.sizeOf(item);
     this.config.metrics?.collapsed.inc();
+    if (!this.delta) return incoming;
+    const tail = this.tail?.get(job);
+    if (tail === undefined || tail <= index) {
+      // The next delivery of the job is the incoming one. A reply in between may
+      // be a snapshot of the job: then every field, never an older value.
+      const patch = this.replyAt > index ? incoming.state : mergePatches([item.patch, incoming.patch]);
+      return incoming.rebased(patch);
+    }
+    let crossed = false;
+    for (let i = index + 1; i <= tail; i++) {
+      const after = queue[i];
+      if (after === null || after === undefined) continue;
+      if (!isDelivery(after)) crossed = true;
+      else if (after.job === job) {
+        this.mergeInto(i, item, crossed);
+        break;
+      }
+    }
+    return incoming;
+  }
+
+  /** Delta mode: the queued delivery at `index` takes the patch of `dropped`, an earlier one of its job. */
+  private mergeInto(index: number, dropped: Delivery, crossed: boolean): void {
+    const queue = this.queue!;
+    const target = queue[index] as Delivery;
+    const patch = crossed ? target.state : mergePatches([dropped.patch, target.patch]);
+    const merged = target.rebased(patch);
+    queue[index] = merged;
+    this.queued += this.sizeOf(merged) - this.sizeOf(target);
   }
 
   private overflow(): void {
@@ -391,6 +476,8 @@ export class Outbox {
     this.head = 0;
     this.queued = 0;
     this.latest = null;
+    this.tail = null;
+    this.replyAt = -1;
     this.lastSeq = null;
   }
 
@@ -402,17 +489,26 @@ export class Outbox {
       this.queue = null;
       this.head = 0;
       this.latest = null;
+      this.tail = null;
+      this.replyAt = -1;
       return;
     }
-    if (this.latest !== null && this.total() <= this.config.softBytes) this.latest = null;
+    if (this.latest !== null && this.total() <= this.config.softBytes) {
+      this.latest = null;
+      this.tail = null;
+    }
     if (this.head > COMPACT_AFTER && this.head * 2 > queue.length) {
       const shift = this.head;
       this.queue = queue.slice(shift);
       this.head = 0;
+      this.replyAt = Math.max(-1, this.replyAt - shift);
       if (this.latest !== null) for (const [job, i] of this.latest) this.latest.set(job, i - shift);
+      if (this.tail !== null) for (const [job, i] of this.tail) this.tail.set(job, i - shift);
     }
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function isDelivery(item: Item | HeldItem | undefined): item is Delivery {
   return item instanceof Delivery;
