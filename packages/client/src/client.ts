@@ -139,7 +139,7 @@ export function createClient(options: ClientOptions): HeadwayClient {
     close: connection.close,
     job(id) {
       if (typeof id !== 'string' || !JOB_ID.test(id)) {
-        throw new TypeError('client.job: the id must be 1–128 letters, digits or ._:-');
+        throw new TypeError('client.job: bad id');
       }
       return subscriptions.watchJob(id, core);
     },
@@ -147,7 +147,7 @@ export function createClient(options: ClientOptions): HeadwayClient {
       if (scope !== 'user' && scope !== 'all')
         throw new TypeError('client.jobs: scope must be "user" or "all"');
       if (!Number.isInteger(limit) || limit < 1)
-        throw new TypeError('client.jobs: limit must be a positive integer');
+        throw new TypeError('client.jobs: limit must be an integer > 0');
       return subscriptions.watchScope(scope, limit, core);
     },
     control: requests.control,
