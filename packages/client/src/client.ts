@@ -93,7 +93,10 @@ export function createClient(options: ClientOptions): HeadwayClient {
       const { patch, ...event } = m;
       const t = sequencer.tracks.get(m.job);
       const base = t?.target ?? t?.state;
-      m = { ...event, state: (base ? base.seq < m.seq && { ...base, ...patch } : patch.id && patch) as JobState };
+      m = {
+        ...event,
+        state: (base ? base.seq < m.seq && { ...base, ...patch } : patch.id && patch) as JobState,
+      };
     }
     tabs.relay(m);
     switch (m.type) {

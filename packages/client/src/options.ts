@@ -70,8 +70,7 @@ export function resolveOptions(options: ClientOptions): ClientSettings {
   const kinds = (o.transports ?? (['ws', 'sse', 'poll'] as const)).filter(
     (k) => openTransport[k] && (k === 'ws' ? env.WebSocket : k === 'sse' ? env.EventSource : fetch),
   );
-  if (!kinds.length)
-    throw new TypeError('createClient: pass WebSocket, EventSource or fetch');
+  if (!kinds.length) throw new TypeError('createClient: pass WebSocket, EventSource or fetch');
   const doc = g.document;
   return {
     options: o,

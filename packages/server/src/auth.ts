@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ErrorCode } from '@headway/protocol';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { TokenCache } from './auth-cache.js';
 import { HeadwayError } from './errors.js';
 
 /** Who is calling: a worker or back end holding an API key, or a user holding a browser token. */
@@ -23,6 +24,8 @@ export interface AuthOptions {
   apiKeys: readonly string[];
   /** Issuer claim set on minted tokens and required on verified ones. */
   issuer?: string;
+  /** Verified tokens remembered until they expire (default 10,000); 0 turns the cache off. */
+  tokenCacheSize?: number;
 }
 
 export interface MintOptions {
@@ -43,6 +46,7 @@ export class Auth {
   private readonly secret: Uint8Array;
   private readonly keys = new Map<string, string>();
   private readonly issuer: string;
+  private readonly cache: TokenCache | null;
 
   constructor(options: AuthOptions) {
     if (Buffer.byteLength(options.jwtSecret) < 32) {
@@ -50,6 +54,8 @@ export class Auth {
     }
     this.secret = new TextEncoder().encode(options.jwtSecret);
     this.issuer = options.issuer ?? ISSUER;
+    const size = options.tokenCacheSize ?? undefined;
+    this.cache = size === 0 ? null : new TokenCache(size);
     for (const key of options.apiKeys) this.keys.set(digest(key), `key:${digest(key).slice(0, 8)}`);
   }
 
@@ -63,6 +69,14 @@ export class Auth {
 
   /** Verify a browser token (API keys are not accepted here). */
   async verifyToken(token: string): Promise<Principal> {
+    const cached = this.cache?.get(token);
+    if (cached) return cached;
+    const principal = await this.verifyUncached(token);
+    this.cache?.set(token, principal);
+    return principal;
+  }
+
+  private async verifyUncached(token: string): Promise<Principal> {
     try {
       const { payload } = await jwtVerify(token, this.secret, { algorithms: ['HS256'], issuer: this.issuer });
       if (typeof payload.sub !== 'string' || payload.sub === '') {

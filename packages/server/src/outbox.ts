@@ -1,8 +1,18 @@
 import { BoundedMap } from './bounded-map.js';
-import { Delivery } from './delivery.js';
+import type { Delivery } from './delivery.js';
+import {
+  EMPTY,
+  Hold,
+  isDeliveryItem as isDelivery,
+  type OutboxConfig,
+  type OutboxSocket,
+  rawSocket,
+} from './outbox-parts.js';
 import { SnapshotHold, type SnapshotSeqs } from './snapshot-hold.js';
 import { mergePatches } from './state-patch.js';
-import { cancelWrite, countWritten, type SentLabel, scheduleWrite } from './write-tick.js';
+import { cancelWrite, countWritten, scheduleWrite } from './write-tick.js';
+
+export { Hold, type OutboxConfig, type OutboxSocket };
 
 /**
  * The per-connection send queue.
@@ -24,34 +34,6 @@ import { cancelWrite, countWritten, type SentLabel, scheduleWrite } from './writ
  *
  * Memory is allocated lazily: an idle outbox holds a few numbers and null fields.
  */
-
-/** The part of a `ws` WebSocket the outbox writes to. */
-export interface OutboxSocket {
-  readonly readyState: number;
-  readonly bufferedAmount: number;
-  send(data: Buffer, options: { binary: boolean }, cb?: (err?: Error) => void): void;
-}
-
-export interface OutboxConfig extends SentLabel {
-  /** Queued + socket-buffered bytes past which queued collapsible deliveries collapse. */
-  softBytes: number;
-  /** Queued + socket-buffered bytes past which the connection is given up. */
-  hardBytes: number;
-  /** Socket-buffered bytes above which writing pauses until the socket drains. Default 64 KiB. */
-  writeThresholdBytes?: number;
-  /** The bytes written for a delivery, or null to skip it. Default: the native `event` message. */
-  encode?: (delivery: Delivery) => Buffer | null;
-  /** The same in delta mode (`patch` instead of `state`). Default: the native `event` message with `patch`. */
-  encodeDelta?: (delivery: Delivery) => Buffer | null;
-}
-
-/** A place in the queue reserved for a reply that is still being computed (see `Outbox.hold`). */
-export class Hold {
-  readonly kind = 'hold';
-  /** The reply, when it was released while an earlier hold still blocked the queue. */
-  reply?: Buffer;
-  seen?: SnapshotSeqs;
-}
 
 type Item = Delivery | Buffer | null;
 /** What waits behind a pending reply. */
@@ -285,7 +267,8 @@ export class Outbox {
   private resizeAll(): number {
     let bytes = 0;
     const queue = this.queue;
-    if (queue !== null) for (let i = this.head; i < queue.length; i++) bytes += this.sizeOf(queue[i] ?? EMPTY);
+    if (queue !== null)
+      for (let i = this.head; i < queue.length; i++) bytes += this.sizeOf(queue[i] ?? EMPTY);
     for (const item of this.held.peek()) bytes += this.heldSize(item);
     return bytes;
   }
@@ -506,18 +489,4 @@ export class Outbox {
       if (this.tail !== null) for (const [job, i] of this.tail) this.tail.set(job, i - shift);
     }
   }
-}
-
-const EMPTY = Buffer.alloc(0);
-
-function isDelivery(item: Item | HeldItem | undefined): item is Delivery {
-  return item instanceof Delivery;
-}
-
-/** The TCP socket under a `ws` WebSocket, corked around a batch so that it goes out in one write. */
-function rawSocket(socket: OutboxSocket): { cork(): void; uncork(): void } | undefined {
-  const raw = (socket as { _socket?: { cork?: unknown; uncork?: unknown } })._socket;
-  return raw && typeof raw.cork === 'function' && typeof raw.uncork === 'function'
-    ? (raw as { cork(): void; uncork(): void })
-    : undefined;
 }

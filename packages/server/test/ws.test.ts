@@ -247,7 +247,7 @@ describe('ws transport: subscriptions', () => {
     const job = await createJob(hub, 'dora');
     const created = await client.next('event', (e) => e.kind === 'created');
     expect(created.job).toBe(job);
-    expect(created.state.owner).toBe('dora');
+    expect((created as EventMessage).state.owner).toBe('dora');
     expect(client.pending('event')).toEqual([]);
   });
 
