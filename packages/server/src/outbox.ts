@@ -1,5 +1,6 @@
 import { BoundedMap } from './bounded-map.js';
 import type { Delivery } from './delivery.js';
+import { Collapse, type CollapseQueue } from './outbox-collapse.js';
 import {
   EMPTY,
   Hold,
@@ -9,7 +10,6 @@ import {
   rawSocket,
 } from './outbox-parts.js';
 import { SnapshotHold, type SnapshotSeqs } from './snapshot-hold.js';
-import { mergePatches } from './state-patch.js';
 import { cancelWrite, countWritten, scheduleWrite } from './write-tick.js';
 
 export { Hold, type OutboxConfig, type OutboxSocket };
@@ -63,12 +63,10 @@ export class Outbox {
   private readonly held = new SnapshotHold<HeldItem>();
   /** The pending reply everything held waits for; null when none. */
   private gate: Hold | null = null;
-  /** While collapsing: index of the newest queued collapsible delivery per job. */
-  private latest: Map<string, number> | null = null;
-  /** While collapsing: index of the newest queued delivery of any kind per job. */
-  private tail: Map<string, number> | null = null;
+  /** Collapse mode, past the soft limit; null below it. */
+  private collapse: Collapse | null = null;
   /** Index of the newest reply in the queue; -1: none. */
-  private replyAt = -1;
+  replyAt = -1;
   /** A write callback is pending: the socket is above the write threshold. */
   private waiting = false;
   private closed = false;
@@ -116,11 +114,12 @@ export class Outbox {
     let bytes = this.encode(delivery);
     if (bytes === null) return false;
     if (this.total() + bytes.length > this.config.softBytes) {
-      if (this.latest === null) this.collapseAll();
+      this.collapse ??= new Collapse(this.collapseView());
       if (delivery.collapsible) {
-        delivery = this.dropLatest(job, delivery);
+        delivery = this.collapse.drop(delivery);
         bytes = this.encode(delivery)!;
       }
+      this.settleCollapse();
     }
     const size = bytes.length;
     if (this.total() + size > this.config.hardBytes) {
@@ -128,8 +127,7 @@ export class Outbox {
       return false;
     }
     const index = this.append(delivery, size);
-    if (this.latest !== null && delivery.collapsible) this.latest.set(job, index);
-    this.tail?.set(job, index);
+    this.collapse?.queued(delivery, index);
     return true;
   }
 
@@ -362,89 +360,33 @@ export class Outbox {
     map.set(job, seq);
   }
 
-  /**
-   * Entering collapse mode: keep only the newest queued collapsible delivery of
-   * each job, and remember where it is so later pushes replace it in O(1).
-   */
-  private collapseAll(): void {
-    const latest = new Map<string, number>();
-    const tail = new Map<string, number>();
-    this.latest = latest;
-    this.tail = tail;
-    const queue = this.queue;
-    if (queue === null) return;
-    /** Delta mode: per job, the next queued delivery, which takes the patches of those dropped before it. */
-    const next = new Map<string, { index: number; crossed: boolean }>();
-    let dropped = 0;
-    for (let i = queue.length - 1; i >= this.head; i--) {
-      const item = queue[i];
-      if (item === null || item === undefined) continue;
-      if (!isDelivery(item)) {
-        for (const n of next.values()) n.crossed = true;
-        continue;
-      }
-      if (!tail.has(item.job)) tail.set(item.job, i);
-      if (item.collapsible && latest.has(item.job)) {
-        queue[i] = null;
-        this.queued -= this.sizeOf(item);
-        dropped++;
-        const n = next.get(item.job);
-        if (this.delta && n) this.mergeInto(n.index, item, n.crossed);
-        continue;
-      }
-      if (item.collapsible) latest.set(item.job, i);
-      if (this.delta) next.set(item.job, { index: i, crossed: false });
-    }
-    if (this.replyAt < this.head) this.replyAt = -1;
-    if (dropped > 0) this.config.metrics?.collapsed.inc(dropped);
+  /** What collapse sees of the queue. */
+  private collapseView(): CollapseQueue {
+    const outbox = this;
+    return {
+      get items() {
+        return outbox.queue ?? [];
+      },
+      get head() {
+        return outbox.head;
+      },
+      get delta() {
+        return outbox.delta;
+      },
+      get replyAt() {
+        return outbox.replyAt;
+      },
+      sizeOf: (item) => this.sizeOf(item),
+    };
   }
 
-  /**
-   * Drop the newest queued collapsible delivery of a job: `incoming` replaces it.
-   * In delta mode the next delivery of the job takes the dropped one's patch
-   * (merged under its own); the one returned is `incoming` or its merged copy.
-   */
-  private dropLatest(job: string, incoming: Delivery): Delivery {
-    const latest = this.latest;
-    const queue = this.queue;
-    if (latest === null || queue === null) return incoming;
-    const index = latest.get(job);
-    if (index === undefined) return incoming;
-    latest.delete(job);
-    const item = index >= this.head ? queue[index] : null;
-    if (!isDelivery(item) || item.job !== job || !item.collapsible) return incoming;
-    queue[index] = null;
-    this.queued -= this.sizeOf(item);
-    this.config.metrics?.collapsed.inc();
-    if (!this.delta) return incoming;
-    const tail = this.tail?.get(job);
-    if (tail === undefined || tail <= index) {
-      // The next delivery of the job is the incoming one. A reply in between may
-      // be a snapshot of the job: then every field, never an older value.
-      const patch = this.replyAt > index ? incoming.state : mergePatches([item.patch, incoming.patch]);
-      return incoming.rebased(patch);
-    }
-    let crossed = false;
-    for (let i = index + 1; i <= tail; i++) {
-      const after = queue[i];
-      if (after === null || after === undefined) continue;
-      if (!isDelivery(after)) crossed = true;
-      else if (after.job === job) {
-        this.mergeInto(i, item, crossed);
-        break;
-      }
-    }
-    return incoming;
-  }
-
-  /** Delta mode: the queued delivery at `index` takes the patch of `dropped`, an earlier one of its job. */
-  private mergeInto(index: number, dropped: Delivery, crossed: boolean): void {
-    const queue = this.queue!;
-    const target = queue[index] as Delivery;
-    const patch = crossed ? target.state : mergePatches([dropped.patch, target.patch]);
-    const merged = target.rebased(patch);
-    queue[index] = merged;
-    this.queued += this.sizeOf(merged) - this.sizeOf(target);
+  /** Account for what collapse removed and merged. */
+  private settleCollapse(): void {
+    const c = this.collapse!;
+    this.queued += c.bytes;
+    if (c.dropped > 0) this.config.metrics?.collapsed.inc(c.dropped);
+    c.bytes = 0;
+    c.dropped = 0;
   }
 
   private overflow(): void {
@@ -458,8 +400,7 @@ export class Outbox {
     this.queue = null;
     this.head = 0;
     this.queued = 0;
-    this.latest = null;
-    this.tail = null;
+    this.collapse = null;
     this.replyAt = -1;
     this.lastSeq = null;
   }
@@ -471,22 +412,17 @@ export class Outbox {
     if (this.head >= queue.length) {
       this.queue = null;
       this.head = 0;
-      this.latest = null;
-      this.tail = null;
+      this.collapse = null;
       this.replyAt = -1;
       return;
     }
-    if (this.latest !== null && this.total() <= this.config.softBytes) {
-      this.latest = null;
-      this.tail = null;
-    }
+    if (this.collapse !== null && this.total() <= this.config.softBytes) this.collapse = null;
     if (this.head > COMPACT_AFTER && this.head * 2 > queue.length) {
       const shift = this.head;
       this.queue = queue.slice(shift);
       this.head = 0;
       this.replyAt = Math.max(-1, this.replyAt - shift);
-      if (this.latest !== null) for (const [job, i] of this.latest) this.latest.set(job, i - shift);
-      if (this.tail !== null) for (const [job, i] of this.tail) this.tail.set(job, i - shift);
+      this.collapse?.shift(shift);
     }
   }
 }
