@@ -5,8 +5,12 @@
  * load generator. Configured like the CLI, from the environment:
  * HEADWAY_JWT_SECRET, HEADWAY_API_KEYS (comma-separated), HEADWAY_DATA_DIR.
  */
-import { createServer } from '../packages/server/dist/server.js';
 import { serveParent } from './lib/parent-channel.js';
+
+// `HEADWAY_BENCH_SERVER`: the built server module of another tree (`--before`), to compare in one run.
+const { createServer } = await import(
+  process.env.HEADWAY_BENCH_SERVER ?? new URL('../packages/server/dist/server.js', import.meta.url).href
+);
 
 const server = await createServer({
   port: 0,
