@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import { ErrorCode } from '@headway/protocol';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { TokenCache } from './auth-cache.js';
@@ -43,7 +43,8 @@ const ISSUER = 'headway';
  * their SHA-256 digests, so lookup time does not depend on how much of a key matched.
  */
 export class Auth {
-  private readonly secret: Uint8Array;
+  /** The HMAC key, imported once per process rather than by jose at every verification. */
+  private readonly secret: Promise<webcrypto.CryptoKey>;
   private readonly keys = new Map<string, string>();
   private readonly issuer: string;
   private readonly cache: TokenCache | null;
@@ -52,7 +53,13 @@ export class Auth {
     if (Buffer.byteLength(options.jwtSecret) < 32) {
       throw new TypeError('jwtSecret must be at least 32 bytes');
     }
-    this.secret = new TextEncoder().encode(options.jwtSecret);
+    this.secret = webcrypto.subtle.importKey(
+      'raw',
+      new TextEncoder().encode(options.jwtSecret),
+      { name: 'HMAC', hash: 'SHA-256' },
+      false,
+      ['sign', 'verify'],
+    );
     this.issuer = options.issuer ?? ISSUER;
     const size = options.tokenCacheSize ?? undefined;
     this.cache = size === 0 ? null : new TokenCache(size);
@@ -78,7 +85,10 @@ export class Auth {
 
   private async verifyUncached(token: string): Promise<Principal> {
     try {
-      const { payload } = await jwtVerify(token, this.secret, { algorithms: ['HS256'], issuer: this.issuer });
+      const { payload } = await jwtVerify(token, await this.secret, {
+        algorithms: ['HS256'],
+        issuer: this.issuer,
+      });
       if (typeof payload.sub !== 'string' || payload.sub === '') {
         throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'token has no subject');
       }
@@ -113,7 +123,7 @@ export class Auth {
       .setIssuer(this.issuer)
       .setIssuedAt(now)
       .setExpirationTime(exp)
-      .sign(this.secret);
+      .sign(await this.secret);
     return { token, expiresAt: new Date(exp * 1000).toISOString() };
   }
 }
