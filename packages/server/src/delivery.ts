@@ -1,4 +1,5 @@
 import { type EventKind, type JobEvent, type JobState, TERMINAL_KINDS } from '@headway/protocol';
+import { stateJson } from './state/state-json.js';
 import { type StatePatch, statePatch } from './state-patch.js';
 
 const COLLAPSIBLE: ReadonlySet<EventKind> = new Set(['progress', 'children']);
@@ -88,15 +89,16 @@ export class Delivery {
 
 function encodeNative(d: Delivery): string {
   const e = d.event;
-  return JSON.stringify({
+  const head = JSON.stringify({
     type: 'event',
     job: e.job,
     seq: e.seq,
     kind: e.kind,
     data: e.data,
     at: e.at,
-    state: d.state,
   });
+  // The state's JSON is usually made already, for the job row of the commit.
+  return `${head.slice(0, -1)},"state":${stateJson(d.state)}}`;
 }
 
 function encodeDelta(d: Delivery): string {
