@@ -6,8 +6,12 @@
  * HEADWAY_JWT_SECRET, HEADWAY_API_KEYS (comma-separated), HEADWAY_DATA_DIR,
  * HEADWAY_DURABILITY (normal or full).
  */
-import { createServer } from '../packages/server/dist/server.js';
 import { serveParent } from './lib/parent-channel.js';
+
+// `HEADWAY_BENCH_SERVER`: the built server module of another tree (`--before`), to compare in one run.
+const { createServer } = await import(
+  process.env.HEADWAY_BENCH_SERVER ?? new URL('../packages/server/dist/server.js', import.meta.url).href
+);
 
 const server = await createServer({
   port: 0,

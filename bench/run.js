@@ -2,35 +2,44 @@
 /**
  * Headway's benchmarks, in one run (`npm run bench`; see docs/benchmarks.md):
  *
- *   1. fan-out    — 2,000 WebSocket watchers over 200 jobs, 50,000 deliveries/s offered
- *                   through the REST API for 10 s: every delivery arrives; hub CPU per
- *                   1,000 deliveries;
- *   2. baseline   — the same load against a plain `ws` server that serializes once per
- *                   subscriber and stores nothing (bench/baseline-ws.js);
- *   3. idle       — RSS of the hub per idle, authenticated, subscribed connection;
- *   4. ingest     — events/s persisted through `POST /v1/jobs/:id/events`;
- *   5. ingest-full — the same with `--durability full` (SQLite syncs its WAL at every commit).
+ *   fan-out   — 2,000 WebSocket watchers over 200 jobs, 50,000 deliveries/s offered
+ *               through the REST API for 10 s, against Headway (full state, and
+ *               `delta`), the seeds' design (bench/seeds-ws.js), Socket.IO rooms
+ *               (bench/socketio-rooms.js) and a plain `ws` baseline (bench/baseline-ws.js);
+ *   lowfan    — the same servers at 2 watchers per job, 5,000 deliveries/s;
+ *   connect   — connections per second, each with its own token and one subscription;
+ *   idle      — RSS of the hub per idle, authenticated, subscribed connection;
+ *   ingest    — events/s persisted through `POST /v1/jobs/:id/events`;
+ *   ingest-full — the same with `--durability full` (SQLite syncs its WAL at every commit).
  *
- * Servers run as child processes (bench/hub-child.js, bench/baseline-ws.js) and
- * report their own CPU and memory; this process is the load generator. Results go
- * to stdout, bench/results/latest.{md,json} and docs/images/bench-cpu.svg.
+ * Servers run as child processes and report their own CPU and memory; this
+ * process is the load generator. Results go to stdout and bench/results/latest.{md,json};
+ * no tracked file changes unless `--charts` redraws docs/images/bench-cpu.svg.
  *
- * Options: --only=fanout,baseline,idle,ingest,ingest-full   --duration=<seconds of each load>
- *          --idle-connections=<n>
+ * Options: --only=fanout,delta,seeds,socketio,baseline,lowfan,connect,idle,ingest
+ *          --duration=<seconds of each load>   --idle-connections=<n>   --connections=<n>
+ *          --before=<a built tree of another commit>: its hub too, on the same loads
  *          --profile   CPU profiles of the servers during each load, in bench/results/profiles
+ *          --charts    redraw docs/images/bench-cpu.svg
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startChild, stopAllChildren } from './lib/children.js';
 import { createHttpClient, mapLimit } from './lib/http-client.js';
 import { ingestEvents, offerEvents } from './lib/load.js';
 import { machineBusySeconds } from './lib/machine-load.js';
 import { fmt, renderBarChart, renderTable } from './lib/report.js';
-import { closeSubscribers, connectSubscribers } from './lib/subscribers.js';
+import { connectSocketIoSubscriber } from './lib/socketio-subscribers.js';
+import {
+  closeSubscribers,
+  connectSeedSubscriber,
+  connectSubscriber,
+  connectSubscribers,
+} from './lib/subscribers.js';
 import { signViewerToken } from './lib/tokens.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -41,24 +50,79 @@ const baselineScript = join(benchDir, 'baseline-ws.js');
 
 const { values: args } = parseArgs({
   options: {
-    only: { type: 'string', default: 'fanout,baseline,idle,ingest,ingest-full' },
+    only: { type: 'string' },
+    connections: { type: 'string', default: '15000' },
+    charts: { type: 'boolean', default: false },
     duration: { type: 'string', default: '10' },
     'idle-connections': { type: 'string', default: '5000' },
     profile: { type: 'boolean', default: false },
+    before: { type: 'string' },
   },
 });
-const phases = new Set(args.only.split(','));
-for (const phase of phases) {
-  if (!['fanout', 'baseline', 'idle', 'ingest', 'ingest-full'].includes(phase))
-    throw new TypeError(`--only: unknown phase "${phase}"`);
+
+/** Every server the bench compares: its script and how a watcher connects to it. */
+const SERVERS = {
+  headway: {
+    label: 'Headway, full state',
+    script: hubScript,
+    connect: (url, spec) => connectSubscriber(wsUrlOf(url), spec),
+  },
+  'headway-delta': {
+    label: 'Headway, delta',
+    script: hubScript,
+    connect: (url, spec) => connectSubscriber(wsUrlOf(url), spec, { delta: true }),
+  },
+  baseline: {
+    label: 'plain ws, full state per subscriber',
+    script: baselineScript,
+    connect: (url, spec) => connectSubscriber(wsUrlOf(url), spec),
+  },
+  seeds: {
+    label: "seeds' design (ws, JSON.stringify per subscriber)",
+    script: join(benchDir, 'seeds-ws.js'),
+    connect: connectSeedSubscriber,
+  },
+  socketio: {
+    label: 'Socket.IO rooms',
+    script: join(benchDir, 'socketio-rooms.js'),
+    connect: connectSocketIoSubscriber,
+  },
+};
+if (args.before) {
+  // Another built tree (an earlier commit, say), measured on the same loads in the same run.
+  const module = pathToFileURL(join(args.before, 'packages/server/dist/server.js')).href;
+  SERVERS['headway-before'] = {
+    ...SERVERS.headway,
+    label: 'Headway before (--before)',
+    env: { HEADWAY_BENCH_SERVER: module },
+  };
 }
-for (const name of ['duration', 'idle-connections']) {
+/** Phases and the servers each runs, in order. */
+const PHASES = {
+  fanout: ['headway'],
+  delta: ['headway-delta'],
+  seeds: ['seeds'],
+  socketio: ['socketio'],
+  baseline: ['baseline'],
+  before: args.before ? ['headway-before'] : [],
+  lowfan: ['headway', 'headway-delta', 'seeds', 'socketio', ...(args.before ? ['headway-before'] : [])],
+  connect: ['headway', 'seeds', 'socketio', ...(args.before ? ['headway-before'] : [])],
+  idle: [],
+  ingest: [],
+  'ingest-full': [],
+};
+
+const phases = new Set((args.only ?? Object.keys(PHASES).join(',')).split(','));
+for (const phase of phases) {
+  if (!(phase in PHASES)) throw new TypeError(`--only: unknown phase "${phase}"`);
+}
+for (const name of ['duration', 'idle-connections', 'connections']) {
   if (!(Number(args[name]) > 0)) throw new TypeError(`--${name} must be a positive number`);
 }
 const loadMs = Number(args.duration) * 1000;
 
 /** The fan-out load, for Headway and the baseline alike. */
-const FANOUT = {
+const FANOUT_LOAD = {
   jobs: 200,
   subscribersPerJob: 10,
   eventsPerJobPerSecond: 25, // 200 jobs × 25/s × 10 watchers = 50,000 deliveries/s
@@ -66,6 +130,18 @@ const FANOUT = {
   batchSize: 100, // events per POST /v1/events
   maxInFlight: 8, // requests on the wire at once
   drainTimeoutMs: 10_000, // 10 seconds for the last deliveries after the last post
+};
+/** Low fan-out: one or two tabs per job, the common case. */
+const LOWFAN = {
+  ...FANOUT_LOAD,
+  subscribersPerJob: 2,
+  eventsPerJobPerSecond: 12.5, // 200 jobs × 12.5/s × 2 watchers = 5,000 deliveries/s
+};
+/** Connection set-up: each connection its own token and one subscription. */
+const CONNECT = {
+  connections: Number(args.connections),
+  jobs: 1_000,
+  concurrency: 200, // handshakes under way at once
 };
 const IDLE = {
   connections: Number(args['idle-connections']),
@@ -114,12 +190,13 @@ async function startServer(kind, phase, { gc = false, durability = 'normal' } = 
   tempDirs.add(dataDir);
   const execArgv = [];
   if (gc) execArgv.push('--expose-gc');
-  const child = await startChild(kind === 'headway' ? hubScript : baselineScript, {
+  const child = await startChild(SERVERS[kind]?.script ?? hubScript, {
     env: {
       HEADWAY_JWT_SECRET: secret,
       HEADWAY_API_KEYS: apiKey,
       HEADWAY_DATA_DIR: dataDir,
       HEADWAY_DURABILITY: durability,
+      ...SERVERS[kind]?.env,
     },
     execArgv,
     logFile: join(resultsDir, `${phase}-${kind}.log`),
@@ -172,9 +249,9 @@ async function waitUntil(predicate, timeoutMs) {
 
 // ---------------------------------------------------------------------------
 
-async function runFanOut(kind) {
-  log(`fan-out (${kind}): starting the server`);
-  const server = await startServer(kind, 'fanout', {});
+async function runFanOut(kind, FANOUT = FANOUT_LOAD, phase = 'fanout') {
+  log(`${phase} (${kind}): starting the server`);
+  const server = await startServer(kind, phase, {});
   const client = createHttpClient(server.child.url, { apiKey, maxSockets: FANOUT.maxInFlight });
   let subs = [];
   try {
@@ -182,7 +259,9 @@ async function runFanOut(kind) {
     await createJobs(client, jobs);
     const watchers = FANOUT.jobs * FANOUT.subscribersPerJob;
     log(`fan-out (${kind}): connecting ${fmt.int(watchers)} watchers`);
-    subs = await connectSubscribers(wsUrlOf(server.child.url), viewerSpecs(jobs, watchers, 'fan'));
+    subs = await connectSubscribers(wsUrlOf(server.child.url), viewerSpecs(jobs, watchers, 'fan'), {
+      connect: (spec) => SERVERS[kind].connect(server.child.url, spec),
+    });
     await sleep(500);
     for (const s of subs) s.resetCounters();
 
@@ -251,6 +330,49 @@ async function runFanOut(kind) {
     log(`fan-out (${kind}):`, JSON.stringify(result));
     return result;
   } finally {
+    await closeSubscribers(subs);
+    client.close();
+    await server.stop();
+  }
+}
+
+/** Connections per second from the first dial to the last answered subscription, each with its own token. */
+async function runConnect(kind) {
+  log(`connect (${kind}): starting the server`);
+  const server = await startServer(kind, 'connect', {});
+  const client = createHttpClient(server.child.url, { apiKey, maxSockets: 16 });
+  let subs = [];
+  try {
+    const jobs = jobIds('con', CONNECT.jobs);
+    await createJobs(client, jobs);
+    const specs = viewerSpecs(jobs, CONNECT.connections, 'con');
+    log(`connect (${kind}): ${fmt.int(specs.length)} connections, ${CONNECT.concurrency} at a time`);
+    await server.startProfile();
+    const before = await server.child.stats();
+    const ownBefore = process.cpuUsage();
+    const started = performance.now();
+    subs = await connectSubscribers(wsUrlOf(server.child.url), specs, {
+      concurrency: CONNECT.concurrency,
+      connect: (spec) => SERVERS[kind].connect(server.child.url, spec),
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const after = await server.child.stats();
+    const own = process.cpuUsage(ownBefore);
+    await server.stopProfile();
+    const cpuSeconds = after.cpuSeconds - before.cpuSeconds;
+    const result = {
+      connections: subs.length,
+      seconds,
+      connectsPerSecond: subs.length / seconds,
+      serverCpuUsPerConnect: (cpuSeconds * 1e6) / subs.length,
+      serverCpuShare: cpuSeconds / seconds,
+      loadGeneratorCpuShare: (own.user + own.system) / 1e6 / seconds,
+      serverRssBytes: after.memory.rss,
+    };
+    log(`connect (${kind}):`, JSON.stringify(result));
+    return result;
+  } finally {
+    log(`connect (${kind}): closing`);
     await closeSubscribers(subs);
     client.close();
     await server.stop();
@@ -427,6 +549,48 @@ function tableRows(r) {
 const NOISY_OTHER_CORES = 0.25;
 
 /** What else ran while the load ran: on a shared machine, read this before the numbers. */
+/** Side by side, on the same loads: the servers of the comparison, and the goals as ratios to the seeds' design. */
+function comparison(r) {
+  const high = { headway: r.fanout, 'headway-delta': r.delta, seeds: r.seeds, socketio: r.socketio };
+  if (args.before) high['headway-before'] = r.before;
+  const low = r.lowfan ?? {};
+  const con = r.connect ?? {};
+  const us = (x) => (x?.serverCpuMsPer1kDeliveries ? fmt.dec(x.serverCpuMsPer1kDeliveries) : '—');
+  const lat = (x) => (x?.latencyMs ? `${fmt.dec(x.latencyMs.p50)} / ${fmt.dec(x.latencyMs.p99)}` : '—');
+  const rows = Object.keys(high).map((kind) => ({
+    server: SERVERS[kind].label,
+    cpu: us(high[kind]),
+    latency: lat(high[kind]),
+    missing:
+      high[kind]?.missing === undefined
+        ? '—'
+        : `${fmt.int(high[kind].missing)} / ${fmt.int(high[kind].collapsed)}`,
+    bytes: high[kind]?.averageMessageBytes ? fmt.int(high[kind].averageMessageBytes) : '—',
+    lowCpu: us(low[kind]),
+    lowLatency: lat(low[kind]),
+    connects: con[kind]?.connectsPerSecond ? fmt.int(con[kind].connectsPerSecond) : '—',
+    connectCpu: con[kind]?.serverCpuUsPerConnect ? fmt.int(con[kind].serverCpuUsPerConnect) : '—',
+  }));
+  const header =
+    '| Server | CPU µs per delivery (50,000/s, 10 per job) | Latency p50 / p99, ms | Missing / collapsed | Bytes per message | CPU µs per delivery (5,000/s, 2 per job) | Latency p50 / p99 at 5,000/s, ms | Connects/s (own token, 1 subscription) | Server CPU µs per connect |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n';
+  const body = rows
+    .map(
+      (x) =>
+        `| ${x.server} | ${x.cpu} | ${x.latency} | ${x.missing} | ${x.bytes} | ${x.lowCpu} | ${x.lowLatency} | ${x.connects} | ${x.connectCpu} |`,
+    )
+    .join('\n');
+  const ratio = (a, b) => (a && b ? `${fmt.dec(a / b)}×` : '—');
+  const seeds = high.seeds?.serverCpuMsPer1kDeliveries;
+  const ratios = [
+    `full state CPU per delivery ÷ seeds: ${ratio(high.headway?.serverCpuMsPer1kDeliveries, seeds)} (goal ≤ 1)`,
+    `delta CPU per delivery ÷ seeds: ${ratio(high['headway-delta']?.serverCpuMsPer1kDeliveries, seeds)} (goal ≤ 0.9)`,
+    `delta bytes per progress message: ${high['headway-delta']?.averageMessageBytes ? fmt.int(high['headway-delta'].averageMessageBytes) : '—'} (goal ≤ 250)`,
+    `low fan-out, delta CPU per delivery ÷ seeds: ${ratio(low['headway-delta']?.serverCpuMsPer1kDeliveries, low.seeds?.serverCpuMsPer1kDeliveries)} (goal ≤ 1.3); p99 ÷ seeds: ${ratio(low['headway-delta']?.latencyMs?.p99, low.seeds?.latencyMs?.p99)} (goal ≤ 1)`,
+    `connects/s: ${con.headway?.connectsPerSecond ? fmt.int(con.headway.connectsPerSecond) : '—'} at ${fmt.int(CONNECT.connections)} connections (goal ≥ 4,000)`,
+  ];
+  return `\nSide by side, the same loads (CPU per delivery = server CPU ÷ deliveries):\n\n${header}${body}\n\n${ratios.map((l) => `- ${l}`).join('\n')}\n`;
+}
+
 function conditions(r) {
   const parts = [];
   for (const [name, label] of [
@@ -480,7 +644,21 @@ async function main() {
   };
   try {
     await attempt('fanout', () => runFanOut('headway'));
+    await attempt('delta', () => runFanOut('headway-delta'));
+    if (args.before) await attempt('before', () => runFanOut('headway-before'));
+    await attempt('seeds', () => runFanOut('seeds'));
+    await attempt('socketio', () => runFanOut('socketio'));
     await attempt('baseline', () => runFanOut('baseline'));
+    await attempt('lowfan', async () => {
+      const out = {};
+      for (const kind of PHASES.lowfan) out[kind] = await runFanOut(kind, LOWFAN, 'lowfan');
+      return out;
+    });
+    await attempt('connect', async () => {
+      const out = {};
+      for (const kind of PHASES.connect) out[kind] = await runConnect(kind);
+      return out;
+    });
     await attempt('idle', runIdleMemory);
     await attempt('ingest', () => runIngest('normal'));
     await attempt('ingest-full', () => runIngest('full'));
@@ -491,16 +669,17 @@ async function main() {
   const m = machine();
   const table = renderTable(tableRows(results));
   const heading = `Headway benchmarks, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC — ${m.cpus} × ${m.cpuModel}, Node ${m.node}, ${m.platform}`;
-  const markdown = `${heading}\n\n${table}\n${conditions(results)}`;
+  const markdown = `${heading}\n\n${table}\n${comparison(results)}\n${conditions(results)}`;
   process.stdout.write(`\n${markdown}`);
   writeFileSync(join(resultsDir, 'latest.md'), markdown);
   writeFileSync(
     join(resultsDir, 'latest.json'),
-    `${JSON.stringify({ startedAt: started.toISOString(), machine: m, settings: { FANOUT, IDLE, INGEST, GOALS }, results }, null, 2)}\n`,
+    `${JSON.stringify({ startedAt: started.toISOString(), machine: m, settings: { FANOUT: FANOUT_LOAD, LOWFAN, CONNECT, IDLE, INGEST, GOALS }, results }, null, 2)}\n`,
   );
   const fan = results.fanout;
   const base = results.baseline;
-  if (fan?.serverCpuMsPer1kDeliveries && base?.serverCpuMsPer1kDeliveries) {
+  // The chart in the docs is tracked: it is redrawn only when asked (`--charts`).
+  if (args.charts && fan?.serverCpuMsPer1kDeliveries && base?.serverCpuMsPer1kDeliveries) {
     mkdirSync(join(root, 'docs/images'), { recursive: true });
     writeFileSync(
       join(root, 'docs/images/bench-cpu.svg'),

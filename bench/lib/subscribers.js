@@ -3,9 +3,19 @@ import WebSocket from 'ws';
 const CONNECT_TIMEOUT_MS = 15_000; // 15 seconds from dialling to `subscribed`
 const CLOSE_TIMEOUT_MS = 2_000; // 2 seconds for a clean close before the socket is destroyed
 
-const EVENT_PREFIX = Buffer.from('{"type":"event"');
-const SEQ_KEY = Buffer.from('"seq":');
-const AT_KEY = Buffer.from('"at":"');
+/** Where a watcher finds an event's seq and acceptance time: Headway's `event` message. */
+const NATIVE = {
+  prefix: Buffer.from('{"type":"event"'),
+  seq: Buffer.from('"seq":'),
+  at: Buffer.from('"at":"'),
+};
+/** The seeds' `progress_update` message. */
+export const SEEDS = {
+  prefix: Buffer.from('{"type":"progress_update"'),
+  seq: Buffer.from('"seq":'),
+  at: Buffer.from('"timestamp":"'),
+};
+const EVENT_PREFIX = NATIVE.prefix;
 const ISO_LENGTH = 24; // 2026-01-01T00:00:00.000Z
 /** Every how many events a watcher measures the latency (parsing `at` costs a little). */
 const LATENCY_SAMPLE_EVERY = 8;
@@ -35,9 +45,10 @@ export class Subscriber {
   /** Sampled milliseconds from the event's `at` (the hub accepted it) to its arrival here. */
   latencies = [];
 
-  constructor(ws, job) {
+  constructor(ws, job, keys = NATIVE) {
     this.ws = ws;
     this.job = job;
+    this.keys = keys;
   }
 
   resetCounters() {
@@ -50,7 +61,8 @@ export class Subscriber {
   }
 
   onEvent(buf) {
-    let i = buf.indexOf(SEQ_KEY, EVENT_PREFIX.length) + SEQ_KEY.length;
+    const { prefix, seq: SEQ_KEY, at: AT_KEY } = this.keys;
+    let i = buf.indexOf(SEQ_KEY, prefix.length) + SEQ_KEY.length;
     let seq = 0;
     for (let c = buf[i]; c >= 48 && c <= 57; c = buf[++i]) seq = seq * 10 + (c - 48);
     this.bytes += buf.length;
@@ -91,7 +103,7 @@ export class Subscriber {
  * Connect and subscribe one watcher. `wsUrl` is the endpoint without the token,
  * e.g. `ws://127.0.0.1:7070/v1/ws`.
  */
-export function connectSubscriber(wsUrl, { token, job }) {
+export function connectSubscriber(wsUrl, { token, job }, { delta = false } = {}) {
   const ws = new WebSocket(`${wsUrl}?token=${encodeURIComponent(token)}`, {
     perMessageDeflate: false,
     skipUTF8Validation: true,
@@ -128,7 +140,7 @@ export function connectSubscriber(wsUrl, { token, job }) {
       }
       const message = JSON.parse(buf.toString());
       if (message.type === 'welcome') {
-        ws.send(JSON.stringify({ type: 'subscribe', id: 's1', job }));
+        ws.send(JSON.stringify({ type: 'subscribe', id: 's1', job, ...(delta ? { state: 'delta' } : {}) }));
       } else if (message.type === 'subscribed' && !settled) {
         settled = true;
         clearTimeout(timer);
@@ -141,8 +153,48 @@ export function connectSubscriber(wsUrl, { token, job }) {
   });
 }
 
-/** Connect many watchers, `concurrency` handshakes at a time; on a failure, close them all. */
-export async function connectSubscribers(wsUrl, specs, { concurrency = 100 } = {}) {
+/**
+ * One watcher of the seeds' design: `ws://…/ws/progress/{taskId}?token=…`, then
+ * `{type: 'subscribe'}`, answered by the task's current progress.
+ */
+export function connectSeedSubscriber(httpUrl, { token, job }) {
+  const base = httpUrl.replace(/^http/, 'ws');
+  const ws = new WebSocket(`${base}/ws/progress/${job}?token=${encodeURIComponent(token)}`, {
+    perMessageDeflate: false,
+    skipUTF8Validation: true,
+  });
+  const sub = new Subscriber(ws, job, SEEDS);
+  let first = true;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`no first progress for ${job} within ${CONNECT_TIMEOUT_MS} ms`));
+    }, CONNECT_TIMEOUT_MS);
+    ws.on('error', reject);
+    ws.on('close', (code) => {
+      sub.closeCode = code;
+      reject(new Error(`closed before subscribing: ${code}`));
+    });
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'subscribe' })));
+    ws.on('message', (buf) => {
+      if (!first) return sub.onEvent(buf);
+      first = false;
+      clearTimeout(timer);
+      sub.lastSeq = JSON.parse(buf.toString()).payload.seq;
+      resolve(sub);
+    });
+  });
+}
+
+/**
+ * Connect many watchers, `concurrency` handshakes at a time; on a failure, close
+ * them all. `connect(spec)` dials one (default: the native protocol at `wsUrl`).
+ */
+export async function connectSubscribers(
+  wsUrl,
+  specs,
+  { concurrency = 100, connect = (spec) => connectSubscriber(wsUrl, spec) } = {},
+) {
   const subs = [];
   let next = 0;
   let failure = null;
@@ -150,7 +202,7 @@ export async function connectSubscribers(wsUrl, specs, { concurrency = 100 } = {
     while (next < specs.length && !failure) {
       const spec = specs[next++];
       try {
-        subs.push(await connectSubscriber(wsUrl, spec));
+        subs.push(await connect(spec));
       } catch (err) {
         failure ??= err;
       }

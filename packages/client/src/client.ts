@@ -88,11 +88,21 @@ export function createClient(options: ClientOptions): HeadwayClient {
 
   /** A message of the hub, from this tab's transport or relayed by the leading tab. */
   function receive(m: ServerMessage): void {
+    if (m.type === 'event' && 'patch' in m) {
+      // A patch applies to the newest state the hub sent of the job; with none, only a whole one stands alone.
+      const { patch, ...event } = m;
+      const t = sequencer.tracks.get(m.job);
+      const base = t?.target ?? t?.state;
+      m = {
+        ...event,
+        state: (base ? base.seq < m.seq && { ...base, ...patch } : patch.id && patch) as JobState,
+      };
+    }
     tabs.relay(m);
     switch (m.type) {
       case 'event': {
         const { type: _type, state, ...event } = m;
-        sequencer.ingest(event as JobEvent, state);
+        sequencer.ingest(event as JobEvent, state || undefined);
         return;
       }
       case 'subscribed': {
@@ -132,7 +142,7 @@ export function createClient(options: ClientOptions): HeadwayClient {
     close: connection.close,
     job(id) {
       if (typeof id !== 'string' || !JOB_ID.test(id)) {
-        throw new TypeError('client.job: the id must be 1–128 letters, digits or ._:-');
+        throw new TypeError('client.job: bad id');
       }
       return subscriptions.watchJob(id, core);
     },
@@ -140,7 +150,7 @@ export function createClient(options: ClientOptions): HeadwayClient {
       if (scope !== 'user' && scope !== 'all')
         throw new TypeError('client.jobs: scope must be "user" or "all"');
       if (!Number.isInteger(limit) || limit < 1)
-        throw new TypeError('client.jobs: limit must be a positive integer');
+        throw new TypeError('client.jobs: limit must be an integer > 0');
       return subscriptions.watchScope(scope, limit, core);
     },
     control: requests.control,

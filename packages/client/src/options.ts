@@ -46,7 +46,7 @@ export function resolveOptions(options: ClientOptions): ClientSettings {
     throw new TypeError('createClient: "url" must be an http(s) or ws(s) URL');
   }
   if (typeof source !== 'function' && (typeof source !== 'string' || !source)) {
-    throw new TypeError('createClient: "token" must be a non-empty string or a function');
+    throw new TypeError('createClient: "token" must be a string or a function');
   }
   for (const [name, value] of Object.entries(o)) {
     if (name in clientDefaults && !(typeof value === 'number' && value >= 0 && value < Infinity)) {
@@ -54,7 +54,7 @@ export function resolveOptions(options: ClientOptions): ClientSettings {
     }
   }
   if (o.minReconnectDelayMs > o.maxReconnectDelayMs) {
-    throw new TypeError('createClient: "minReconnectDelayMs" is above "maxReconnectDelayMs"');
+    throw new TypeError('createClient: minReconnectDelayMs > maxReconnectDelayMs');
   }
   const base = o.url.replace(/^ws/, 'http').replace(/(\/v1\/ws)?\/*$/, '');
   const fetch = o.fetch ?? (g.fetch && ((input, init) => g.fetch!(input, init)));
@@ -70,8 +70,7 @@ export function resolveOptions(options: ClientOptions): ClientSettings {
   const kinds = (o.transports ?? (['ws', 'sse', 'poll'] as const)).filter(
     (k) => openTransport[k] && (k === 'ws' ? env.WebSocket : k === 'sse' ? env.EventSource : fetch),
   );
-  if (!kinds.length)
-    throw new TypeError('createClient: no transport available: pass WebSocket, EventSource or fetch');
+  if (!kinds.length) throw new TypeError('createClient: pass WebSocket, EventSource or fetch');
   const doc = g.document;
   return {
     options: o,

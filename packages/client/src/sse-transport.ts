@@ -33,7 +33,7 @@ export function openEventStream(link: Link, env: Env): Transport {
   };
   function open() {
     stop();
-    const q = new URLSearchParams({ token: link.token() });
+    const q = new URLSearchParams({ token: link.token(), state: 'delta' });
     const since: string[] = [];
     let scope: Scope | undefined;
     const wanted = [...link.wanted().values()];

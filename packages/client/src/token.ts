@@ -51,7 +51,7 @@ export function createTokenKeeper(
         refreshBeforeExpiry();
         return value;
       } catch {
-        const error = new HeadwayClientError(ClientErrorCode.TOKEN, 'the token function failed');
+        const error = new HeadwayClientError(ClientErrorCode.TOKEN, 'token function failed');
         parts.report(error);
         throw error;
       } finally {

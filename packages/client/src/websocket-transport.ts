@@ -65,12 +65,14 @@ export function openWebSocket(link: Link, env: Env): Transport {
         const id = `s${++n}`;
         ids.set(w.key, id);
         keys.set(id, w.key);
-        const since = link.since(w);
-        send(
-          w.job
-            ? { type: 'subscribe', id, job: w.job, since: since as number | undefined }
-            : { type: 'subscribe', id, scope: w.scope!, since: since as Record<string, number> | undefined },
-        );
+        // Always deltas: the client folds each patch into the state it holds.
+        send({
+          type: 'subscribe',
+          id,
+          ...(w.job ? { job: w.job } : { scope: w.scope! }),
+          since: link.since(w),
+          state: 'delta',
+        } as ClientMessage);
       }
     },
     close() {

@@ -5,7 +5,7 @@
  */
 
 import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createClient, type HeadwayClient } from '../src/client.js';
 import type { JobHandle } from '../src/handles.js';
@@ -14,6 +14,29 @@ import { NodeEventSource, openSources } from './event-source.js';
 import { startProxy, type TestProxy } from './proxy.js';
 
 const transports: TransportKind[] = ['ws', 'sse', 'poll'];
+/** The client asks for deltas; `full` strips that from its requests, so the hub sends whole states. */
+const modes = ['delta', 'full'] as const;
+type Mode = (typeof modes)[number];
+let mode: Mode = 'delta';
+
+/** The client's WebSocket, sending subscribe messages without `state` in full mode. */
+class ModeWebSocket extends WebSocket {
+  override send(data: string): void {
+    if (mode === 'full' && data.includes('"subscribe"')) {
+      const m = JSON.parse(data);
+      delete m.state;
+      data = JSON.stringify(m);
+    }
+    super.send(data);
+  }
+}
+
+/** The client's EventSource, without `state=delta` in full mode. */
+class ModeEventSource extends NodeEventSource {
+  constructor(url: string) {
+    super(mode === 'full' ? url.replace(/([?&])state=delta&?/, '$1') : url);
+  }
+}
 const hubs: TestHub[] = [];
 const clients: HeadwayClient[] = [];
 const proxies: TestProxy[] = [];
@@ -48,8 +71,8 @@ function client(url: string, options: Partial<ClientOptions> = {}): HeadwayClien
   const c = createClient({
     url,
     token: 'unset',
-    WebSocket: WebSocket as unknown as ClientOptions['WebSocket'],
-    EventSource: NodeEventSource,
+    WebSocket: ModeWebSocket as unknown as ClientOptions['WebSocket'],
+    EventSource: ModeEventSource,
     shared: false,
     minReconnectDelayMs: 20,
     maxReconnectDelayMs: 200,
@@ -82,7 +105,13 @@ async function progress(hub: TestHub, job: string, count: number): Promise<void>
   }
 }
 
-describe.each(transports)('over %s', (transport) => {
+describe.each(
+  modes.flatMap((m) => transports.map((t) => [t, m] as const)),
+)('over %s, %s state', (transport, m) => {
+  beforeEach(() => {
+    mode = m;
+  });
+
   it('resumes across a hub restart mid-job with no gap and no duplicate', async () => {
     let hub = await hubWith();
     const job = uid();
@@ -109,6 +138,9 @@ describe.each(transports)('over %s', (transport) => {
     await waitFor(() => h.state?.status === 'completed', "h.state?.status === 'completed'", 10_000);
     expect(seqs).toEqual(range(2, 28));
     expect(h.state?.result).toEqual({ url: 'https://x/y' });
+    // Folded patches end on the hub's state (its internal estimator aside).
+    const { estimator: _e, ...stored } = (await hub.server.hub.getJob(job))!;
+    expect({ ...h.state, estimator: undefined }).toEqual({ ...stored, estimator: undefined });
     expect(c.state).toBe('connected');
     expect(c.transport).toBe(transport);
   });

@@ -8,6 +8,12 @@ import { JobId } from './ids.js';
 
 const SubId = Type.String({ minLength: 1, maxLength: 64, description: 'Chosen by the client; echoed back.' });
 const Seq = Type.Integer({ minimum: 0 });
+/** How `event` messages carry the job's state: all of it, or only the fields the event changed. */
+export const StateModeSchema = Type.Union([Type.Literal('full'), Type.Literal('delta')], {
+  description:
+    '`full` (default): each `event` carries `state`. `delta`: it carries `patch`, the fields of the state that changed.',
+});
+export type StateMode = Static<typeof StateModeSchema>;
 
 export const AuthMessageSchema = Type.Object(
   { type: Type.Literal('auth'), token: Type.String({ minLength: 1, maxLength: 8192 }) },
@@ -19,6 +25,7 @@ export const SubscribeJobMessageSchema = Type.Object(
     id: SubId,
     job: JobId,
     since: Type.Optional(Seq),
+    state: Type.Optional(StateModeSchema),
   },
   { additionalProperties: false },
 );
@@ -28,6 +35,7 @@ export const SubscribeScopeMessageSchema = Type.Object(
     id: SubId,
     scope: Type.Union([Type.Literal('user'), Type.Literal('all')]),
     since: Type.Optional(Type.Record(Type.String(), Seq, { description: 'Last seq seen per job.' })),
+    state: Type.Optional(StateModeSchema),
   },
   { additionalProperties: false },
 );

@@ -136,6 +136,13 @@ export const JobStateSchema = Type.Object(
   { $id: 'JobState', description: 'A job and its current state.' },
 );
 export type JobState = Static<typeof JobStateSchema>;
+
+/**
+ * Fields a delta `patch` never carries: the hub's internal ETA estimator, which
+ * changes with every progress event and which clients do not read. A client that
+ * folds patches keeps the value of its last whole state.
+ */
+export const PATCH_OMITTED_FIELDS: readonly string[] = ['estimator'];
 /** `JobState` by reference, with the description of the response that carries it. */
 export const JobStateRef = (description?: string) =>
   Type.Unsafe<JobState>(Type.Ref('JobState', description === undefined ? {} : { description }));

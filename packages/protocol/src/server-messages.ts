@@ -52,6 +52,19 @@ export const EventMessageSchema = Type.Composite([
 ]);
 export type EventMessage = Static<typeof EventMessageSchema>;
 
+/**
+ * One event with the fields of the job's state it changed (a subscription with
+ * `state: "delta"`): every top-level field whose value differs from the state
+ * before it, a removed field as null; every field when the connection had no
+ * state of the job right before it. Folded as `{ ...state, ...patch }`.
+ */
+export const DeltaEventMessageSchema = Type.Composite([
+  Type.Object({ type: Type.Literal('event') }),
+  JobEventSchema,
+  Type.Object({ patch: Type.Partial(JobStateSchema) }),
+]);
+export type DeltaEventMessage = Static<typeof DeltaEventMessageSchema>;
+
 export const StateMessageSchema = Type.Object({
   type: Type.Literal('state'),
   id: Type.String(),
@@ -83,6 +96,7 @@ export const ServerMessageSchema = Type.Union([
   WelcomeMessageSchema,
   SubscribedMessageSchema,
   EventMessageSchema,
+  DeltaEventMessageSchema,
   StateMessageSchema,
   AckMessageSchema,
   ErrorMessageSchema,

@@ -1,6 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import { ErrorCode } from '@headway/protocol';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { TokenCache } from './auth-cache.js';
 import { HeadwayError } from './errors.js';
 
 /** Who is calling: a worker or back end holding an API key, or a user holding a browser token. */
@@ -28,6 +29,8 @@ export interface AuthOptions {
    * far ahead): a token signed elsewhere with a longer life is refused. Default 7 days.
    */
   maxTtlSeconds?: number;
+  /** Verified tokens remembered until they expire (default 10,000); 0 turns the cache off. */
+  tokenCacheSize?: number;
 }
 
 export interface MintOptions {
@@ -46,18 +49,28 @@ const DEFAULT_MAX_TTL_SECONDS = 7 * 24 * 3_600; // 7 days, the default of `maxTo
  * their SHA-256 digests, so lookup time does not depend on how much of a key matched.
  */
 export class Auth {
-  private readonly secret: Uint8Array;
+  /** The HMAC key, imported once per process rather than by jose at every verification. */
+  private readonly secret: Promise<webcrypto.CryptoKey>;
   private readonly keys = new Map<string, string>();
   private readonly issuer: string;
   private readonly maxTtlSeconds: number;
+  private readonly cache: TokenCache | null;
 
   constructor(options: AuthOptions) {
     if (Buffer.byteLength(options.jwtSecret) < 32) {
       throw new TypeError('jwtSecret must be at least 32 bytes');
     }
-    this.secret = new TextEncoder().encode(options.jwtSecret);
+    this.secret = webcrypto.subtle.importKey(
+      'raw',
+      new TextEncoder().encode(options.jwtSecret),
+      { name: 'HMAC', hash: 'SHA-256' },
+      false,
+      ['sign', 'verify'],
+    );
     this.issuer = options.issuer ?? ISSUER;
     this.maxTtlSeconds = options.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS;
+    const size = options.tokenCacheSize ?? undefined;
+    this.cache = size === 0 ? null : new TokenCache(size);
     for (const key of options.apiKeys) this.keys.set(digest(key), `key:${digest(key).slice(0, 8)}`);
   }
 
@@ -71,9 +84,17 @@ export class Auth {
 
   /** Verify a browser token (API keys are not accepted here). */
   async verifyToken(token: string): Promise<Principal> {
+    const cached = this.cache?.get(token);
+    if (cached) return cached;
+    const principal = await this.verifyUncached(token);
+    this.cache?.set(token, principal);
+    return principal;
+  }
+
+  private async verifyUncached(token: string): Promise<Principal> {
     try {
       // A token without `exp` would be valid forever: refused.
-      const { payload } = await jwtVerify(token, this.secret, {
+      const { payload } = await jwtVerify(token, await this.secret, {
         algorithms: ['HS256'],
         issuer: this.issuer,
         requiredClaims: ['exp'],
@@ -120,7 +141,7 @@ export class Auth {
       .setIssuer(this.issuer)
       .setIssuedAt(now)
       .setExpirationTime(exp)
-      .sign(this.secret);
+      .sign(await this.secret);
     return { token, expiresAt: new Date(exp * 1000).toISOString() };
   }
 }

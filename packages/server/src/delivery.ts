@@ -1,4 +1,6 @@
 import { type EventKind, type JobEvent, type JobState, TERMINAL_KINDS } from '@headway/protocol';
+import { stateJson } from './state/state-json.js';
+import { type StatePatch, statePatch } from './state-patch.js';
 
 const COLLAPSIBLE: ReadonlySet<EventKind> = new Set(['progress', 'children']);
 const TERMINAL: ReadonlySet<EventKind> = new Set(TERMINAL_KINDS);
@@ -14,11 +16,19 @@ export class Delivery {
   /** Events that end a job: never dropped, never collapsed. */
   readonly terminal: boolean;
   private readonly encoded = new Map<string, Buffer | null>();
+  private changed: StatePatch | undefined;
+  /** For a `rebased` copy: the delivery it copies. */
+  origin: Delivery | undefined;
 
   constructor(
     readonly event: JobEvent,
     /** The job's state right after this event. */
     readonly state: JobState,
+    /**
+     * The job's state right before it (seq − 1): null for a job's first event,
+     * undefined when not known (the patch then holds every field).
+     */
+    public prev?: JobState | null,
   ) {
     this.collapsible = COLLAPSIBLE.has(event.kind);
     this.terminal = TERMINAL.has(event.kind);
@@ -39,6 +49,29 @@ export class Delivery {
     return this.encode('native', encodeNative) as Buffer;
   }
 
+  /** The fields of `state` this event changed (see `state-patch.ts`), computed once. */
+  get patch(): StatePatch {
+    this.changed ??= statePatch(this.prev, this.state);
+    return this.changed;
+  }
+
+  /** The native `event` message in delta mode: `patch` instead of `state`. */
+  get delta(): Buffer {
+    return this.encode('delta', encodeDelta) as Buffer;
+  }
+
+  /**
+   * The same event with a patch of its own, for one subscriber whose last state
+   * of the job is not the one right before it: the merge of the patches of the
+   * deliveries it skipped and this one's, or every field. Encoded apart from the shared bytes.
+   */
+  rebased(patch: StatePatch): Delivery {
+    const copy = new Delivery(this.event, this.state);
+    copy.changed = patch;
+    copy.origin = this.origin ?? this;
+    return copy;
+  }
+
   /**
    * Encodes this delivery in a named shape, once. `encoder` returns null when the
    * shape has no message for this event (a dialect that ignores log events, say).
@@ -56,6 +89,20 @@ export class Delivery {
 
 function encodeNative(d: Delivery): string {
   const e = d.event;
+  const head = JSON.stringify({
+    type: 'event',
+    job: e.job,
+    seq: e.seq,
+    kind: e.kind,
+    data: e.data,
+    at: e.at,
+  });
+  // The state's JSON is usually made already, for the job row of the commit.
+  return `${head.slice(0, -1)},"state":${stateJson(d.state)}}`;
+}
+
+function encodeDelta(d: Delivery): string {
+  const e = d.event;
   return JSON.stringify({
     type: 'event',
     job: e.job,
@@ -63,6 +110,6 @@ function encodeNative(d: Delivery): string {
     kind: e.kind,
     data: e.data,
     at: e.at,
-    state: d.state,
+    patch: d.patch,
   });
 }

@@ -1,7 +1,18 @@
 import { BoundedMap } from './bounded-map.js';
-import { Delivery } from './delivery.js';
+import type { Delivery } from './delivery.js';
+import { Collapse, type CollapseQueue } from './outbox-collapse.js';
+import {
+  EMPTY,
+  Hold,
+  isDeliveryItem as isDelivery,
+  type OutboxConfig,
+  type OutboxSocket,
+  rawSocket,
+} from './outbox-parts.js';
 import { SnapshotHold, type SnapshotSeqs } from './snapshot-hold.js';
-import { cancelWrite, countWritten, type SentLabel, scheduleWrite } from './write-tick.js';
+import { cancelWrite, countWritten, scheduleWrite } from './write-tick.js';
+
+export { Hold, type OutboxConfig, type OutboxSocket };
 
 /**
  * The per-connection send queue.
@@ -24,32 +35,6 @@ import { cancelWrite, countWritten, type SentLabel, scheduleWrite } from './writ
  * Memory is allocated lazily: an idle outbox holds a few numbers and null fields.
  */
 
-/** The part of a `ws` WebSocket the outbox writes to. */
-export interface OutboxSocket {
-  readonly readyState: number;
-  readonly bufferedAmount: number;
-  send(data: Buffer, options: { binary: boolean }, cb?: (err?: Error) => void): void;
-}
-
-export interface OutboxConfig extends SentLabel {
-  /** Queued + socket-buffered bytes past which queued collapsible deliveries collapse. */
-  softBytes: number;
-  /** Queued + socket-buffered bytes past which the connection is given up. */
-  hardBytes: number;
-  /** Socket-buffered bytes above which writing pauses until the socket drains. Default 64 KiB. */
-  writeThresholdBytes?: number;
-  /** The bytes written for a delivery, or null to skip it. Default: the native `event` message. */
-  encode?: (delivery: Delivery) => Buffer | null;
-}
-
-/** A place in the queue reserved for a reply that is still being computed (see `Outbox.hold`). */
-export class Hold {
-  readonly kind = 'hold';
-  /** The reply, when it was released while an earlier hold still blocked the queue. */
-  reply?: Buffer;
-  seen?: SnapshotSeqs;
-}
-
 type Item = Delivery | Buffer | null;
 /** What waits behind a pending reply. */
 type HeldItem = Delivery | Buffer | Hold;
@@ -62,6 +47,7 @@ const MAX_TRACKED_JOBS = 1024;
 const COMPACT_AFTER = 1024;
 
 const encodeNative = (d: Delivery): Buffer => d.native;
+const encodeDelta = (d: Delivery): Buffer => d.delta;
 
 /** Frame options shared by every send, so none is allocated per message. */
 const TEXT = { binary: false } as const;
@@ -77,11 +63,15 @@ export class Outbox {
   private readonly held = new SnapshotHold<HeldItem>();
   /** The pending reply everything held waits for; null when none. */
   private gate: Hold | null = null;
-  /** While collapsing: index of the newest queued collapsible delivery per job. */
-  private latest: Map<string, number> | null = null;
+  /** Collapse mode, past the soft limit; null below it. */
+  private collapse: Collapse | null = null;
+  /** Index of the newest reply in the queue; -1: none. */
+  replyAt = -1;
   /** A write callback is pending: the socket is above the write threshold. */
   private waiting = false;
   private closed = false;
+  /** Deliveries carry `patch` instead of `state`; see `setDelta`. */
+  private delta = false;
 
   constructor(
     private readonly socket: OutboxSocket,
@@ -117,21 +107,40 @@ export class Outbox {
     if (last !== undefined && seq <= last) return false;
     // Its seq is noted when it leaves the hold: the reply may cover it.
     if (this.held.holding) return this.holdBack(delivery);
+    // A patch applies to the state right before it; a client that has another
+    // one of the job (or none) gets every field.
+    if (this.delta && last !== seq - 1) delivery = delivery.rebased(delivery.state);
     this.noteSeq(job, seq);
-    const bytes = this.encode(delivery);
+    let bytes = this.encode(delivery);
     if (bytes === null) return false;
-    const size = bytes.length;
-    if (this.total() + size > this.config.softBytes) {
-      if (this.latest === null) this.collapseAll();
-      if (delivery.collapsible) this.dropLatest(job);
+    if (this.total() + bytes.length > this.config.softBytes) {
+      this.collapse ??= new Collapse(this.collapseView());
+      if (delivery.collapsible) {
+        delivery = this.collapse.drop(delivery);
+        bytes = this.encode(delivery)!;
+      }
+      this.settleCollapse();
     }
+    const size = bytes.length;
     if (this.total() + size > this.config.hardBytes) {
       this.overflow();
       return false;
     }
     const index = this.append(delivery, size);
-    if (this.latest !== null && delivery.collapsible) this.latest.set(job, index);
+    this.collapse?.queued(delivery, index);
     return true;
+  }
+
+  /**
+   * Delta mode: deliveries carry `patch` instead of `state`. Queued items are
+   * written in the new mode (their byte count is taken again); a patch queued in
+   * full mode is written with its state, which a delta client also reads.
+   */
+  setDelta(on: boolean): void {
+    if (on === this.delta) return;
+    const before = this.resizeAll();
+    this.delta = on;
+    this.queued += this.resizeAll() - before;
   }
 
   /**
@@ -142,7 +151,7 @@ export class Outbox {
     if (this.closed) return;
     if (!this.admitReply(message.length)) return;
     if (this.held.holding) this.keep(message, message.length);
-    else this.append(message, message.length);
+    else this.replyAt = this.append(message, message.length);
   }
 
   /**
@@ -248,7 +257,18 @@ export class Outbox {
   // -------------------------------------------------------------------------
 
   private encode(delivery: Delivery): Buffer | null {
+    if (this.delta) return (this.config.encodeDelta ?? encodeDelta)(delivery);
     return (this.config.encode ?? encodeNative)(delivery);
+  }
+
+  /** Bytes of everything queued and held, in the current mode. */
+  private resizeAll(): number {
+    let bytes = 0;
+    const queue = this.queue;
+    if (queue !== null)
+      for (let i = this.head; i < queue.length; i++) bytes += this.sizeOf(queue[i] ?? EMPTY);
+    for (const item of this.held.peek()) bytes += this.heldSize(item);
+    return bytes;
   }
 
   private sizeOf(item: Delivery | Buffer): number {
@@ -340,43 +360,33 @@ export class Outbox {
     map.set(job, seq);
   }
 
-  /**
-   * Entering collapse mode: keep only the newest queued collapsible delivery of
-   * each job, and remember where it is so later pushes replace it in O(1).
-   */
-  private collapseAll(): void {
-    const latest = new Map<string, number>();
-    this.latest = latest;
-    const queue = this.queue;
-    if (queue === null) return;
-    let dropped = 0;
-    for (let i = queue.length - 1; i >= this.head; i--) {
-      const item = queue[i];
-      if (!isDelivery(item) || !item.collapsible) continue;
-      if (latest.has(item.job)) {
-        queue[i] = null;
-        this.queued -= this.sizeOf(item);
-        dropped++;
-      } else {
-        latest.set(item.job, i);
-      }
-    }
-    if (dropped > 0) this.config.metrics?.collapsed.inc(dropped);
+  /** What collapse sees of the queue. */
+  private collapseView(): CollapseQueue {
+    const outbox = this;
+    return {
+      get items() {
+        return outbox.queue ?? [];
+      },
+      get head() {
+        return outbox.head;
+      },
+      get delta() {
+        return outbox.delta;
+      },
+      get replyAt() {
+        return outbox.replyAt;
+      },
+      sizeOf: (item) => this.sizeOf(item),
+    };
   }
 
-  /** Drop the newest queued collapsible delivery of a job: a newer one replaces it. */
-  private dropLatest(job: string): void {
-    const latest = this.latest;
-    const queue = this.queue;
-    if (latest === null || queue === null) return;
-    const index = latest.get(job);
-    if (index === undefined) return;
-    latest.delete(job);
-    const item = index >= this.head ? queue[index] : null;
-    if (!isDelivery(item) || item.job !== job || !item.collapsible) return;
-    queue[index] = null;
-    this.queued -= this.sizeOf(item);
-    this.config.metrics?.collapsed.inc();
+  /** Account for what collapse removed and merged. */
+  private settleCollapse(): void {
+    const c = this.collapse!;
+    this.queued += c.bytes;
+    if (c.dropped > 0) this.config.metrics?.collapsed.inc(c.dropped);
+    c.bytes = 0;
+    c.dropped = 0;
   }
 
   private overflow(): void {
@@ -390,7 +400,8 @@ export class Outbox {
     this.queue = null;
     this.head = 0;
     this.queued = 0;
-    this.latest = null;
+    this.collapse = null;
+    this.replyAt = -1;
     this.lastSeq = null;
   }
 
@@ -401,27 +412,17 @@ export class Outbox {
     if (this.head >= queue.length) {
       this.queue = null;
       this.head = 0;
-      this.latest = null;
+      this.collapse = null;
+      this.replyAt = -1;
       return;
     }
-    if (this.latest !== null && this.total() <= this.config.softBytes) this.latest = null;
+    if (this.collapse !== null && this.total() <= this.config.softBytes) this.collapse = null;
     if (this.head > COMPACT_AFTER && this.head * 2 > queue.length) {
       const shift = this.head;
       this.queue = queue.slice(shift);
       this.head = 0;
-      if (this.latest !== null) for (const [job, i] of this.latest) this.latest.set(job, i - shift);
+      this.replyAt = Math.max(-1, this.replyAt - shift);
+      this.collapse?.shift(shift);
     }
   }
-}
-
-function isDelivery(item: Item | HeldItem | undefined): item is Delivery {
-  return item instanceof Delivery;
-}
-
-/** The TCP socket under a `ws` WebSocket, corked around a batch so that it goes out in one write. */
-function rawSocket(socket: OutboxSocket): { cork(): void; uncork(): void } | undefined {
-  const raw = (socket as { _socket?: { cork?: unknown; uncork?: unknown } })._socket;
-  return raw && typeof raw.cork === 'function' && typeof raw.uncork === 'function'
-    ? (raw as { cork(): void; uncork(): void })
-    : undefined;
 }

@@ -60,6 +60,11 @@ export class SnapshotHold<T extends object> {
     return this.items?.length ?? 0;
   }
 
+  /** The items held now, in arrival order (not a copy: do not keep it). */
+  peek(): readonly T[] {
+    return this.items ?? [];
+  }
+
   /** Start holding; while already holding, nothing changes (one release ends both). */
   start(): void {
     this.items ??= [];

@@ -194,7 +194,7 @@ describe('GET /v1/stream', () => {
     const ev = await s.message('event');
     expect(ev).toMatchObject({ job, seq: 3, kind: 'progress' });
     expect(ev.$id).toBe(`${job}:3`);
-    expect(ev.state.progress.percent).toBe(20);
+    expect((ev as EventMessage).state.progress.percent).toBe(20);
     const done = await s.message('event');
     expect(done).toMatchObject({ seq: 4, kind: 'completed' });
     expect(done.$id).toBe(`${job}:4`);

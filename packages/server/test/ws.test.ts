@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CloseCode, ErrorCode, type EventMessage, PROTOCOL_VERSION } from '@headway/protocol';
+import { CloseCode, ErrorCode, type EventMessage, type JobState, PROTOCOL_VERSION } from '@headway/protocol';
 import {
   connect,
   receivedBefore,
@@ -10,7 +10,7 @@ import {
   type TestHub,
   waitFor,
 } from '@headway/test-helpers';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CreateServerOptions } from '../src/server.js';
 import { WsTransport } from '../src/transports/ws.js';
 
@@ -33,10 +33,32 @@ async function hubWith(options: CreateServerOptions = {}): Promise<TestHub> {
   return hub;
 }
 
+/** The state mode the subscribe messages of the tests ask for (`describe.each` sets it). */
+let stateMode: 'full' | 'delta' = 'full';
+const stateModes = ['full', 'delta'] as const;
+
 async function open(url: string, options?: Parameters<typeof connect>[1]): Promise<TestClient> {
   const client = await connect(url, options);
+  const send = client.send.bind(client);
+  client.send = (message) => {
+    const m = message as { type?: string };
+    send(m.type === 'subscribe' && stateMode === 'delta' ? { ...m, state: 'delta' } : m);
+  };
   clients.push(client);
   return client;
+}
+
+/** The state an event carries: whole, or the fields of its patch. */
+function stateOf(m: unknown): Partial<JobState> {
+  const e = m as { state?: JobState; patch?: Partial<JobState> };
+  return e.state ?? e.patch!;
+}
+
+/** Fold a connection's events of a job onto its first state, as a delta client does. */
+function folded(first: JobState, events: readonly unknown[]): Record<string, unknown> {
+  let state: Record<string, unknown> = { ...first };
+  for (const e of events) state = { ...state, ...stateOf(e) };
+  return state;
 }
 
 /** A connection authenticated through the query string, past its `welcome`. */
@@ -195,7 +217,14 @@ describe('ws transport: authentication', () => {
   });
 });
 
-describe('ws transport: subscriptions', () => {
+describe.each(stateModes)('ws transport: subscriptions, %s state', (mode) => {
+  beforeEach(() => {
+    stateMode = mode;
+  });
+  afterEach(() => {
+    stateMode = 'full';
+  });
+
   it('sends the state at once, then every event in seq order without duplicates', async () => {
     const hub = await hubWith();
     const job = await createJob(hub);
@@ -247,7 +276,7 @@ describe('ws transport: subscriptions', () => {
     const job = await createJob(hub, 'dora');
     const created = await client.next('event', (e) => e.kind === 'created');
     expect(created.job).toBe(job);
-    expect(created.state.owner).toBe('dora');
+    expect(stateOf(created).owner).toBe('dora');
     expect(client.pending('event')).toEqual([]);
   });
 
@@ -494,7 +523,14 @@ describe('ws transport: bad input and limits', () => {
   });
 });
 
-describe('ws transport: slow readers and shutdown', () => {
+describe.each(stateModes)('ws transport: slow readers and shutdown, %s state', (mode) => {
+  beforeEach(() => {
+    stateMode = mode;
+  });
+  afterEach(() => {
+    stateMode = 'full';
+  });
+
   /** A transport of its own on the hub's context, so that the test can read its outbox statistics. */
   async function ownTransport(hub: TestHub): Promise<{ transport: WsTransport; url: string }> {
     const transport = new WsTransport(hub.server.context);
@@ -525,7 +561,7 @@ describe('ws transport: slow readers and shutdown', () => {
     const client = await open(`${url}?token=${await hub.token('alice')}`);
     await client.next('welcome');
     client.send({ type: 'subscribe', id: 's', job });
-    await client.next('subscribed');
+    const first = (await client.next('subscribed')).jobs[0]!;
     rawSocket(client).pause();
 
     const message = 'x'.repeat(4000);
@@ -560,6 +596,10 @@ describe('ws transport: slow readers and shutdown', () => {
       const seqs = eventsOf(client, job).map((e) => e.seq);
       expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
       expect(new Set(seqs).size).toBe(seqs.length);
+      // Whole states or merged patches: what the reader folds is the job's state.
+      const { estimator: _e, ...stored } = (await hub.server.hub.getJob(job))!;
+      const { estimator: _f, ...result } = folded(first, eventsOf(client, job));
+      expect(result).toEqual(stored);
     }
   });
 

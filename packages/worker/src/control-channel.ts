@@ -225,7 +225,7 @@ export class ControlChannel {
         w.seenAt = Date.now();
         if (message.kind === 'deleted')
           this.host.gone(message.job, ErrorCode.JOB_DELETED, 'the job was deleted');
-        else this.host.applyState(message.state);
+        else if ('state' in message) this.host.applyState(message.state);
         return;
       }
       case 'error': {

@@ -13,6 +13,8 @@ export interface PendingWrite {
   events: JobEvent[];
   /** State after each event, for the deliveries. */
   states: JobState[];
+  /** State before the first event (null for a new job; undefined: not known), for the first patch. */
+  before: JobState | null | undefined;
   keys: { key: string; seq: number }[];
   created: boolean;
   /** Why the write was not stored, once its batch is over. */
@@ -64,7 +66,9 @@ export class GroupCommit {
     const target = batch ?? this.openBatch();
     let write = target.writes.get(jobId);
     if (!write) {
-      write = { entry, prevSeq, events: [], states: [], keys: [], created };
+      // Called before the write's events are folded into the entry: its head is the state before them.
+      const before = created ? null : entry.head.seq === prevSeq ? entry.head : undefined;
+      write = { entry, prevSeq, events: [], states: [], before, keys: [], created };
       target.writes.set(jobId, write);
       entry.inFlight++;
     }
@@ -171,7 +175,10 @@ export class GroupCommit {
     this.settle(batch, failed, errors);
     for (const [id, w] of batch.writes) {
       if (failed.has(id)) continue;
-      for (let i = 0; i < w.events.length; i++) this.ctx.publish(new Delivery(w.events[i]!, w.states[i]!));
+      for (let i = 0; i < w.events.length; i++) {
+        const prev = i > 0 ? w.states[i - 1] : w.before;
+        this.ctx.publish(new Delivery(w.events[i]!, w.states[i]!, prev));
+      }
     }
     this.ctx.cache.evict();
   }

@@ -127,6 +127,8 @@ export class OrderedDispatch {
   }
 
   private dispatch(d: Delivery, track = this.tracks.get(d.job)): void {
+    // A delivery from another process comes without the state before it; the track has it.
+    if (d.prev === undefined && track?.state && track.state.seq === d.seq - 1) d.prev = track.state;
     const sources = this.ctx.topics.deliver(d);
     this.ctx.metrics?.deliveriesDispatched.inc();
     if (d.kind === 'deleted') {
@@ -197,7 +199,7 @@ export class OrderedDispatch {
         if (event.seq !== track.seq + 1) return found;
         found = true;
         this.ctx.metrics?.backfilledEvents.inc();
-        this.dispatch(new Delivery(event, reduce(track.state, event)), track);
+        this.dispatch(new Delivery(event, reduce(track.state, event), track.state), track);
       }
       if (events.length < BACKFILL_PAGE) return found;
     }

@@ -272,5 +272,5 @@ export class Writes {
 /** The final delivery of a deleted job: one seq past its last event. */
 export function deletion(state: JobState, at: string): Delivery {
   const event: JobEvent = { job: state.id, seq: state.seq + 1, kind: 'deleted', data: {}, at };
-  return new Delivery(event, { ...state, seq: event.seq, updatedAt: event.at });
+  return new Delivery(event, { ...state, seq: event.seq, updatedAt: event.at }, state);
 }

@@ -4,6 +4,7 @@
  * Times are milliseconds in the database and ISO-8601 strings outside it.
  */
 import type { JobEvent, JobState } from '@headway/protocol';
+import { stateJson } from '../state/state-json.js';
 import { toMs } from './timestamps.js';
 
 /** Bounds the recursive walk of `descendants` should a parent chain ever form a cycle. */
@@ -32,7 +33,7 @@ export function jobColumns(state: JobState): JobColumns {
     seq: state.seq,
     updatedAt: toMs(state.updatedAt),
     finishedAt: state.finishedAt === null ? null : toMs(state.finishedAt),
-    state: JSON.stringify(state),
+    state: stateJson(state),
   };
 }
 

@@ -96,6 +96,7 @@ export class SocketServer {
   private readonly heartbeat: Heartbeat;
   private closing: Promise<void> | null = null;
   private peakOutbox = 0;
+  private readonly outboxConfigs = new Map<string, OutboxConfig>();
 
   constructor(ctx: ServerContext, endpoints: readonly SocketEndpoint[]) {
     this.ctx = ctx;
@@ -139,6 +140,9 @@ export class SocketServer {
 
   /** @internal The outbox settings of an endpoint's connections. */
   outboxConfig(transport: string, encode?: (delivery: Delivery) => Buffer | null): OutboxConfig {
+    // One per transport for the native encoding: connections share it.
+    const shared = encode ? undefined : this.outboxConfigs.get(transport);
+    if (shared) return shared;
     const limits = this.ctx.options.limits;
     const config: OutboxConfig = {
       softBytes: limits.outboxSoftBytes,
@@ -147,6 +151,7 @@ export class SocketServer {
       transport,
     };
     if (encode) config.encode = encode;
+    else this.outboxConfigs.set(transport, config);
     return config;
   }
 

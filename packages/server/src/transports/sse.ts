@@ -211,6 +211,8 @@ class SseConnection implements Subscriber {
   private readonly ids = new Map<string, number>();
   /** Last seq delivered per job (least recently updated first), to drop duplicates. */
   private readonly seen = new BoundedMap<string, number>(MAX_SEEN_JOBS);
+  /** The id line of each delivery of a multi-job stream (a stream position, not the delivery's). */
+  private readonly frameIds = new WeakMap<Delivery, string>();
   /** Frames of multi-job streams, each with its own id line. */
   private readonly frames = new WeakMap<Delivery, Buffer>();
   private readonly topics: Topic[] = [];
@@ -234,10 +236,15 @@ class SseConnection implements Subscriber {
     this.single = stream.jobs.length === 1 && stream.scope === null;
     this.outbox = new Outbox(
       responseSocket(res),
-      { ...transport.outboxConfig, encode: (d) => this.frames.get(d) ?? singleFrame(d) },
+      {
+        ...transport.outboxConfig,
+        encode: (d) => this.frame(d, false),
+        encodeDelta: (d) => this.frame(d, true),
+      },
       () => this.close(CloseCode.SLOW_READER, 'too far behind: reconnect and resume'),
     );
     this.expiry = atTokenExpiry(principal, () => this.close(CloseCode.TOKEN_EXPIRED, 'token expired'));
+    this.outbox.setDelta(stream.delta);
   }
 
   private get ctx(): ServerContext {
@@ -313,9 +320,21 @@ class SseConnection implements Subscriber {
         this.ids.delete(d.job);
         this.ids.set(d.job, d.seq);
       }
-      this.frames.set(d, Buffer.concat([Buffer.from(`id: ${this.idText()}\ndata: `), d.native, NL2]));
+      this.frameIds.set(d, this.idText());
     }
     this.outbox.push(d);
+  }
+
+  /** A delivery's frame: shared by every single-job stream of the job, built once per delivery otherwise. */
+  private frame(d: Delivery, delta: boolean): Buffer {
+    if (this.single) return singleFrame(d, delta);
+    let bytes = this.frames.get(d);
+    if (bytes === undefined) {
+      const id = this.frameIds.get(d.origin ?? d) ?? `${d.job}:${d.seq}`;
+      bytes = Buffer.concat([Buffer.from(`id: ${id}\ndata: `), delta ? d.delta : d.native, NL2]);
+      this.frames.set(d, bytes);
+    }
+    return bytes;
   }
 
   /** Send `close` with a native close code, then end the stream. */
@@ -381,6 +400,8 @@ class SseConnection implements Subscriber {
 }
 
 /** The frame of a single-job stream: the same bytes for every subscriber of the job. */
-function singleFrame(d: Delivery): Buffer {
-  return d.encode('sse', (x) => `id: ${x.job}:${x.seq}\ndata: ${x.native.toString()}\n\n`)!;
+function singleFrame(d: Delivery, delta: boolean): Buffer {
+  return delta
+    ? d.encode('sse-delta', (x) => `id: ${x.job}:${x.seq}\ndata: ${x.delta.toString()}\n\n`)!
+    : d.encode('sse', (x) => `id: ${x.job}:${x.seq}\ndata: ${x.native.toString()}\n\n`)!;
 }

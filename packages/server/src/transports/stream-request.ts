@@ -12,13 +12,15 @@ import { bearerToken, cookieValue, SESSION_COOKIE } from './credentials.js';
 /** Cookie that may carry the credential (for pages that cannot put it in the URL): the session cookie. */
 export const TOKEN_COOKIE = SESSION_COOKIE;
 
-const QUERY_KEYS = new Set(['job', 'scope', 'since', 'token']);
+const QUERY_KEYS = new Set(['job', 'scope', 'since', 'state', 'token']);
 
 /** What a stream asked for: jobs, a scope, and the seq reached per job. */
 export interface StreamRequest {
   jobs: string[];
   scope: 'user' | 'all' | null;
   since: Map<string, number>;
+  /** `delta`: events carry `patch` instead of `state` (`?state=delta`). */
+  delta: boolean;
 }
 
 /**
@@ -85,8 +87,17 @@ export function parseRequest(request: FastifyRequest, maxJobs: number): StreamRe
   if (scopeParam !== null && scopeParam !== 'user' && scopeParam !== 'all') {
     throw bad('scope: "user" or "all"');
   }
+  const stateParam = params.get('state');
+  if (stateParam !== null && stateParam !== 'full' && stateParam !== 'delta') {
+    throw bad('state: "full" or "delta"');
+  }
   const lastEventId = request.headers['last-event-id'];
   // EventSource reconnects to the URL it was opened with: its Last-Event-ID is newer than `since`.
   const resumeText = typeof lastEventId === 'string' ? lastEventId : (params.get('since') ?? '');
-  return { jobs: [...jobs], scope: scopeParam, since: parseStreamId(resumeText) };
+  return {
+    jobs: [...jobs],
+    scope: scopeParam,
+    since: parseStreamId(resumeText),
+    delta: stateParam === 'delta',
+  };
 }

@@ -71,8 +71,10 @@ export class WsTransport extends SocketServer {
  */
 class NativeConnection extends SocketConnection {
   private phase: 'unauthenticated' | 'authenticating' | 'open' = 'unauthenticated';
-  /** Subscription id → topic; allocated on the first subscription. */
-  private subscriptions: Map<string, Topic> | null = null;
+  /** Subscription id → topic (marked when it asked for deltas); allocated on the first subscription. */
+  private subscriptions: Map<string, Topic & { delta?: true }> | null = null;
+  /** Subscriptions that asked for deltas: deliveries carry patches while all of them do. */
+  private deltas = 0;
 
   constructor(server: SocketServer, ws: WebSocket, upgrade: Upgrade) {
     super(server, ws, upgrade, 'ws', CLOSE_CODES);
@@ -212,13 +214,14 @@ class NativeConnection extends SocketConnection {
   private async subscribeJob(message: SubscribeJobMessage): Promise<void> {
     const { id, job, since } = message;
     if (!this.canAddSubscription(id)) return;
+    const delta = message.state === 'delta';
     const state = await this.ctx.hub.getJob(job);
     if (!this.ready) return;
     if (!state || !canSee(this.principal!, state)) {
       this.error(ErrorCode.NOT_FOUND, notFound(job).message, id);
       return;
     }
-    await this.subscribeAndReply(id, { job }, async () => {
+    await this.subscribeAndReply(id, delta ? { job, delta } : { job }, async () => {
       const result = await this.ctx.hub.resume(job, since);
       // Deleted between the two reads.
       if (!result) throw notFound(job);
@@ -234,7 +237,7 @@ class NativeConnection extends SocketConnection {
     const { id, scope, since } = message;
     if (!this.canAddSubscription(id)) return;
     const p = this.principal!;
-    let topic: Topic;
+    let topic: Topic & { delta?: true };
     let owner: string | undefined;
     if (scope === 'all') {
       if (!canWatchAll(p)) {
@@ -251,6 +254,7 @@ class NativeConnection extends SocketConnection {
       topic = { user };
       owner = user;
     }
+    if (message.state === 'delta') topic.delta = true;
     await this.subscribeAndReply(id, topic, async () => {
       const snapshot = await scopeSnapshot(this.ctx.hub, p, owner, since ? Object.entries(since) : []);
       return {
@@ -266,7 +270,7 @@ class NativeConnection extends SocketConnection {
    */
   private async subscribeAndReply(
     id: string,
-    topic: Topic,
+    topic: Topic & { delta?: true },
     read: () => Promise<{ reply: ServerMessage; seen: SnapshotSeqs }>,
   ): Promise<void> {
     this.addSubscription(id, topic);
@@ -328,8 +332,11 @@ class NativeConnection extends SocketConnection {
     return true;
   }
 
-  private addSubscription(id: string, topic: Topic): void {
-    (this.subscriptions ??= new Map()).set(id, topic);
+  private addSubscription(id: string, topic: Topic & { delta?: true }): void {
+    const subscriptions = (this.subscriptions ??= new Map());
+    subscriptions.set(id, topic);
+    if (topic.delta) this.deltas++;
+    this.outbox.setDelta(this.deltas === subscriptions.size);
     this.listen(topic);
   }
 
@@ -337,6 +344,8 @@ class NativeConnection extends SocketConnection {
     const topic = this.subscriptions?.get(id);
     if (!topic) return;
     this.subscriptions!.delete(id);
+    if (topic.delta) this.deltas--;
+    if (this.subscriptions!.size > 0) this.outbox.setDelta(this.deltas === this.subscriptions!.size);
     this.unlisten(topic);
   }
 

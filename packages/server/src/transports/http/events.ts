@@ -63,12 +63,13 @@ export function registerEventRoutes(routes: HttpRoutes, ctx: ServerContext, acce
     },
     async function publishMany(request) {
       requireKey(principalOf(request));
-      const order: string[] = [];
+      // Jobs in order of first appearance; a set, since a batch holds up to `maxBatchEvents` events.
+      const order = new Set<string>();
       const invalid = new Map<string, { code: ErrorCode; message: string }>();
       const valid: PublishManyItem[] = [];
       for (const item of request.body.events as ({ job: string } & Record<string, unknown>)[]) {
         const { job, ...input } = item;
-        if (!order.includes(job) && !invalid.has(job)) order.push(job);
+        order.add(job);
         if (invalid.has(job)) continue;
         const checked = validateEventInput(input);
         if (checked.ok) valid.push({ ...checked.value, job });
@@ -76,7 +77,7 @@ export function registerEventRoutes(routes: HttpRoutes, ctx: ServerContext, acce
       }
       const applied = await hub.publishMany(valid.filter((item) => !invalid.has(item.job)));
       const byJob = new Map<string, PublishManyResult>(applied.map((r) => [r.job, r]));
-      const results = order.map((job): PublishManyResult => {
+      const results = [...order].map((job): PublishManyResult => {
         const error = invalid.get(job);
         return error ? { job, error } : byJob.get(job)!;
       });

@@ -1,0 +1,71 @@
+/**
+ * The seeds' design, as the design documents write it (a `ConnectionManager`
+ * holding a map of task id → sockets, `ws://…/ws/progress/{taskId}`, and
+ * `send_json` of `{type, taskId, payload}` to every socket of the task): a `ws`
+ * server that `JSON.stringify`s the small message once per subscriber. No store,
+ * no authentication (the `token` parameter is read and ignored), no backpressure.
+ */
+import { WebSocketServer } from 'ws';
+import { batchServer, newTask, progress } from './lib/http-batches.js';
+import { serveParent } from './lib/parent-channel.js';
+
+/** taskId → { task, sockets } */
+const tasks = new Map();
+
+const server = batchServer({
+  createJob({ id }) {
+    tasks.set(id, { task: newTask(id), sockets: new Set() });
+    return { id };
+  },
+  publish(input, at) {
+    const entry = tasks.get(input.job);
+    if (!entry) return { job: input.job, error: { code: 'HW_ERR_NOT_FOUND', message: 'no such task' } };
+    const payload = progress(entry.task, input, at);
+    const message = { type: 'progress_update', taskId: input.job, payload };
+    for (const ws of entry.sockets) ws.send(JSON.stringify(message));
+    return { job: input.job, seq: payload.seq };
+  },
+});
+
+const PATH = '/ws/progress/';
+const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+server.on('upgrade', (req, socket, head) => {
+  const url = new URL(req.url, 'http://localhost');
+  const entry = url.pathname.startsWith(PATH) ? tasks.get(url.pathname.slice(PATH.length)) : undefined;
+  if (!entry) {
+    socket.destroy();
+    return;
+  }
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    entry.sockets.add(ws);
+    ws.on('message', (raw) => {
+      const data = JSON.parse(raw.toString());
+      if (data.type === 'subscribe') {
+        const t = entry.task;
+        ws.send(
+          JSON.stringify({
+            type: 'progress_update',
+            taskId: t.taskId,
+            payload: { seq: t.seq, percentage: t.percentage, stage: t.stage, timestamp: t.timestamp },
+          }),
+        );
+      } else if (data.type === 'ping') {
+        ws.send(JSON.stringify({ type: 'pong', timestamp: data.timestamp }));
+      }
+    });
+    ws.on('close', () => entry.sockets.delete(ws));
+  });
+});
+
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  serveParent({
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise((resolve) => {
+        for (const ws of wss.clients) ws.terminate();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+});

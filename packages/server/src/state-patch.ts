@@ -1,0 +1,51 @@
+/**
+ * The delta rule: a patch holds every top-level field of a job's new state whose
+ * value differs (as JSON) from the state before; a field the new state no longer
+ * has is sent as null. Folding is a shallow merge, `{ ...before, ...patch }`.
+ * The rule knows no field names (but the internal ones of `PATCH_OMITTED_FIELDS`),
+ * so fields added to the state later need nothing here.
+ */
+import { type JobState, PATCH_OMITTED_FIELDS } from '@headway/protocol';
+
+const OMITTED = new Set(PATCH_OMITTED_FIELDS);
+
+/** Part of a job state: the fields an event changed. */
+export type StatePatch = Partial<JobState>;
+
+/** The fields of `after` that differ from `before`; every field when there is no `before`. */
+export function statePatch(before: JobState | null | undefined, after: JobState): StatePatch {
+  if (!before) return after;
+  const patch: Record<string, unknown> = {};
+  const b = before as unknown as Record<string, unknown>;
+  const a = after as unknown as Record<string, unknown>;
+  for (const key in a) if (!OMITTED.has(key) && !jsonEqual(b[key], a[key])) patch[key] = a[key];
+  for (const key in b) if (!(key in a) && !OMITTED.has(key)) patch[key] = null;
+  return patch as StatePatch;
+}
+
+/** Merge patches oldest first: the patch from the state before the first to the state after the last. */
+export function mergePatches(patches: readonly StatePatch[]): StatePatch {
+  return Object.assign({}, ...patches) as StatePatch;
+}
+
+/** Deep equality of JSON values; unchanged sub-objects are usually the same reference. */
+function jsonEqual(x: unknown, y: unknown): boolean {
+  if (x === y) return true;
+  if (typeof x !== 'object' || typeof y !== 'object' || x === null || y === null) return false;
+  if (Array.isArray(x)) {
+    if (!Array.isArray(y) || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (!jsonEqual(x[i], y[i])) return false;
+    return true;
+  }
+  if (Array.isArray(y)) return false;
+  const xo = x as Record<string, unknown>;
+  const yo = y as Record<string, unknown>;
+  let n = 0;
+  for (const key in xo) {
+    if (xo[key] === undefined) continue;
+    n++;
+    if (!jsonEqual(xo[key], yo[key])) return false;
+  }
+  for (const key in yo) if (yo[key] !== undefined) n--;
+  return n === 0;
+}
