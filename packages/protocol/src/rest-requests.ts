@@ -6,7 +6,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { EventInputSchema, Reason } from './event-input.js';
 import { JobId, UserId } from './ids.js';
-import { JOB_STATUSES } from './job-state.js';
+import { JOB_STATUSES, JobKindSchema } from './job-state.js';
 import { JsonObjectSchema } from './json.js';
 
 /** Most events in one REST request. */
@@ -37,6 +37,7 @@ export const CreateJobBody = Type.Object(
     id: Type.Optional(JobId),
     owner: UserId,
     name: Type.Optional(Type.String({ maxLength: 256 })),
+    kind: Type.Optional(JobKindSchema),
     parent: Type.Optional(JobId),
     stages: Type.Optional(Type.Array(StageInputSchema, { maxItems: 64 })),
     metadata: Type.Optional(JsonObjectSchema()),

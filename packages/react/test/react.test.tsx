@@ -42,7 +42,6 @@ function job(patch: Partial<JobState> = {}): JobState {
     startedAt: at,
     finishedAt: null,
     seq: 7,
-    estimator: null,
     ...patch,
   };
 }

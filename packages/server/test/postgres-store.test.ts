@@ -93,6 +93,7 @@ describe.skipIf(postgres.skip)(postgres.title('PostgreSQL'), () => {
         'events',
         'idempotency_keys',
         'jobs',
+        'kind_summaries',
         'schema_migrations',
         'tombstones',
       ]);

@@ -123,6 +123,29 @@ CREATE TABLE tombstones (
 CREATE INDEX tombstones_deleted ON tombstones (deleted_at);
 `,
   },
+  {
+    version: 3,
+    name: 'kind_summaries',
+    // One small JSON document per job kind (what finished jobs of the kind took),
+    // updated with an optimistic `version` check so that processes sharing the
+    // database never lose each other's updates.
+    sqlite: `
+CREATE TABLE kind_summaries (
+  kind       TEXT    PRIMARY KEY,
+  version    INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  summary    TEXT    NOT NULL
+);
+`,
+    postgres: `
+CREATE TABLE kind_summaries (
+  kind       TEXT    PRIMARY KEY,
+  version    BIGINT  NOT NULL,
+  updated_at BIGINT  NOT NULL,
+  summary    JSONB   NOT NULL
+);
+`,
+  },
 ];
 
 /** Highest schema version this build knows. */

@@ -1,8 +1,16 @@
 import type { JobEvent, JobState } from '@headway/protocol';
 import Database from 'better-sqlite3';
+import { asKindSummary, type KindSummary } from '../state/history.js';
 import { decodeCursor, pageLimit, pageOf } from './cursor.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
-import { eventColumns, eventOfRow, inIdOrder, jobColumns, MAX_DESCENDANT_DEPTH } from './rows.js';
+import {
+  eventColumns,
+  eventOfRow,
+  inIdOrder,
+  jobColumns,
+  MAX_DESCENDANT_DEPTH,
+  stateOfStored,
+} from './rows.js';
 import { type EventRow, type JobRow, type ListRow, SQL } from './sqlite-sql.js';
 import {
   type JobWrite,
@@ -10,6 +18,7 @@ import {
   type ListJobsQuery,
   type Store,
   StoreConflictError,
+  type StoredKindSummary,
   StoreUnavailableError,
   type SweepOptions,
   type SweepResult,
@@ -64,6 +73,9 @@ function prepareAll(db: Database.Database) {
     deleteFinishedJob: db.prepare<[string, number]>(SQL.deleteFinishedJob),
     sweepTombstones: db.prepare<[number, number]>(SQL.sweepTombstones),
     ping: db.prepare<[], number>(SQL.ping).pluck(),
+    getKindSummary: db.prepare<[string], { version: number; summary: string }>(SQL.getKindSummary),
+    insertKindSummary: db.prepare<[string, number, string]>(SQL.insertKindSummary),
+    updateKindSummary: db.prepare<[number, string, string, number]>(SQL.updateKindSummary),
   };
 }
 
@@ -134,7 +146,7 @@ export class SqliteStore implements Store {
   async getJob(id: string): Promise<JobState | null> {
     return this.use((s) => {
       const state = s.getJob.get(id);
-      return state === undefined ? null : (JSON.parse(state) as JobState);
+      return state === undefined ? null : stateOfStored(JSON.parse(state));
     });
   }
 
@@ -142,7 +154,7 @@ export class SqliteStore implements Store {
   async getJobs(ids: readonly string[]): Promise<JobState[]> {
     if (ids.length === 0) return [];
     return this.use((s) =>
-      inIdOrder(ids, s.getJobs.all(JSON.stringify(ids)), (state) => JSON.parse(state) as JobState),
+      inIdOrder(ids, s.getJobs.all(JSON.stringify(ids)), (state) => stateOfStored(JSON.parse(state))),
     );
   }
 
@@ -186,7 +198,7 @@ export class SqliteStore implements Store {
       return pageOf(
         stmt.all(params),
         limit,
-        (r) => JSON.parse(r.state) as JobState,
+        (r) => stateOfStored(JSON.parse(r.state)),
         (r) => ({ updatedAt: r.updatedAt, id: r.id }),
       );
     });
@@ -297,6 +309,24 @@ export class SqliteStore implements Store {
           this.use((s) => s.sweepTombstones.run(jobsBefore, batch).changes),
       },
       options.batchSize,
+    );
+  }
+
+  async getKindSummary(kind: string): Promise<StoredKindSummary | null> {
+    const row = this.use((s) => s.getKindSummary.get(kind));
+    if (row === undefined) return null;
+    const summary = asKindSummary(JSON.parse(row.summary));
+    return summary === null ? null : { summary, version: row.version };
+  }
+
+  async saveKindSummary(kind: string, summary: KindSummary, version: number): Promise<boolean> {
+    const json = JSON.stringify(summary);
+    return this.use(
+      (s) =>
+        (version === 0
+          ? s.insertKindSummary.run(kind, Date.now(), json)
+          : s.updateKindSummary.run(Date.now(), json, kind, version)
+        ).changes === 1,
     );
   }
 

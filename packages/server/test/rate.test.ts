@@ -1,17 +1,16 @@
-import type { EtaSample, Progress } from '@headway/protocol';
 import { describe, expect, it } from 'vitest';
 import {
-  estimateEta,
   foldSample,
   MIN_SAMPLE_INTERVAL_MS,
+  type RateSample,
   resetUnitBasis,
   restartClock,
-} from '../src/state/eta.js';
+} from '../src/state/rate.js';
 
 const T0 = Date.parse('2025-03-01T12:00:00.000Z');
 
 /** Fold `[ms after T0, percent, current?]` samples in order. */
-function run(points: [number, number, number?][], start: EtaSample | null = null): EtaSample {
+function run(points: [number, number, number?][], start: RateSample | null = null): RateSample {
   let est = start;
   for (const [ms, percent, current] of points) {
     est = foldSample(est, { at: T0 + ms, percent, current: current ?? null });
@@ -29,8 +28,6 @@ function steady(count: number, ratePerS: number, stepMs = 1000, from: [number, n
   return points;
 }
 
-const progress = (percent: number, unit?: string): Progress => (unit ? { percent, unit } : { percent });
-
 describe('foldSample', () => {
   it('starts from one sample without a rate', () => {
     const est = foldSample(null, { at: T0, percent: 5, current: 10 });
@@ -43,7 +40,6 @@ describe('foldSample', () => {
       jitter: 0,
       samples: 1,
     });
-    expect(estimateEta(est, progress(5), 'running')).toBeNull();
   });
 
   it('takes the first measured rate as is', () => {
@@ -53,33 +49,13 @@ describe('foldSample', () => {
     ]);
     expect(est.percentRate).toBe(2);
     expect(est.samples).toBe(2);
-    expect(estimateEta(est, progress(4), 'running')).toEqual({
-      seconds: 48,
-      confidence: 0.33,
-      rate: 2,
-      unit: 'percent',
-    });
   });
 
-  it('converges on a constant rate with confidence growing with the samples', () => {
-    const points = steady(30, 0.5);
-    let est: EtaSample | null = null;
-    let lastConfidence = 0;
-    for (const [i, [ms, percent]] of points.entries()) {
-      est = foldSample(est, { at: T0 + ms, percent, current: null });
-      const eta = estimateEta(est, progress(percent), 'running');
-      if (i === 0) {
-        expect(eta).toBeNull();
-        continue;
-      }
-      expect(eta?.rate).toBe(0.5);
-      expect(eta?.seconds).toBe(Math.round((100 - percent) / 0.5));
-      expect(eta?.confidence).toBe(Math.round(((i + 1) / (i + 5)) * 100) / 100);
-      expect(eta?.confidence).toBeGreaterThanOrEqual(lastConfidence);
-      lastConfidence = eta?.confidence ?? 0;
-    }
-    expect(est?.jitter).toBe(0);
-    expect(lastConfidence).toBe(0.88);
+  it('converges on a constant rate', () => {
+    const est = run(steady(30, 0.5));
+    expect(est.percentRate).toBeCloseTo(0.5, 9);
+    expect(est.jitter).toBe(0);
+    expect(est.samples).toBe(30);
   });
 
   it('follows a change of rate with a time-based factor, whatever the sampling interval', () => {
@@ -91,9 +67,6 @@ describe('foldSample', () => {
     expect(coarse.percentRate).toBeCloseTo(1 + Math.exp(-3), 9);
     const late = run(steady(41, 1, 1000, [40_000, 50]).slice(1), fine);
     expect(late.percentRate).toBeCloseTo(1, 2);
-    expect(estimateEta(late, progress(late.percent), 'running')?.seconds).toBe(
-      Math.round((100 - late.percent) / late.percentRate),
-    );
   });
 
   it('merges samples closer than 250 ms into the next, measured from the older point', () => {
@@ -122,7 +95,7 @@ describe('foldSample', () => {
     expect(foldSample(two, { at: T0 + 500, percent: 2, current: null })).toBe(two);
   });
 
-  it('lowers the confidence of a jittery job', () => {
+  it('measures the jitter of a bumpy job', () => {
     const smooth = run(steady(12, 2));
     const bumpy: [number, number][] = [];
     let percent = 0;
@@ -134,23 +107,6 @@ describe('foldSample', () => {
     expect(jittery.samples).toBe(smooth.samples);
     expect(smooth.jitter).toBe(0);
     expect(jittery.jitter).toBeGreaterThan(0.1);
-    const a = estimateEta(smooth, progress(smooth.percent), 'running');
-    const b = estimateEta(jittery, progress(jittery.percent), 'running');
-    expect(b?.confidence).toBeLessThan(a?.confidence ?? 0);
-    expect(b?.confidence).toBeGreaterThan(0);
-  });
-
-  it('keeps the confidence within 0–1 under extreme jitter', () => {
-    const wild = run([
-      [0, 0],
-      [1000, 0.001],
-      [2000, 90],
-      [3000, 90],
-      [4000, 99],
-    ]);
-    const eta = estimateEta(wild, progress(99), 'running');
-    expect(eta?.confidence).toBeGreaterThanOrEqual(0);
-    expect(eta?.confidence).toBeLessThanOrEqual(1);
   });
 
   it('measures units per second when the job counts', () => {
@@ -160,14 +116,6 @@ describe('foldSample', () => {
       [2000, 2, 1000],
     ]);
     expect(est.unitRate).toBe(500);
-    expect(estimateEta(est, progress(2, 'frames'), 'running')).toEqual({
-      seconds: 98,
-      confidence: 0.43,
-      rate: 500,
-      unit: 'frames',
-    });
-    // Counts without a unit name still need one for the rate.
-    expect(estimateEta(est, progress(2), 'running')?.unit).toBe('units');
   });
 
   it('starts the unit rate over when the unit or total changes', () => {
@@ -200,46 +148,6 @@ describe('foldSample', () => {
     expect(forward.percentRate).toBeCloseTo(10, 9);
     expect(forward.unitRate).toBeCloseTo(100, 9);
     expect(forward.samples).toBe(4);
-  });
-});
-
-describe('estimateEta', () => {
-  const est = run([
-    [0, 0],
-    [1000, 3],
-  ]);
-
-  it('rounds seconds to whole seconds', () => {
-    expect(estimateEta(est, progress(3), 'running')?.seconds).toBe(32);
-  });
-
-  it('gives an estimate for a queued job that moves (a batch parent)', () => {
-    expect(estimateEta(est, progress(3), 'queued')).not.toBeNull();
-  });
-
-  it('is 0 s at 100%', () => {
-    expect(estimateEta(est, progress(100), 'running')?.seconds).toBe(0);
-  });
-
-  it.each(['paused', 'completed', 'failed', 'cancelled'] as const)('is null when %s', (status) => {
-    expect(estimateEta(est, progress(3), status)).toBeNull();
-  });
-
-  it('is null without a positive rate', () => {
-    const stalled = run([
-      [0, 5],
-      [1000, 5],
-    ]);
-    expect(estimateEta(stalled, progress(5), 'running')).toBeNull();
-    expect(estimateEta(null, progress(5), 'running')).toBeNull();
-  });
-
-  it('rounds the rate to 4 significant digits', () => {
-    const slow = run([
-      [0, 0],
-      [3000, 1],
-    ]);
-    expect(estimateEta(slow, progress(1), 'running')?.rate).toBe(0.3333);
   });
 });
 
