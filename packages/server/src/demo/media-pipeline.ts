@@ -87,7 +87,13 @@ async function runMediaJob(
   let job: JobHandle;
   try {
     // One kind for every media job: after a few, the hub knows how long each stage takes.
-    job = await sim.create({ id, name: `Process ${spec.file}`, kind: MEDIA_KIND, stages: MEDIA_PLAN, metadata });
+    job = await sim.create({
+      id,
+      name: `Process ${spec.file}`,
+      kind: MEDIA_KIND,
+      stages: MEDIA_PLAN,
+      metadata,
+    });
   } catch (err) {
     if (sim.signal.aborted) throw err;
     sim.logger.warn({ job: id, err: messageOf(err) }, 'demo: could not create a job');
