@@ -26,6 +26,7 @@ import {
   parseServerUrl,
 } from './config-values.js';
 import { defaultLimits, defaultRetention, type HeadwayOptionsInput } from './options.js';
+import { stallDefaults } from './state/stall.js';
 
 export { ConfigError, type ConfigErrorReason } from './config-error.js';
 export { LOG_LEVELS, type LogLevel, MIN_API_KEY_LENGTH, MIN_JWT_SECRET_BYTES } from './config-values.js';
@@ -60,9 +61,14 @@ const NUMERIC_SETTINGS = [
   numericSetting('top', 'shutdownTimeoutMs', ''),
   numericSetting('dialects', 'streamConnectionsPerMinute', 'dialect-'),
   numericSetting('dialects', 'dashboardConnectionsPerUser', 'dialect-'),
+  ...Object.keys(stallDefaults).map((key) => numericSetting('stall', key, 'stall-')),
 ];
 
-function numericSetting(group: 'limits' | 'retention' | 'dialects' | 'top', key: string, prefix: string) {
+function numericSetting(
+  group: 'limits' | 'retention' | 'dialects' | 'stall' | 'top',
+  key: string,
+  prefix: string,
+) {
   const kebab = prefix + key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   return {
     group,

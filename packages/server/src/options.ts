@@ -2,6 +2,8 @@
  * Every option of the hub with its default and unit, in one place. The CLI and
  * the environment (see `config.ts`) and `createServer()` all start from these.
  */
+import { type StallOptions, stallDefaults } from './state/stall.js';
+
 export interface Limits {
   /** Largest inbound WebSocket frame, bytes; larger frames close the connection with 1009. */
   maxMessageBytes: number;
@@ -45,6 +47,9 @@ export interface Retention {
   /** Rows deleted per statement during a sweep. */
   batchSize: number;
 }
+
+/** When a running job counts as stalled (see `state/stall.ts` for the rule). */
+export type { StallOptions } from './state/stall.js';
 
 /**
  * The seed applications' protocols Headway speaks besides its own, each named
@@ -102,6 +107,8 @@ export interface HeadwayOptions {
   dialects: DialectOptions;
   limits: Limits;
   retention: Retention;
+  /** Stall detection: a running job quiet for `factor` × its usual gap between reports (at least `minMs`). */
+  stall: StallOptions;
   /** Longest graceful shutdown before the process exits anyway, ms. */
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -166,6 +173,7 @@ export const defaults: HeadwayOptions = {
   dialects: defaultDialects,
   limits: defaultLimits,
   retention: defaultRetention,
+  stall: stallDefaults,
   shutdownTimeoutMs: 10_000, // 10 seconds
   logLevel: 'info',
   postgresSchema: 'headway',
@@ -173,8 +181,11 @@ export const defaults: HeadwayOptions = {
   idleCheckMs: 5_000, // 5 seconds
 };
 
-export type HeadwayOptionsInput = Partial<Omit<HeadwayOptions, 'limits' | 'retention' | 'dialects'>> & {
+export type HeadwayOptionsInput = Partial<
+  Omit<HeadwayOptions, 'limits' | 'retention' | 'dialects' | 'stall'>
+> & {
   dialects?: Partial<DialectOptions>;
+  stall?: Partial<StallOptions>;
   limits?: Partial<Limits>;
   retention?: Partial<Retention>;
 };
@@ -187,5 +198,6 @@ export function resolveOptions(input: HeadwayOptionsInput = {}): HeadwayOptions 
     dialects: { ...defaultDialects, ...input.dialects },
     limits: { ...defaultLimits, ...input.limits },
     retention: { ...defaultRetention, ...input.retention },
+    stall: { ...stallDefaults, ...input.stall },
   };
 }
