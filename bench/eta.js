@@ -142,6 +142,14 @@ function measure(state, previous, c, at, start, truthMs) {
     inside,
     confidence: eta?.confidence ?? 0,
     basis: eta?.basis ?? 'none',
+    detail: {
+      truth,
+      estimate: headway,
+      low: eta?.low,
+      high: eta?.high,
+      stage: state.stage?.name,
+      percent: p,
+    },
   };
 }
 

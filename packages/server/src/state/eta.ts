@@ -41,6 +41,15 @@ export const MIN_FRACTION = 0.01;
 export const HISTORY_FLOOR_VAR = 0.02;
 /** Variance of a stage to come that the history has never seen. */
 export const UNKNOWN_STAGE_VAR = 0.5;
+/** Jobs of a kind, and spread of their sizes (variance of the log running time), before a stage's regression is used. */
+export const MIN_FIT_JOBS = 5;
+export const MIN_FIT_VARIANCE = 0.01;
+/** A finished stage whose duration moves less than this with the job's says nothing about the job. */
+export const MIN_SLOPE = 0.2;
+/** Variance added to every estimate: what no model of a job foresees (a pause, a stall, a retry to come). */
+
+/** Variance added to every estimate: what no model of a job foresees (a pause, a stall, a retry to come). */
+export const MODEL_FLOOR_VAR = 0.02;
 /** Variance added while a job is stalled. */
 export const STALL_VAR = 0.5;
 /** Widest half-interval in log space: the interval never spans more than ×2 either way. */
@@ -70,7 +79,7 @@ export function estimateEta(
   const hist = history !== null && usable(history.total) ? history : null;
   const result = hist === null ? fromRate(view) : fromHistory(view, hist);
   if (result === null) return null;
-  let variance = result.var;
+  let variance = result.var + MODEL_FLOOR_VAR;
   if (state.stalled) variance += STALL_VAR;
   return present(result.seconds, Math.sqrt(variance), result.basis, estimator, state);
 }
@@ -154,20 +163,66 @@ function statVar(stats: LogStats): number {
   return sampleVariance(stats) + HISTORY_FLOOR_VAR;
 }
 
+/**
+ * How one stage's log duration relates to the job's log running time L: a
+ * prediction from an estimate of L, and the evidence about L that a measured
+ * stage duration gives (null when the stage says too little about the job).
+ */
+interface StageModel {
+  /** Slope of the stage's log duration on L (1 for a stage that scales with the job). */
+  slope: number;
+  /** Variance of the stage's log duration once L is known. */
+  residual: number;
+  predict(total: LogEstimate): LogEstimate;
+  evidence(duration: LogEstimate): LogEstimate | null;
+}
+
+function stageModel(h: KindSummary, v: LiveView, i: number): StageModel {
+  const stage = stageHistory(h, v, v.names[i]!);
+  const fit = stage?.fit;
+  if (v.planned && fit && fit.n >= MIN_FIT_JOBS && fit.vxx > MIN_FIT_VARIANCE) {
+    // The regression of the stage on the job, with the small-sample correction.
+    const k = fit.n / (fit.n - 1);
+    const slope = fit.vxy / fit.vxx;
+    const residual = Math.max(0, (fit.vyy - slope * fit.vxy) * k) + HISTORY_FLOOR_VAR;
+    return {
+      slope,
+      residual,
+      predict: (t) => ({ mean: fit.my + slope * (t.mean - fit.mx), var: residual + slope * slope * t.var }),
+      evidence: (d) =>
+        Math.abs(slope) < MIN_SLOPE
+          ? null
+          : { mean: fit.mx + (d.mean - fit.my) / slope, var: (d.var + residual) / (slope * slope) },
+    };
+  }
+  // A fixed share of the job: learned, or the declared weight for a stage never seen.
+  const learned = usable(stage?.share);
+  const share = learned ? stage!.share.mean : Math.log(weightShare(v, i));
+  const residual = learned ? (v.planned ? statVar(stage!.share) : 0) : UNKNOWN_STAGE_VAR;
+  return {
+    slope: 1,
+    residual,
+    predict: (t) => ({ mean: t.mean + share, var: t.var + residual }),
+    evidence: (d) => (learned ? { mean: d.mean - share, var: d.var + residual } : null),
+  };
+}
+
 function fromHistory(v: LiveView, h: KindSummary): { seconds: number; var: number; basis: EtaBasis } {
-  // 1. Evidence about log D, the job's total running time.
+  const models = v.names.map((_, i) => stageModel(h, v, i));
+  // 1. Evidence about L, the log of the job's running time: the kind's prior and
+  //    every finished stage.
   const evidence: LogEstimate[] = [{ mean: h.total.mean, var: statVar(h.total) }];
   for (let i = 0; i < v.index; i++) {
     const ms = v.done.get(v.names[i]!);
-    const stage = stageHistory(h, v, v.names[i]!);
-    if (ms === undefined || !(ms > 0) || !usable(stage?.share)) continue;
-    evidence.push({ mean: Math.log(ms) - stage.share.mean, var: statVar(stage.share) });
+    if (ms === undefined || !(ms > 0)) continue;
+    const e = models[i]!.evidence({ mean: Math.log(ms), var: 0 });
+    if (e) evidence.push(e);
   }
   const before = combine(evidence) as LogEstimate;
 
   // 2. The current stage: its live pace, its units, and what the job so far predicts.
-  const name = v.names[v.index]!;
-  const current = stageHistory(h, v, name);
+  const current = stageHistory(h, v, v.names[v.index]!);
+  const model = models[v.index]!;
   const own: LogEstimate[] = [];
   const live = liveProjection(v.stageMs, v.fraction, v.jitter);
   if (live) own.push(live);
@@ -175,37 +230,36 @@ function fromHistory(v: LiveView, h: KindSummary): { seconds: number; var: numbe
     own.push({ mean: current.perUnit.mean + Math.log(v.total), var: statVar(current.perUnit) });
   }
   const measured = combine(own);
-  const shareOf = (stage: StageHistory | null, i: number): LogEstimate =>
-    usable(stage?.share)
-      ? { mean: stage.share.mean, var: v.planned ? statVar(stage.share) : 0 }
-      : { mean: Math.log(weightShare(v, i)), var: UNKNOWN_STAGE_VAR };
-  const currentShare = shareOf(current, v.index);
-  const predicted = { mean: before.mean + currentShare.mean, var: before.var + currentShare.var };
+  const predicted = model.predict(before);
   const stage = combine(measured ? [measured, predicted] : [predicted]) as LogEstimate;
-  const after =
-    measured === null
-      ? before
-      : (combine([
-          ...evidence,
-          { mean: measured.mean - currentShare.mean, var: measured.var + currentShare.var },
-        ]) as LogEstimate);
+  const fromCurrent = measured ? model.evidence(measured) : null;
+  const after = fromCurrent ? (combine([...evidence, fromCurrent]) as LogEstimate) : before;
 
   // 3. Remaining: the rest of the current stage, then every stage to come.
   const stageMs = Math.exp(stage.mean);
   const restOfStage = Math.max(stageMs * (1 - v.fraction), stageMs - v.stageMs, 0);
-  let futureMs = 0;
-  const parts: { ms: number; var: number }[] = [{ ms: restOfStage, var: stage.var }];
+  const future: { ms: number; slope: number; residual: number }[] = [];
   for (let i = v.index + 1; i < v.names.length; i++) {
-    const share = shareOf(stageHistory(h, v, v.names[i]!), i);
-    const ms = Math.exp(after.mean + share.mean);
-    futureMs += ms;
-    parts.push({ ms, var: share.var });
+    const m = models[i]!;
+    future.push({
+      ms: Math.exp(m.predict({ mean: after.mean, var: 0 }).mean),
+      slope: m.slope,
+      residual: m.residual,
+    });
   }
-  const remaining = restOfStage + futureMs;
-  if (!(remaining > 0)) return { seconds: 0, var: stage.var, basis: measured ? 'both' : 'history' };
-  let variance = (futureMs / remaining) ** 2 * after.var;
-  for (const p of parts) variance += (p.ms / remaining) ** 2 * p.var;
-  return { seconds: remaining / 1000, var: variance, basis: measured ? 'both' : 'history' };
+  const remaining = restOfStage + future.reduce((sum, f) => sum + f.ms, 0);
+  const basis: EtaBasis = measured ? 'both' : 'history';
+  if (!(remaining > 0)) return { seconds: 0, var: stage.var, basis };
+  // The stages to come share the uncertainty of L; each adds its own on top.
+  let shared = 0;
+  let variance = (restOfStage / remaining) ** 2 * stage.var;
+  for (const f of future) {
+    const w = f.ms / remaining;
+    shared += w * f.slope;
+    variance += w * w * f.residual;
+  }
+  variance += shared * shared * after.var;
+  return { seconds: remaining / 1000, var: variance, basis };
 }
 
 /** A stage's part of the job by the declared weights, for a stage the history has not seen. */

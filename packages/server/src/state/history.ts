@@ -35,10 +35,26 @@ export interface LogStats {
   var: number;
 }
 
+/**
+ * How a stage's log duration y follows the job's log running time x: weighted
+ * means, variances and covariance, from which `eta.ts` takes the regression
+ * y ≈ my + b (x − mx) with b = vxy / vxx. A stage of fixed cost has b ≈ 0 (its
+ * duration says little about the job's); one that grows with the job has b ≈ 1.
+ */
+export interface StageFit {
+  n: number;
+  mx: number;
+  my: number;
+  vxx: number;
+  vxy: number;
+  vyy: number;
+}
+
 export interface StageHistory {
   share: LogStats;
   ms: LogStats;
   perUnit?: LogStats;
+  fit?: StageFit;
 }
 
 /** Everything the hub keeps about one kind. Plain JSON, a few KB at most. */
@@ -79,6 +95,7 @@ export function learn(summary: KindSummary | null, sample: DurationSample): Kind
     const next: StageHistory = {
       share: fold(prev?.share ?? null, Math.log(s.ms) - totalLog),
       ms: fold(prev?.ms ?? null, Math.log(s.ms)),
+      fit: foldFit(prev?.fit ?? null, totalLog, Math.log(s.ms)),
     };
     const perUnit =
       s.total !== undefined && s.total > 0
@@ -105,6 +122,23 @@ function fold(stats: LogStats | null, x: number): LogStats {
   const delta = x - stats.mean;
   const mean = stats.mean + delta / n;
   return { n, mean, var: stats.var + (delta * (x - mean) - stats.var) / n };
+}
+
+function foldFit(fit: StageFit | null, x: number, y: number): StageFit {
+  if (fit === null) return { n: 1, mx: x, my: y, vxx: 0, vxy: 0, vyy: 0 };
+  const n = Math.min(fit.n + 1, MAX_WEIGHT);
+  const dx = x - fit.mx;
+  const dy = y - fit.my;
+  const mx = fit.mx + dx / n;
+  const my = fit.my + dy / n;
+  return {
+    n,
+    mx,
+    my,
+    vxx: fit.vxx + (dx * (x - mx) - fit.vxx) / n,
+    vxy: fit.vxy + (dx * (y - my) - fit.vxy) / n,
+    vyy: fit.vyy + (dy * (y - my) - fit.vyy) / n,
+  };
 }
 
 /** The unbiased variance of `stats` (the population form scaled by n / (n − 1)). */
