@@ -39,6 +39,8 @@ export const LIVE_NOISE = 0.45;
 export const MIN_FRACTION = 0.01;
 /** Variance added to every historical statistic: a few jobs never prove a spread of zero. */
 export const HISTORY_FLOOR_VAR = 0.02;
+/** Variance added to a statistic of n jobs, divided by n: few jobs prove little, however alike. */
+export const FEW_JOBS_VAR = 0.3;
 /** Variance of a stage to come that the history has never seen. */
 export const UNKNOWN_STAGE_VAR = 0.5;
 /** Jobs of a kind, and spread of their sizes (variance of the log running time), before a stage's regression is used. */
@@ -160,7 +162,7 @@ function stageHistory(h: KindSummary, v: LiveView, name: string): StageHistory |
 }
 
 function statVar(stats: LogStats): number {
-  return sampleVariance(stats) + HISTORY_FLOOR_VAR;
+  return sampleVariance(stats) + HISTORY_FLOOR_VAR + FEW_JOBS_VAR / stats.n;
 }
 
 /**
@@ -184,7 +186,7 @@ function stageModel(h: KindSummary, v: LiveView, i: number): StageModel {
     // The regression of the stage on the job, with the small-sample correction.
     const k = fit.n / (fit.n - 1);
     const slope = fit.vxy / fit.vxx;
-    const residual = Math.max(0, (fit.vyy - slope * fit.vxy) * k) + HISTORY_FLOOR_VAR;
+    const residual = Math.max(0, (fit.vyy - slope * fit.vxy) * k) + HISTORY_FLOOR_VAR + FEW_JOBS_VAR / fit.n;
     return {
       slope,
       residual,

@@ -1,0 +1,207 @@
+/**
+ * The estimator with history, on the pure reducer: every time comes from the
+ * events (an injected clock), so each expectation is exact.
+ */
+import type { EventInput, JobEvent, JobState } from '@headway/protocol';
+import { describe, expect, it } from 'vitest';
+import { estimatorOf } from '../src/state/estimator.js';
+import { durationSample, type KindSummary, learn, MAX_STAGES, MAX_WEIGHT } from '../src/state/history.js';
+import { createdData, prepareEvent } from '../src/state/prepare.js';
+import { reduce } from '../src/state/reducer.js';
+import { stallAt, stallDefaults, stallThreshold } from '../src/state/stall.js';
+
+const T0 = Date.parse('2026-03-01T08:00:00.000Z');
+const iso = (ms: number) => new Date(T0 + ms).toISOString();
+const PLAN = [
+  { name: 'fetch', weight: 1 },
+  { name: 'encode', weight: 1 },
+];
+
+/** A job on an injected clock: `at(ms)` sets the time of the next events. */
+function job(history: KindSummary | null, stages = PLAN) {
+  let now = 0;
+  const id = `job-${Math.random()}`;
+  let state = reduce(
+    null,
+    {
+      job: id,
+      seq: 1,
+      kind: 'created',
+      data: createdData({ id, owner: 'u', kind: 'k', stages }),
+      at: iso(0),
+    },
+    history,
+  );
+  const api = {
+    at(ms: number) {
+      now = ms;
+      return api;
+    },
+    report(input: EventInput) {
+      const { kind, data } = prepareEvent(state, input);
+      state = reduce(state, { job: id, seq: state.seq + 1, kind, data, at: iso(now) } as JobEvent, history);
+      return api;
+    },
+    hub(kind: 'stalled' | 'unstalled' | 'pause_requested', data: object) {
+      state = reduce(state, { job: id, seq: state.seq + 1, kind, data, at: iso(now) } as JobEvent, history);
+      return api;
+    },
+    get state(): JobState {
+      return state;
+    },
+  };
+  return api;
+}
+
+/** Runs a job whose fetch takes `fetchS` and encode `encodeS` seconds, reporting every second. */
+function finished(history: KindSummary | null, fetchS: number, encodeS: number): JobState {
+  const j = job(history).report({ kind: 'stage', name: 'fetch' });
+  for (let s = 1; s <= fetchS; s++) j.at(s * 1000).report({ kind: 'progress', percent: (s / fetchS) * 100 });
+  j.report({ kind: 'stage', name: 'encode' });
+  for (let s = 1; s <= encodeS; s++) {
+    j.at((fetchS + s) * 1000).report({ kind: 'progress', percent: (s / encodeS) * 100 });
+  }
+  return j.report({ kind: 'completed' }).state;
+}
+
+function historyOf(jobs: [number, number][]): KindSummary {
+  let summary: KindSummary | null = null;
+  for (const [f, e] of jobs) summary = learn(summary, durationSample(estimatorOf(finished(summary, f, e)))!);
+  return summary!;
+}
+
+describe('learning from completed jobs', () => {
+  it('records running time per stage, without the time queued or paused', () => {
+    const j = job(null).at(5000).report({ kind: 'stage', name: 'fetch' });
+    j.at(7000).report({ kind: 'progress', percent: 50 }).report({ kind: 'paused' });
+    j.at(60_000).report({ kind: 'resumed' }).at(62_000).report({ kind: 'stage', name: 'encode' });
+    j.at(70_000).report({ kind: 'completed' });
+    expect(durationSample(estimatorOf(j.state))).toMatchObject({
+      totalMs: 12_000,
+      stages: [
+        { name: 'fetch', ms: 4000 },
+        { name: 'encode', ms: 8000 },
+      ],
+    });
+  });
+
+  it('keeps a summary bounded: statistics weigh at most MAX_WEIGHT jobs, at most MAX_STAGES names', () => {
+    let summary: KindSummary | null = null;
+    for (let i = 0; i < MAX_WEIGHT + 30; i++) {
+      const stages = Array.from({ length: 10 }, (_, k) => ({ name: `s${i}-${k}`, ms: 100 }));
+      summary = learn(summary, { totalMs: 1000, stages });
+    }
+    expect(summary!.jobs).toBe(MAX_WEIGHT + 30);
+    expect(summary!.total.n).toBe(MAX_WEIGHT);
+    expect(Object.keys(summary!.stages)).toHaveLength(MAX_STAGES);
+    expect(JSON.stringify(summary).length).toBeLessThan(64 * 1024);
+  });
+
+  it('follows a kind that gets slower', () => {
+    let summary: KindSummary | null = null;
+    for (let i = 0; i < 200; i++)
+      summary = learn(summary, { totalMs: i < 100 ? 10_000 : 40_000, stages: [] });
+    // Most of the way from 10 s to 40 s after as many jobs again.
+    expect(Math.exp(summary!.total.mean)).toBeGreaterThan(30_000);
+  });
+});
+
+describe('the estimate from history', () => {
+  // Fetch takes 10 % of the job, encode 90 %, though the plan weighs them equally.
+  const history = historyOf([
+    [4, 36],
+    [4, 36],
+    [4, 36],
+  ]);
+
+  it('is there from creation, with the job running time learned', () => {
+    const eta = job(history).state.eta;
+    expect(eta).toMatchObject({ seconds: 40, basis: 'history' });
+    expect(eta!.low).toBeLessThan(40);
+    expect(eta!.high).toBeGreaterThan(40);
+    expect(eta!.confidence).toBeGreaterThan(0.5);
+    expect(eta!.confidence).toBeLessThanOrEqual(0.9);
+  });
+
+  it('corrects stage weights that disagree with measured durations: 50 % done is not half way', () => {
+    const j = job(history).report({ kind: 'stage', name: 'fetch' });
+    for (let s = 1; s <= 4; s++) j.at(s * 1000).report({ kind: 'progress', percent: s * 25 });
+    j.report({ kind: 'stage', name: 'encode' });
+    expect(j.state.progress.percent).toBe(50);
+    // Linear extrapolation would say 4 s; the encode stage still takes 36 s.
+    expect(j.state.eta).toMatchObject({ seconds: 36, basis: 'history' });
+  });
+
+  it('blends the live pace of the current stage with the history', () => {
+    const j = job(history).report({ kind: 'stage', name: 'fetch' });
+    for (let s = 1; s <= 4; s++) j.at(s * 1000).report({ kind: 'progress', percent: s * 25 });
+    j.report({ kind: 'stage', name: 'encode' });
+    // Encoding runs twice as slow as usual: 40 % in 28.8 s.
+    j.at(4000 + 28_800).report({ kind: 'progress', percent: 40 });
+    const eta = j.state.eta!;
+    expect(eta.basis).toBe('both');
+    // Between the history (21.6 s left) and the live pace (43.2 s left).
+    expect(eta.seconds).toBeGreaterThan(25);
+    expect(eta.seconds).toBeLessThan(43);
+  });
+
+  it('scales the stages to come with what the finished ones took, for jobs of varied sizes', () => {
+    const sized = historyOf([
+      [2, 18],
+      [4, 36],
+      [8, 72],
+      [3, 27],
+      [6, 54],
+      [5, 45],
+    ]);
+    const big = job(sized).report({ kind: 'stage', name: 'fetch' });
+    for (let s = 1; s <= 8; s++) big.at(s * 1000).report({ kind: 'progress', percent: s * 12.5 });
+    big.report({ kind: 'stage', name: 'encode' });
+    // An 8 s fetch means a big job: about 72 s of encoding, not the average 42.
+    expect(big.state.eta!.seconds).toBeGreaterThan(60);
+    expect(big.state.eta!.seconds).toBeLessThan(85);
+  });
+
+  it('stands still while paused', () => {
+    const j = job(history).report({ kind: 'stage', name: 'fetch' });
+    j.at(2000).report({ kind: 'progress', percent: 50 }).report({ kind: 'paused' });
+    const paused = j.state.eta;
+    j.at(600_000).hub('pause_requested', { by: 'u' });
+    expect(j.state.status).toBe('paused');
+    expect(j.state.eta).toEqual(paused);
+  });
+
+  it('lowers the confidence of a stalled job, and restores it once it reports', () => {
+    const j = job(history).report({ kind: 'stage', name: 'fetch' });
+    j.at(1000).report({ kind: 'progress', percent: 25 });
+    const before = j.state.eta!.confidence;
+    j.at(4000).hub('stalled', { since: iso(1000), thresholdMs: 3000 });
+    expect(j.state.stalled).toEqual({ since: iso(1000) });
+    expect(j.state.eta!.confidence).toBeLessThan(before);
+    j.at(4500).hub('unstalled', {}).report({ kind: 'progress', percent: 60 });
+    expect(j.state.stalled).toBeNull();
+    expect(j.state.eta!.confidence).toBeGreaterThan(0.5);
+  });
+});
+
+describe('stall thresholds', () => {
+  it('uses the job’s own gap once it has three, the kind’s before, the default without either', () => {
+    const quiet = job(null).at(1000).report({ kind: 'progress', percent: 1 });
+    expect(stallThreshold(quiet.state, null, stallDefaults)).toBe(60_000);
+    const history = historyOf([
+      [2, 2],
+      [2, 2],
+    ]);
+    // The kind reports every second.
+    expect(stallThreshold(quiet.state, history, stallDefaults)).toBe(10_000);
+    const chatty = job(null);
+    for (let i = 1; i <= 5; i++) chatty.at(i * 100).report({ kind: 'progress', percent: i });
+    expect(stallThreshold(chatty.state, history, stallDefaults)).toBe(3000);
+    expect(stallThreshold(chatty.state, history, { ...stallDefaults, minMs: 500 })).toBe(1000);
+    expect(stallAt(chatty.state, null, stallDefaults, T0 + 500 + 2999)).toBeNull();
+    expect(stallAt(chatty.state, null, stallDefaults, T0 + 500 + 3000)).toEqual({
+      since: iso(500),
+      thresholdMs: 3000,
+    });
+  });
+});
