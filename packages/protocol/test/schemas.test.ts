@@ -73,4 +73,18 @@ describe('response schemas', () => {
     expect(list.Check({ jobs: [{ ...state, status: 'done' }] })).toBe(false);
     expect(list.Check({ jobs: [{ ...state, control: {} }] })).toBe(false);
   });
+
+  it('takes a kind, a stall and an ETA interval, and leaves them optional', () => {
+    const list = TypeCompiler.Compile(JobListSchema, componentSchemas);
+    const learned: JobState = {
+      ...state,
+      kind: 'transcode',
+      stalled: { since: '2026-01-01T00:00:01.000Z' },
+      eta: { ...state.eta!, low: 8, high: 20, basis: 'both' },
+    };
+    expect(list.Check({ jobs: [learned] })).toBe(true);
+    expect(list.Check({ jobs: [{ ...learned, kind: null, stalled: null }] })).toBe(true);
+    expect(list.Check({ jobs: [{ ...learned, eta: { ...learned.eta, basis: 'guess' } }] })).toBe(false);
+    expect(list.Check({ jobs: [{ ...learned, kind: 'has space' }] })).toBe(false);
+  });
 });

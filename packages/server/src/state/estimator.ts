@@ -2,12 +2,11 @@
  * The estimator's own state: what the reducer folds beside a job's public state
  * so that the ETA can be computed from time actually spent.
  *
- * It is internal. It travels with the state object in memory as a
- * non-enumerable property under a symbol key ({@link ESTIMATOR}), which
- * `JSON.stringify`, object spreads and deep equality all skip, so it never
- * reaches a client, the bus or a REST answer; the reducer attaches it to every
- * state it returns, and the stores persist it explicitly (`store/rows.ts`), so a
- * reloaded job keeps its running times.
+ * It is internal. It is kept beside each state object in memory (a `WeakMap`,
+ * so it goes with the state), which `JSON.stringify`, object spreads and deep
+ * equality never see, so it never reaches a client, the bus or a REST answer; the
+ * reducer attaches it to every state it returns, and the stores persist it
+ * explicitly (`store/rows.ts`), so a reloaded job keeps its running times.
  *
  * Time comes only from the events (`at`), so replaying a job's log on any
  * process gives the same estimator.
@@ -56,21 +55,22 @@ export interface Estimator {
   gaps: number;
 }
 
-/** The key of the estimator on a state object. */
-export const ESTIMATOR: unique symbol = Symbol('headway.estimator');
-
-/** A state with its estimator attached. */
-export type TrackedState = JobState & { [ESTIMATOR]?: Estimator };
+/**
+ * Each state's estimator, beside it rather than on it: a property (even a hidden
+ * one) would change the shape of every state object and slow down the spreads
+ * the reducer makes of them.
+ */
+const estimators = new WeakMap<JobState, Estimator>();
 
 /** The estimator attached to `state`, or null (a state from the wire has none). */
 export function estimatorOf(state: JobState): Estimator | null {
-  return (state as TrackedState)[ESTIMATOR] ?? null;
+  return estimators.get(state) ?? null;
 }
 
-/** `state` with `estimator` attached out of sight (the same object, which must be fresh). */
+/** `state` with `estimator` attached out of sight (the same object). */
 export function withEstimator<S extends JobState>(state: S, estimator: Estimator | null): S {
-  if (estimator === null) delete (state as TrackedState)[ESTIMATOR];
-  else Object.defineProperty(state, ESTIMATOR, { value: estimator, enumerable: false, configurable: true });
+  if (estimator === null) estimators.delete(state);
+  else estimators.set(state, estimator);
   return state;
 }
 
@@ -92,8 +92,12 @@ function initial(at: number): Estimator {
  * event, close a stage that ended, note a report and fold the rate.
  * @param prev the state before the event; @param next the state after it.
  */
-export function track(prev: JobState | null, next: JobState, event: JobEvent): Estimator {
-  const at = Date.parse(event.at);
+export function track(
+  prev: JobState | null,
+  next: JobState,
+  event: JobEvent,
+  at: number = Date.parse(event.at),
+): Estimator {
   const before = prev === null ? null : estimatorOf(prev);
   const e: Estimator = before === null ? initial(at) : { ...before };
   if (!Number.isFinite(at)) return e;

@@ -77,9 +77,9 @@ export function estimateEta(
   at: number,
 ): Eta | null {
   if (estimator === null || TERMINAL_STATUSES.includes(state.status)) return null;
-  const view = liveView(estimator, state, at);
   const hist = history !== null && usable(history.total) ? history : null;
-  const result = hist === null ? fromRate(view) : fromHistory(view, hist);
+  const result =
+    hist === null ? fromRate(estimator, state, at) : fromHistory(liveView(estimator, state, at), hist);
   if (result === null) return null;
   let variance = result.var + MODEL_FLOOR_VAR;
   if (state.stalled) variance += STALL_VAR;
@@ -149,10 +149,15 @@ function liveProjection(elapsed: number, fraction: number, jitter: number): LogE
   return { mean: Math.log(elapsed / fraction), var: noise };
 }
 
-function fromRate(v: LiveView): { seconds: number; var: number; basis: EtaBasis } | null {
-  const live = liveProjection(v.jobMs, v.overall, v.jitter);
+function fromRate(
+  e: Estimator,
+  s: JobState,
+  at: number,
+): { seconds: number; var: number; basis: EtaBasis } | null {
+  const overall = s.progress.percent / 100;
+  const live = liveProjection(activeAt(e, s.status, at).job, overall, e.rate?.jitter ?? 0);
   if (live === null) return null;
-  const remainingMs = Math.exp(live.mean) * (1 - v.overall);
+  const remainingMs = Math.exp(live.mean) * (1 - overall);
   return { seconds: remainingMs / 1000, var: live.var, basis: 'rate' };
 }
 

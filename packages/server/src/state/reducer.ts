@@ -154,8 +154,9 @@ function withEta(
   event: JobEvent,
   history: KindSummary | null,
 ): JobState {
-  const estimator = track(prev, next, event);
-  const eta = estimateEta(estimator, next, history, Date.parse(event.at));
+  const at = Date.parse(event.at);
+  const estimator = track(prev, next, event, at);
+  const eta = estimateEta(estimator, next, history, at);
   return withEstimator({ ...next, eta }, estimator);
 }
 
