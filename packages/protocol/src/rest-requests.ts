@@ -123,6 +123,7 @@ export const JobListQuery = Type.Object(
       }),
     ),
     parent: Type.Optional(JobId),
+    kind: Type.Optional(JobKindSchema),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_JOBS_PAGE, default: DEFAULT_JOBS_PAGE })),
     cursor: Type.Optional(
       Type.String({ minLength: 1, maxLength: 1024, description: '`next` of the previous page.' }),

@@ -421,6 +421,23 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         expect(page.jobs[0]).toEqual(await store.getJob('b'));
       });
 
+      it('filters by kind, with the other filters', async () => {
+        for (const [id, owner, kind] of [
+          ['k1', 'alice', 'transcode'],
+          ['k2', 'alice', 'import'],
+          ['k3', 'bob', 'transcode'],
+          ['k4', 'alice', null],
+        ] as const) {
+          const state = jobState(id, { owner, kind });
+          await store.commit([{ state, prevSeq: 0, events: [progressEvent(id, 1, T0)], keys: [] }]);
+        }
+        const ids = async (q: Omit<Parameters<Store['listJobs']>[0], 'limit'>) =>
+          (await store.listJobs({ limit: 100, ...q })).jobs.map((j) => j.id).sort();
+        expect(await ids({ kind: 'transcode' })).toEqual(['k1', 'k3']);
+        expect(await ids({ kind: 'transcode', owner: 'alice' })).toEqual(['k1']);
+        expect(await ids({ kind: 'none-such' })).toEqual([]);
+      });
+
       it('filters by owner, status, parent and ids', async () => {
         await createJob(store, 'p', { owner: 'alice', status: 'running' });
         await createJob(store, 'a1', { owner: 'alice', status: 'completed', parent: 'p', finishedAt: T0 });

@@ -147,6 +147,7 @@ export class PostgresStore implements Store {
     // `= ANY` of an empty array is false, so an empty list matches nothing.
     if (query.status !== undefined) where.push(`status = ANY(${param(query.status)}::text[])`);
     if (query.parent !== undefined) where.push(`parent = ${param(query.parent)}`);
+    if (query.kind !== undefined) where.push(`state->>'kind' = ${param(query.kind)}`);
     if (query.ids !== undefined) where.push(`id = ANY(${param(query.ids)}::text[])`);
     if (after !== undefined) {
       const at = param(after.updatedAt);

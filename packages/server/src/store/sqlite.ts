@@ -172,6 +172,10 @@ export class SqliteStore implements Store {
         where.push('status IN (SELECT value FROM json_each(@status))');
         params.status = JSON.stringify(query.status);
       }
+      if (query.kind !== undefined) {
+        where.push("json_extract(state, '$.kind') = @kind");
+        params.kind = query.kind;
+      }
       if (query.parent !== undefined) {
         where.push('parent = @parent');
         params.parent = query.parent;

@@ -36,6 +36,8 @@ export interface ListJobsQuery {
   owner?: string;
   status?: JobStatus[];
   parent?: string;
+  /** Only jobs of this kind (not indexed: it narrows what the other filters find). */
+  kind?: string;
   /** Only jobs whose id is in this list (a job-scoped token). */
   ids?: string[];
   /** Most jobs to return (1–500). */
