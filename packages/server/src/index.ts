@@ -28,7 +28,7 @@ export type {
 } from './hub.js';
 export { Hub, hubDefaults, topicKey } from './hub.js';
 export { Metrics } from './metrics.js';
-export type { HeadwayOptions, HeadwayOptionsInput, Limits, Retention } from './options.js';
+export type { HeadwayOptions, HeadwayOptionsInput, Limits, Retention, StallOptions } from './options.js';
 export { defaultLimits, defaultRetention, defaults, resolveOptions } from './options.js';
 export { OriginPolicy } from './origins.js';
 export { canControl, canReport, canSee, canWatchAll, isPrivileged, scopeUser } from './policy.js';
@@ -38,6 +38,8 @@ export type { DevelopmentSecrets, ResolvedSecrets } from './secrets.js';
 export { readOrCreateSecrets, resolveSecrets, SECRETS_FILE } from './secrets.js';
 export type { CreateServerOptions, HeadwayServer } from './server.js';
 export { createServer } from './server.js';
+export type { KindSummary } from './state/history.js';
+export { stallDefaults } from './state/stall.js';
 export type { PostgresStoreOptions } from './store/postgres.js';
 export { PostgresStore } from './store/postgres.js';
 export type { SqliteStoreOptions } from './store/sqlite.js';
@@ -47,6 +49,7 @@ export type {
   ListJobsPage,
   ListJobsQuery,
   Store,
+  StoredKindSummary,
   SweepOptions,
   SweepResult,
 } from './store/store.js';
