@@ -4,7 +4,7 @@
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { TERMINAL_STATUSES } from './codes.js';
-import { ChildrenSummarySchema, IsoTime, JobErrorSchema } from './job-state.js';
+import { ChildrenSummarySchema, IsoTime, JobErrorSchema, JobKindSchema } from './job-state.js';
 import { JsonObjectSchema, JsonSchema } from './json.js';
 
 export const LogLevelSchema = Type.Union([
@@ -23,6 +23,7 @@ export const EventDataSchemas = {
   created: Type.Object({
     owner: Type.String(),
     name: Type.String(),
+    kind: Type.Optional(JobKindSchema),
     parent: Type.Union([Type.String(), Type.Null()]),
     stages: Type.Array(Type.Object({ name: Type.String(), weight: Type.Number() })),
     metadata: JsonObjectSchema(),
@@ -48,6 +49,10 @@ export const EventDataSchemas = {
   resume_requested: Requested,
   /** A change in a batch parent's roll-up of its children. */
   children: ChildrenSummarySchema,
+  /** The hub saw no report for far longer than the job's usual gap; `since` is the last report. */
+  stalled: Type.Object({ since: IsoTime('Time of the last report'), thresholdMs: Type.Integer() }),
+  /** A report arrived on a stalled job. */
+  unstalled: Type.Object({}),
   /** The job was deleted; the last event a subscriber receives for it. Not stored. */
   deleted: Type.Record(Type.String(), Type.Never()),
 } satisfies Record<string, TSchema>;

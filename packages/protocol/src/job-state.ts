@@ -41,35 +41,42 @@ export const StagePlanEntrySchema = Type.Object({
 });
 export type StagePlanEntry = Static<typeof StagePlanEntrySchema>;
 
+/** What an estimate rests on: finished jobs of the same kind, the live rate, both, or nothing yet. */
+export const ETA_BASES = ['history', 'rate', 'both', 'none'] as const;
+export const EtaBasisSchema = Type.Union(ETA_BASES.map((basis) => Type.Literal(basis)));
+export type EtaBasis = Static<typeof EtaBasisSchema>;
+
 export const EtaSchema = Type.Object({
-  seconds: Type.Number({ description: 'Estimated seconds remaining.' }),
+  seconds: Type.Number({ description: 'Estimated seconds remaining (the middle of the interval).' }),
   confidence: Type.Number({
     minimum: 0,
     maximum: 1,
-    description: 'Grows with the number of samples and the steadiness of the rate.',
+    description: 'Probability the hub gives to the true remaining time lying in [`low`, `high`].',
   }),
   rate: Type.Number({
     description: 'Smoothed rate: `unit` per second when the job reports counts, else percent per second.',
   }),
   unit: Type.String({ description: 'Unit of `rate`: the progress unit, or `percent`.' }),
+  low: Type.Optional(Type.Number({ description: 'Lower end of the interval, seconds.' })),
+  high: Type.Optional(Type.Number({ description: 'Upper end of the interval, seconds.' })),
+  basis: Type.Optional(EtaBasisSchema),
 });
 export type Eta = Static<typeof EtaSchema>;
 
-export const EtaSampleSchema = Type.Object(
-  {
-    at: Type.Number({ description: 'Time (ms since epoch) of the last sample.' }),
-    percent: Type.Number({ description: 'Overall percent at the last sample.' }),
-    current: Nullable(Type.Number({ description: 'Units done at the last sample, when counted.' })),
-    percentRate: Type.Number({ description: 'Smoothed overall percent per second.' }),
-    unitRate: Nullable(Type.Number({ description: 'Smoothed units per second, when counted.' })),
-    jitter: Type.Number({
-      description: 'Smoothed relative deviation of the instantaneous rate from the smoothed rate.',
-    }),
-    samples: Type.Integer({ description: 'Number of samples folded.' }),
-  },
-  { description: 'Estimator state folded by the reducer for the ETA; internal, clients may ignore it.' },
+export const StalledSchema = Type.Object(
+  { since: IsoTime('Time of the last report before the stall') },
+  { description: 'A running job that has reported nothing for far longer than its usual gap.' },
 );
-export type EtaSample = Static<typeof EtaSampleSchema>;
+export type Stalled = Static<typeof StalledSchema>;
+
+/** Longest job kind. */
+export const MAX_KIND_LENGTH = 64;
+export const JobKindSchema = Type.String({
+  minLength: 1,
+  maxLength: MAX_KIND_LENGTH,
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]*$',
+  description: 'What sort of work the job is (`transcode`); jobs of one kind share learned durations.',
+});
 
 export const JobErrorSchema = Type.Object({
   code: Type.String(),
@@ -113,6 +120,7 @@ export const JobStateSchema = Type.Object(
     id: Type.String(),
     owner: Type.String({ description: 'The user who may watch and control the job.' }),
     name: Type.String(),
+    kind: Type.Optional(Nullable(JobKindSchema)),
     parent: Nullable(Type.String({ description: 'Id of the batch this job belongs to.' })),
     status: JobStatusSchema,
     progress: ProgressSchema,
@@ -120,6 +128,7 @@ export const JobStateSchema = Type.Object(
     stages: Type.Array(StagePlanEntrySchema),
     message: Nullable(Type.String()),
     eta: Nullable(EtaSchema),
+    stalled: Type.Optional(Nullable(StalledSchema)),
     metadata: JsonObjectSchema(),
     result: JsonSchema({ description: 'Small JSON set by `completed`, or null.' }),
     error: Nullable(JobErrorSchema),
@@ -131,18 +140,11 @@ export const JobStateSchema = Type.Object(
     startedAt: Nullable(IsoTime('First transition to running')),
     finishedAt: Nullable(IsoTime('Time the job reached a terminal status')),
     seq: Type.Integer({ minimum: 1, description: 'Seq of the last event folded into this state.' }),
-    estimator: Nullable(EtaSampleSchema),
   },
   { $id: 'JobState', description: 'A job and its current state.' },
 );
 export type JobState = Static<typeof JobStateSchema>;
 
-/**
- * Fields a delta `patch` never carries: the hub's internal ETA estimator, which
- * changes with every progress event and which clients do not read. A client that
- * folds patches keeps the value of its last whole state.
- */
-export const PATCH_OMITTED_FIELDS: readonly string[] = ['estimator'];
 /** `JobState` by reference, with the description of the response that carries it. */
 export const JobStateRef = (description?: string) =>
   Type.Unsafe<JobState>(Type.Ref('JobState', description === undefined ? {} : { description }));

@@ -6,7 +6,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { EventInputSchema, Reason } from './event-input.js';
 import { JobId, UserId } from './ids.js';
-import { JOB_STATUSES } from './job-state.js';
+import { JOB_STATUSES, JobKindSchema } from './job-state.js';
 import { JsonObjectSchema } from './json.js';
 
 /** Most events in one REST request. */
@@ -47,6 +47,7 @@ export const CreateJobBody = Type.Object(
     id: Type.Optional(JobId),
     owner: UserId,
     name: Type.Optional(Type.String({ maxLength: 256 })),
+    kind: Type.Optional(JobKindSchema),
     parent: Type.Optional(JobId),
     stages: Type.Optional(Type.Array(StageInputSchema, { maxItems: 64 })),
     metadata: Type.Optional(JsonObjectSchema()),
@@ -132,6 +133,7 @@ export const JobListQuery = Type.Object(
       }),
     ),
     parent: Type.Optional(JobId),
+    kind: Type.Optional(JobKindSchema),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_JOBS_PAGE, default: DEFAULT_JOBS_PAGE })),
     cursor: Type.Optional(
       Type.String({ minLength: 1, maxLength: 1024, description: '`next` of the previous page.' }),

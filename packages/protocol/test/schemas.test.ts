@@ -65,7 +65,6 @@ describe('response schemas', () => {
     startedAt: '2026-01-01T00:00:00.500Z',
     finishedAt: null,
     seq: 3,
-    estimator: { at: 1, percent: 40, current: 4, percentRate: 5, unitRate: 0.5, jitter: 0.1, samples: 2 },
   };
 
   it('resolves references to the components', () => {
@@ -73,5 +72,19 @@ describe('response schemas', () => {
     expect(list.Check({ jobs: [state], next: 'c' })).toBe(true);
     expect(list.Check({ jobs: [{ ...state, status: 'done' }] })).toBe(false);
     expect(list.Check({ jobs: [{ ...state, control: {} }] })).toBe(false);
+  });
+
+  it('takes a kind, a stall and an ETA interval, and leaves them optional', () => {
+    const list = TypeCompiler.Compile(JobListSchema, componentSchemas);
+    const learned: JobState = {
+      ...state,
+      kind: 'transcode',
+      stalled: { since: '2026-01-01T00:00:01.000Z' },
+      eta: { ...state.eta!, low: 8, high: 20, basis: 'both' },
+    };
+    expect(list.Check({ jobs: [learned] })).toBe(true);
+    expect(list.Check({ jobs: [{ ...learned, kind: null, stalled: null }] })).toBe(true);
+    expect(list.Check({ jobs: [{ ...learned, eta: { ...learned.eta, basis: 'guess' } }] })).toBe(false);
+    expect(list.Check({ jobs: [{ ...learned, kind: 'has space' }] })).toBe(false);
   });
 });

@@ -23,6 +23,51 @@ export function formatEta(seconds: number): string {
   return `about ${plural(Math.round(hours / 24), 'day')} left`;
 }
 
+/** Seconds in the largest unit that keeps the number readable: minutes below 2 h, hours below 2 days. */
+function unitOf(seconds: number): { size: number; name: string } {
+  if (seconds < 7200) return { size: 60, name: 'min' };
+  if (seconds < 172_800) return { size: 3600, name: 'h' };
+  return { size: 86_400, name: 'days' };
+}
+
+/**
+ * Time left as the interval the hub believes in: `about 2–4 min left`,
+ * `about 40 min – 3 h left`, `under 2 min left`; a single figure (`formatEta`)
+ * when the estimate has no interval or a narrow one.
+ */
+export function formatEtaRange(eta: { seconds: number; low?: number; high?: number }): string {
+  const { low, high } = eta;
+  if (low === undefined || high === undefined || !(high >= low) || high < 60) return formatEta(eta.seconds);
+  const hu = unitOf(high);
+  const hi = Math.max(1, Math.ceil(high / hu.size));
+  const lu = unitOf(low);
+  const lo = Math.floor(low / lu.size);
+  if (lo === 0) return `under ${hi} ${hu.name} left`;
+  if (lu.name !== hu.name) return `about ${lo} ${lu.name} – ${hi} ${hu.name} left`;
+  return lo === hi ? `about ${hi} ${hu.name} left` : `about ${lo}–${hi} ${hu.name} left`;
+}
+
+/** A stall in words, `stalled: no report for 3 min`; empty when the job is not stalled. */
+export function formatStall(job: JobState, now: number = Date.now()): string {
+  if (!job.stalled) return '';
+  const quiet = Math.max(0, (now - Date.parse(job.stalled.since)) / 1000);
+  return quiet < 60
+    ? 'stalled: no report for under a minute'
+    : `stalled: no report for ${Math.round(quiet / 60)} min`;
+}
+
+/**
+ * What to show for time left: the stall when stalled, else the interval while
+ * the job is queued (a job of a known kind has an estimate before it starts),
+ * running or paused (a paused job's estimate stands still); empty otherwise.
+ */
+export function formatTimeLeft(job: JobState, now?: number): string {
+  if (job.stalled) return formatStall(job, now);
+  if (!job.eta || !['queued', 'running', 'paused'].includes(job.status)) return '';
+  const text = formatEtaRange(job.eta);
+  return job.status === 'paused' ? `${text} once resumed` : text;
+}
+
 /** The stage in words: `transcode (2 of 4)`, or just the name without a plan. */
 export function formatStage(job: JobState): string {
   const stage = job.stage;
@@ -37,12 +82,12 @@ export function formatPercent(job: JobState): string {
 
 /**
  * The job's progress as one sentence for assistive technology: stage, percent,
- * time left and status, e.g. `transcode (2 of 4), 42%, about 3 minutes left, running`.
+ * time left (or the stall) and status, e.g. `transcode (2 of 4), 42%, about 2–4 min left, running`.
  */
 export function describeJob(job: JobState | null | undefined): string {
   if (!job) return 'loading';
   const parts = [formatStage(job), formatPercent(job)];
-  if (job.eta && job.status === 'running') parts.push(formatEta(job.eta.seconds));
+  parts.push(formatTimeLeft(job));
   parts.push(job.status === 'failed' && job.error ? `failed: ${job.error.message}` : job.status);
   return parts.filter(Boolean).join(', ');
 }

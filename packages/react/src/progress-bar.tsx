@@ -1,6 +1,6 @@
 import type { JobState } from '@headway/client';
 import type { CSSProperties } from 'react';
-import { describeJob, formatEta, formatPercent, formatStage } from './format.js';
+import { describeJob, formatPercent, formatStage, formatTimeLeft } from './format.js';
 
 export interface ProgressBarProps {
   /** The job's state (from `useJob`, `useJobs` or a handle); null or undefined while loading. */
@@ -26,7 +26,9 @@ const FILL: Record<string, string> = {
 /**
  * An accessible progress bar for a job: `role="progressbar"` with
  * `aria-valuenow` (absent while the percent is unknown) and an
- * `aria-valuetext` that reads stage, percent, time left and status. The status
+ * `aria-valuetext` that reads stage, percent, time left and status. Time left
+ * is the hub's interval (`about 2–4 min left`); a stalled job says so instead,
+ * in `--hw-progress-stall` (`data-stalled` on the root). The status
  * is always written out, so colour is never the only signal.
  *
  * Themable with CSS variables (no stylesheet needed): `--hw-progress-height`,
@@ -42,7 +44,8 @@ export function ProgressBar({ job, label, details = true, className, style }: Pr
   const percent = job
     ? Math.max(0, Math.min(100, job.status === 'completed' ? 100 : job.progress.percent))
     : 0;
-  const eta = job?.eta && job.status === 'running' ? formatEta(job.eta.seconds) : '';
+  const eta = job ? formatTimeLeft(job) : '';
+  const stalled = Boolean(job?.stalled);
   return (
     <div
       role="progressbar"
@@ -54,6 +57,7 @@ export function ProgressBar({ job, label, details = true, className, style }: Pr
       aria-busy={status === 'running' || status === 'queued' || status === 'loading'}
       className={className ? `hw-progress ${className}` : 'hw-progress'}
       data-status={status}
+      data-stalled={stalled || undefined}
       style={{ display: 'grid', gap: 'var(--hw-progress-gap, 4px)', ...style }}
     >
       <div
@@ -88,7 +92,14 @@ export function ProgressBar({ job, label, details = true, className, style }: Pr
         >
           {job && formatStage(job) && <span className="hw-progress__stage">{formatStage(job)}</span>}
           <span className="hw-progress__percent">{job ? formatPercent(job) : '…'}</span>
-          {eta && <span className="hw-progress__eta">{eta}</span>}
+          {eta && (
+            <span
+              className={stalled ? 'hw-progress__eta hw-progress__stall' : 'hw-progress__eta'}
+              style={stalled ? { color: 'var(--hw-progress-stall, #b45309)', fontWeight: 600 } : undefined}
+            >
+              {eta}
+            </span>
+          )}
           <span className="hw-progress__status">{status}</span>
         </div>
       )}

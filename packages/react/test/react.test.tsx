@@ -10,6 +10,8 @@ import { describe, expect, it } from 'vitest';
 import {
   describeJob,
   formatEta,
+  formatEtaRange,
+  formatTimeLeft,
   HeadwayProvider,
   JobList,
   ProgressBar,
@@ -42,7 +44,6 @@ function job(patch: Partial<JobState> = {}): JobState {
     startedAt: at,
     finishedAt: null,
     seq: 7,
-    estimator: null,
     ...patch,
   };
 }
@@ -65,6 +66,52 @@ describe('formatEta', () => {
     [Number.NaN, ''],
   ])('%s s → %j', (seconds, words) => {
     expect(formatEta(seconds)).toBe(words);
+  });
+});
+
+describe('formatEtaRange', () => {
+  it.each([
+    [{ seconds: 150 }, 'about 3 minutes left'],
+    [{ seconds: 170, low: 120, high: 240 }, 'about 2–4 min left'],
+    [{ seconds: 40, low: 20, high: 50 }, 'less than a minute left'],
+    [{ seconds: 80, low: 30, high: 150 }, 'under 3 min left'],
+    [{ seconds: 130, low: 125, high: 175 }, 'about 2–3 min left'],
+    [{ seconds: 5400, low: 2400, high: 10_800 }, 'about 40 min – 3 h left'],
+    [{ seconds: 4 * 86400, low: 3 * 86400, high: 5 * 86400 }, 'about 3–5 days left'],
+  ])('%j → %j', (eta, words) => {
+    expect(formatEtaRange(eta)).toBe(words);
+  });
+});
+
+describe('formatTimeLeft', () => {
+  const eta = {
+    seconds: 170,
+    confidence: 0.8,
+    rate: 1,
+    unit: 'percent',
+    low: 120,
+    high: 240,
+    basis: 'both' as const,
+  };
+
+  it('shows the interval while queued, running or paused (standing still)', () => {
+    expect(formatTimeLeft(job({ eta, status: 'queued' }))).toBe('about 2–4 min left');
+    expect(formatTimeLeft(job({ eta }))).toBe('about 2–4 min left');
+    expect(formatTimeLeft(job({ eta, status: 'paused' }))).toBe('about 2–4 min left once resumed');
+    expect(formatTimeLeft(job({ eta: null }))).toBe('');
+  });
+
+  it('shows a stall instead of the time left', () => {
+    const since = Date.parse('2025-01-01T00:00:00.000Z');
+    const stalled = job({ eta, stalled: { since: new Date(since).toISOString() } });
+    expect(formatTimeLeft(stalled, since + 5 * 60_000)).toBe('stalled: no report for 5 min');
+    expect(formatTimeLeft(stalled, since + 20_000)).toBe('stalled: no report for under a minute');
+    const html = renderToStaticMarkup(<ProgressBar job={stalled} />);
+    expect(attr(html, 'data-stalled')).toBe('true');
+    expect(html).toContain('hw-progress__stall');
+    expect(attr(html, 'aria-valuetext')).toMatch(
+      /^transcode \(2 of 4\), 42%, stalled: no report for \d+ min, running$/,
+    );
   });
 });
 

@@ -34,6 +34,7 @@ import {
   defaultWebhooks,
   type HeadwayOptionsInput,
 } from './options.js';
+import { stallDefaults } from './state/stall.js';
 
 export { ConfigError, type ConfigErrorReason } from './config-error.js';
 export { LOG_LEVELS, type LogLevel, MIN_API_KEY_LENGTH, MIN_JWT_SECRET_BYTES } from './config-values.js';
@@ -79,10 +80,11 @@ const NUMERIC_SETTINGS = [
   numericSetting('dialects', 'streamConnectionsPerMinute', 'dialect-'),
   numericSetting('dialects', 'dashboardConnectionsPerUser', 'dialect-'),
   numericSetting('dialects', 'historyRequestsPerMinute', 'dialect-'),
+  ...Object.keys(stallDefaults).map((key) => numericSetting('stall', key, 'stall-')),
 ];
 
 function numericSetting(
-  group: 'limits' | 'retention' | 'dialects' | 'webhooks' | 'top',
+  group: 'limits' | 'retention' | 'dialects' | 'webhooks' | 'stall' | 'top',
   key: string,
   prefix: string,
 ) {

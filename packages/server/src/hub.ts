@@ -13,8 +13,10 @@ import type { Delivery } from './delivery.js';
 import { HeadwayError, notFound } from './errors.js';
 import { GroupCommit } from './hub/group-commit.js';
 import { JobCache } from './hub/job-cache.js';
+import { KindHistory } from './hub/kind-history.js';
 import { OrderedDispatch } from './hub/ordered-dispatch.js';
 import { Rollups } from './hub/rollups.js';
+import { StallMonitor } from './hub/stall-monitor.js';
 import { type Subscriber, type Topic, Topics } from './hub/topics.js';
 import { Waiters } from './hub/waiters.js';
 import {
@@ -25,6 +27,7 @@ import {
   Writes,
 } from './hub/writes.js';
 import type { Metrics } from './metrics.js';
+import { type KindSummary, type StallOptions, stallDefaults } from './state/index.js';
 import type { ListJobsPage, ListJobsQuery, Store } from './store/store.js';
 
 // The edges (transports) import these from here, beside the hub itself.
@@ -53,6 +56,12 @@ export interface HubOptions {
   idleCheckMs?: number;
   /** Jobs whose last dispatched seq is remembered; those with job subscribers are always kept. Default 100,000. */
   trackSize?: number;
+  /** When a running job counts as stalled, and how often to look; see `StallOptions` for the defaults. */
+  stall?: Partial<StallOptions>;
+  /** How long a job kind's learned durations are used before they are read again from the store, ms. Default 30,000. */
+  historyRefreshMs?: number;
+  /** Failures of background work (learning durations, marking stalls), which never fail a request. */
+  onError?: (err: unknown) => void;
 }
 
 export const hubDefaults = {
@@ -61,6 +70,7 @@ export const hubDefaults = {
   cacheSize: 10_000,
   idleCheckMs: 5_000, // 5 seconds
   trackSize: 100_000,
+  historyRefreshMs: 30_000, // 30 seconds
 } as const;
 
 export interface ResumeResult {
@@ -98,6 +108,8 @@ export class Hub {
   private readonly writes: Writes;
   private readonly dispatch: OrderedDispatch;
   private readonly waiters: Waiters;
+  private readonly history: KindHistory;
+  private readonly stalls: StallMonitor;
   private closed = false;
 
   constructor(options: HubOptions) {
@@ -107,6 +119,14 @@ export class Hub {
     this.replayLimit = options.replayLimit ?? hubDefaults.replayLimit;
     this.now = options.now ?? Date.now;
     const isoNow = () => this.isoNow();
+    const onError = options.onError ?? (() => {});
+    const stall: StallOptions = { ...stallDefaults, ...options.stall };
+    this.history = new KindHistory({
+      store,
+      refreshMs: options.historyRefreshMs ?? hubDefaults.historyRefreshMs,
+      now: this.now,
+      onError,
+    });
 
     this.topics = new Topics(bus);
     this.cache = new JobCache({
@@ -122,14 +142,21 @@ export class Hub {
       metrics,
       cache: this.cache,
       beforeCommit: (batch) => this.rollups.foldInto(batch),
-      publish: (d) => bus.publish(d),
+      publish: (d) => {
+        // Committed here: this process watches the job for stalls and learns from it.
+        this.stalls.note(d.state);
+        if (d.kind === 'completed') void this.history.learnFrom(d.state);
+        bus.publish(d);
+      },
     });
-    this.rollups = new Rollups({ cache: this.cache, commits: this.commits, isoNow });
+    this.rollups = new Rollups({ cache: this.cache, commits: this.commits, history: this.history, isoNow });
     this.writes = new Writes({
       store,
       cache: this.cache,
       commits: this.commits,
       rollups: this.rollups,
+      history: this.history,
+      stall,
       metrics,
       maxJsonBytes: options.maxJsonBytes ?? hubDefaults.maxJsonBytes,
       publish: (d) => bus.publish(d),
@@ -152,6 +179,15 @@ export class Hub {
       committed: async (jobId) => (await this.cache.loadFresh(jobId))?.committed ?? null,
       cached: (jobId) => this.cache.get(jobId)?.committed,
     });
+
+    this.stalls = new StallMonitor({
+      history: this.history,
+      options: stall,
+      now: this.now,
+      markStalled: (jobId, now) => this.writes.markStalled(jobId, now),
+      onError,
+    });
+    this.stalls.start();
 
     bus.onDelivery((d, sentAt) => this.dispatch.receive(d, sentAt));
     bus.onResync((lostSince) => {
@@ -199,6 +235,21 @@ export class Hub {
    */
   deleteJob(jobId: string): Promise<void> {
     return this.writes.deleteJob(jobId);
+  }
+
+  /**
+   * Look for stalled jobs now (the hub also does every `stall.checkMs`): a running
+   * job this process writes that has been quiet past its threshold gets a
+   * `stalled` event. Resolves with the number of jobs marked.
+   */
+  checkStalls(): Promise<number> {
+    return this.stalls.check();
+  }
+
+  /** What the hub has learned about a job kind's durations; null before its first completed job. */
+  async kindSummary(kind: string): Promise<KindSummary | null> {
+    await this.history.settled();
+    return this.history.load(kind);
   }
 
   /** Resolves when every write accepted so far is committed (or failed). */
@@ -314,17 +365,26 @@ export class Hub {
   /** Stop accepting writes and wait for every accepted one to be committed. */
   async close(): Promise<void> {
     this.closed = true;
+    this.stalls.stop();
     this.dispatch.close();
     await this.flush();
+    await this.history.settled();
     this.waiters.wakeAll();
   }
 
-  stats(): { cachedJobs: number; topics: number; waiters: number; trackedJobs: number } {
+  stats(): {
+    cachedJobs: number;
+    topics: number;
+    waiters: number;
+    trackedJobs: number;
+    watchedForStalls: number;
+  } {
     return {
       cachedJobs: this.cache.size,
       topics: this.topics.size,
       waiters: this.waiters.size,
       trackedJobs: this.dispatch.size,
+      watchedForStalls: this.stalls.size,
     };
   }
 }

@@ -29,7 +29,14 @@ export type {
 } from './hub.js';
 export { Hub, hubDefaults, topicKey } from './hub.js';
 export { Metrics } from './metrics.js';
-export type { HeadwayOptions, HeadwayOptionsInput, Limits, Retention, WebhookOptions } from './options.js';
+export type {
+  HeadwayOptions,
+  HeadwayOptionsInput,
+  Limits,
+  Retention,
+  StallOptions,
+  WebhookOptions,
+} from './options.js';
 export { defaultLimits, defaultRetention, defaults, defaultWebhooks, resolveOptions } from './options.js';
 export { OriginPolicy } from './origins.js';
 export { canControl, canReport, canSee, canWatchAll, isPrivileged, scopeUser } from './policy.js';
@@ -39,6 +46,8 @@ export type { DevelopmentSecrets, ResolvedSecrets } from './secrets.js';
 export { readOrCreateSecrets, resolveSecrets, SECRETS_FILE } from './secrets.js';
 export type { CreateServerOptions, HeadwayServer } from './server.js';
 export { createServer } from './server.js';
+export type { KindSummary } from './state/history.js';
+export { stallDefaults } from './state/stall.js';
 export type { PostgresStoreOptions } from './store/postgres.js';
 export { PostgresStore } from './store/postgres.js';
 export type { SqliteStoreOptions } from './store/sqlite.js';
@@ -48,6 +57,7 @@ export type {
   ListJobsPage,
   ListJobsQuery,
   Store,
+  StoredKindSummary,
   SweepOptions,
   SweepResult,
 } from './store/store.js';

@@ -2,6 +2,8 @@
  * Every option of the hub with its default and unit, in one place. The CLI and
  * the environment (see `config.ts`) and `createServer()` all start from these.
  */
+import { type StallOptions, stallDefaults } from './state/stall.js';
+
 export interface Limits {
   /** Largest inbound WebSocket frame, bytes; larger frames close the connection with 1009. */
   maxMessageBytes: number;
@@ -87,6 +89,8 @@ export interface WebhookOptions {
   /** In production: allow `http:` targets (development allows both always). */
   allowHttp: boolean;
 }
+/** When a running job counts as stalled (see `state/stall.ts` for the rule). */
+export type { StallOptions } from './state/stall.js';
 
 /**
  * The seed applications' protocols Headway speaks besides its own, each named
@@ -157,6 +161,8 @@ export interface HeadwayOptions {
   retention: Retention;
   /** Webhook delivery. */
   webhooks: WebhookOptions;
+  /** Stall detection: a running job quiet for `factor` × its usual gap between reports (at least `minMs`). */
+  stall: StallOptions;
   /** Longest graceful shutdown before the process exits anyway, ms. */
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -244,6 +250,7 @@ export const defaults: HeadwayOptions = {
   limits: defaultLimits,
   retention: defaultRetention,
   webhooks: defaultWebhooks,
+  stall: stallDefaults,
   shutdownTimeoutMs: 10_000, // 10 seconds
   logLevel: 'info',
   postgresSchema: 'headway',
@@ -252,10 +259,11 @@ export const defaults: HeadwayOptions = {
 };
 
 export type HeadwayOptionsInput = Partial<
-  Omit<HeadwayOptions, 'limits' | 'retention' | 'dialects' | 'webhooks'>
+  Omit<HeadwayOptions, 'limits' | 'retention' | 'dialects' | 'webhooks' | 'stall'>
 > & {
   webhooks?: Partial<WebhookOptions>;
   dialects?: Partial<DialectOptions>;
+  stall?: Partial<StallOptions>;
   limits?: Partial<Limits>;
   retention?: Partial<Retention>;
 };
@@ -269,5 +277,6 @@ export function resolveOptions(input: HeadwayOptionsInput = {}): HeadwayOptions 
     limits: { ...defaultLimits, ...input.limits },
     retention: { ...defaultRetention, ...input.retention },
     webhooks: { ...defaultWebhooks, ...input.webhooks },
+    stall: { ...stallDefaults, ...input.stall },
   };
 }

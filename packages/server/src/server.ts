@@ -123,6 +123,8 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
     metrics,
     replayLimit: options.limits.replayLimit,
     maxJsonBytes: options.limits.maxJsonBytes,
+    stall: options.stall,
+    onError: (err) => logger.warn({ err }, 'hub background work failed'),
     // Unset: the hub's default, which checks only with a shared bus.
     idleCheckMs: input.idleCheckMs,
   });

@@ -2,12 +2,9 @@
  * The delta rule: a patch holds every top-level field of a job's new state whose
  * value differs (as JSON) from the state before; a field the new state no longer
  * has is sent as null. Folding is a shallow merge, `{ ...before, ...patch }`.
- * The rule knows no field names (but the internal ones of `PATCH_OMITTED_FIELDS`),
- * so fields added to the state later need nothing here.
+ * The rule knows no field names, so fields added to the state later need nothing here.
  */
-import { type JobState, PATCH_OMITTED_FIELDS } from '@headway/protocol';
-
-const OMITTED = new Set(PATCH_OMITTED_FIELDS);
+import type { JobState } from '@headway/protocol';
 
 /** Part of a job state: the fields an event changed. */
 export type StatePatch = Partial<JobState>;
@@ -18,8 +15,8 @@ export function statePatch(before: JobState | null | undefined, after: JobState)
   const patch: Record<string, unknown> = {};
   const b = before as unknown as Record<string, unknown>;
   const a = after as unknown as Record<string, unknown>;
-  for (const key in a) if (!OMITTED.has(key) && !jsonEqual(b[key], a[key])) patch[key] = a[key];
-  for (const key in b) if (!(key in a) && !OMITTED.has(key)) patch[key] = null;
+  for (const key in a) if (!jsonEqual(b[key], a[key])) patch[key] = a[key];
+  for (const key in b) if (!(key in a)) patch[key] = null;
   return patch as StatePatch;
 }
 

@@ -450,6 +450,15 @@ describe('limits and retention settings', () => {
     expect(config.shutdownTimeoutMs).toBe(2500);
   });
 
+  it('reads the stall thresholds', () => {
+    const config = loadConfig(['--stall-factor', '5'], {
+      HEADWAY_STALL_MIN_MS: '2000',
+      HEADWAY_STALL_DEFAULT_MS: '30000',
+      HEADWAY_STALL_CHECK_MS: '500',
+    });
+    expect(config.stall).toEqual({ factor: 5, minMs: 2000, defaultMs: 30_000, checkMs: 500 });
+  });
+
   it('names the setting of an invalid number', () => {
     for (const [argv, env, setting] of [
       [['--replay-limit', '0'], {}, '--replay-limit'],

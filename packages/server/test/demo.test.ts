@@ -242,6 +242,7 @@ describe('demo workers', () => {
     faults = false;
 
     expect(done.name).toMatch(/^Process [\w.-]+\.(mp4|mov|mkv|webm)$/);
+    expect(done.kind).toBe('media-pipeline');
     expect(done.stages.map((s) => [s.name, s.weight])).toEqual([
       ['download', 2],
       ['transcode', 4],

@@ -1,269 +1,207 @@
-import type { EtaSample, Progress } from '@headway/protocol';
+/**
+ * The estimator with history, on the pure reducer: every time comes from the
+ * events (an injected clock), so each expectation is exact.
+ */
+import type { EventInput, JobEvent, JobState } from '@headway/protocol';
 import { describe, expect, it } from 'vitest';
-import {
-  estimateEta,
-  foldSample,
-  MIN_SAMPLE_INTERVAL_MS,
-  resetUnitBasis,
-  restartClock,
-} from '../src/state/eta.js';
+import { estimatorOf } from '../src/state/estimator.js';
+import { durationSample, type KindSummary, learn, MAX_STAGES, MAX_WEIGHT } from '../src/state/history.js';
+import { createdData, prepareEvent } from '../src/state/prepare.js';
+import { reduce } from '../src/state/reducer.js';
+import { stallAt, stallDefaults, stallThreshold } from '../src/state/stall.js';
 
-const T0 = Date.parse('2025-03-01T12:00:00.000Z');
+const T0 = Date.parse('2026-03-01T08:00:00.000Z');
+const iso = (ms: number) => new Date(T0 + ms).toISOString();
+const PLAN = [
+  { name: 'fetch', weight: 1 },
+  { name: 'encode', weight: 1 },
+];
 
-/** Fold `[ms after T0, percent, current?]` samples in order. */
-function run(points: [number, number, number?][], start: EtaSample | null = null): EtaSample {
-  let est = start;
-  for (const [ms, percent, current] of points) {
-    est = foldSample(est, { at: T0 + ms, percent, current: current ?? null });
-  }
-  if (est === null) throw new Error('no samples');
-  return est;
+/** A job on an injected clock: `at(ms)` sets the time of the next events. */
+function job(history: KindSummary | null, stages = PLAN) {
+  let now = 0;
+  const id = `job-${Math.random()}`;
+  let state = reduce(
+    null,
+    {
+      job: id,
+      seq: 1,
+      kind: 'created',
+      data: createdData({ id, owner: 'u', kind: 'k', stages }),
+      at: iso(0),
+    },
+    history,
+  );
+  const api = {
+    at(ms: number) {
+      now = ms;
+      return api;
+    },
+    report(input: EventInput) {
+      const { kind, data } = prepareEvent(state, input);
+      state = reduce(state, { job: id, seq: state.seq + 1, kind, data, at: iso(now) } as JobEvent, history);
+      return api;
+    },
+    hub(kind: 'stalled' | 'unstalled' | 'pause_requested', data: object) {
+      state = reduce(state, { job: id, seq: state.seq + 1, kind, data, at: iso(now) } as JobEvent, history);
+      return api;
+    },
+    get state(): JobState {
+      return state;
+    },
+  };
+  return api;
 }
 
-/** Samples every `stepMs` from 0 for `count` samples at `ratePerS` percent per second. */
-function steady(count: number, ratePerS: number, stepMs = 1000, from: [number, number] = [0, 0]) {
-  const points: [number, number][] = [];
-  for (let i = 0; i < count; i++) {
-    points.push([from[0] + i * stepMs, from[1] + (ratePerS * i * stepMs) / 1000]);
+/** Runs a job whose fetch takes `fetchS` and encode `encodeS` seconds, reporting every second. */
+function finished(history: KindSummary | null, fetchS: number, encodeS: number): JobState {
+  const j = job(history).report({ kind: 'stage', name: 'fetch' });
+  for (let s = 1; s <= fetchS; s++) j.at(s * 1000).report({ kind: 'progress', percent: (s / fetchS) * 100 });
+  j.report({ kind: 'stage', name: 'encode' });
+  for (let s = 1; s <= encodeS; s++) {
+    j.at((fetchS + s) * 1000).report({ kind: 'progress', percent: (s / encodeS) * 100 });
   }
-  return points;
+  return j.report({ kind: 'completed' }).state;
 }
 
-const progress = (percent: number, unit?: string): Progress => (unit ? { percent, unit } : { percent });
+function historyOf(jobs: [number, number][]): KindSummary {
+  let summary: KindSummary | null = null;
+  for (const [f, e] of jobs) summary = learn(summary, durationSample(estimatorOf(finished(summary, f, e)))!);
+  return summary!;
+}
 
-describe('foldSample', () => {
-  it('starts from one sample without a rate', () => {
-    const est = foldSample(null, { at: T0, percent: 5, current: 10 });
-    expect(est).toEqual({
-      at: T0,
-      percent: 5,
-      current: 10,
-      percentRate: 0,
-      unitRate: null,
-      jitter: 0,
-      samples: 1,
-    });
-    expect(estimateEta(est, progress(5), 'running')).toBeNull();
-  });
-
-  it('takes the first measured rate as is', () => {
-    const est = run([
-      [0, 0],
-      [2000, 4],
-    ]);
-    expect(est.percentRate).toBe(2);
-    expect(est.samples).toBe(2);
-    expect(estimateEta(est, progress(4), 'running')).toEqual({
-      seconds: 48,
-      confidence: 0.33,
-      rate: 2,
-      unit: 'percent',
+describe('learning from completed jobs', () => {
+  it('records running time per stage, without the time queued or paused', () => {
+    const j = job(null).at(5000).report({ kind: 'stage', name: 'fetch' });
+    j.at(7000).report({ kind: 'progress', percent: 50 }).report({ kind: 'paused' });
+    j.at(60_000).report({ kind: 'resumed' }).at(62_000).report({ kind: 'stage', name: 'encode' });
+    j.at(70_000).report({ kind: 'completed' });
+    expect(durationSample(estimatorOf(j.state))).toMatchObject({
+      totalMs: 12_000,
+      stages: [
+        { name: 'fetch', ms: 4000 },
+        { name: 'encode', ms: 8000 },
+      ],
     });
   });
 
-  it('converges on a constant rate with confidence growing with the samples', () => {
-    const points = steady(30, 0.5);
-    let est: EtaSample | null = null;
-    let lastConfidence = 0;
-    for (const [i, [ms, percent]] of points.entries()) {
-      est = foldSample(est, { at: T0 + ms, percent, current: null });
-      const eta = estimateEta(est, progress(percent), 'running');
-      if (i === 0) {
-        expect(eta).toBeNull();
-        continue;
-      }
-      expect(eta?.rate).toBe(0.5);
-      expect(eta?.seconds).toBe(Math.round((100 - percent) / 0.5));
-      expect(eta?.confidence).toBe(Math.round(((i + 1) / (i + 5)) * 100) / 100);
-      expect(eta?.confidence).toBeGreaterThanOrEqual(lastConfidence);
-      lastConfidence = eta?.confidence ?? 0;
+  it('keeps a summary bounded: statistics weigh at most MAX_WEIGHT jobs, at most MAX_STAGES names', () => {
+    let summary: KindSummary | null = null;
+    for (let i = 0; i < MAX_WEIGHT + 30; i++) {
+      const stages = Array.from({ length: 10 }, (_, k) => ({ name: `s${i}-${k}`, ms: 100 }));
+      summary = learn(summary, { totalMs: 1000, stages });
     }
-    expect(est?.jitter).toBe(0);
-    expect(lastConfidence).toBe(0.88);
+    expect(summary!.jobs).toBe(MAX_WEIGHT + 30);
+    expect(summary!.total.n).toBe(MAX_WEIGHT);
+    expect(Object.keys(summary!.stages)).toHaveLength(MAX_STAGES);
+    expect(JSON.stringify(summary).length).toBeLessThan(64 * 1024);
   });
 
-  it('follows a change of rate with a time-based factor, whatever the sampling interval', () => {
-    const fast = steady(11, 2);
-    const fine = run([...fast, ...steady(31, 1, 1000, [10_000, 20]).slice(1)]);
-    const coarse = run([...fast, ...steady(7, 1, 5000, [10_000, 20]).slice(1)]);
-    // Starting from exactly 2%/s, after 30 s at 1%/s the smoothed rate is 1 + e^(-30/10).
-    expect(fine.percentRate).toBeCloseTo(1 + Math.exp(-3), 9);
-    expect(coarse.percentRate).toBeCloseTo(1 + Math.exp(-3), 9);
-    const late = run(steady(41, 1, 1000, [40_000, 50]).slice(1), fine);
-    expect(late.percentRate).toBeCloseTo(1, 2);
-    expect(estimateEta(late, progress(late.percent), 'running')?.seconds).toBe(
-      Math.round((100 - late.percent) / late.percentRate),
-    );
-  });
-
-  it('merges samples closer than 250 ms into the next, measured from the older point', () => {
-    const two = run([
-      [0, 0],
-      [1000, 1],
-    ]);
-    const close = foldSample(two, { at: T0 + 1000 + MIN_SAMPLE_INTERVAL_MS - 1, percent: 5, current: null });
-    expect(close).toBe(two);
-    const next = foldSample(close, { at: T0 + 2000, percent: 6, current: null });
-    // 5% in the 1 s since the older point, not 1% in 0.75 s.
-    expect(next.samples).toBe(3);
-    expect(next.at).toBe(T0 + 2000);
-    expect(next.percentRate).toBeCloseTo(1 + (1 - Math.exp(-0.1)) * (5 - 1), 9);
-    // A sample exactly at the limit counts.
-    expect(
-      foldSample(two, { at: T0 + 1000 + MIN_SAMPLE_INTERVAL_MS, percent: 1.25, current: null }).samples,
-    ).toBe(3);
-  });
-
-  it('ignores a sample from the past', () => {
-    const two = run([
-      [0, 0],
-      [1000, 1],
-    ]);
-    expect(foldSample(two, { at: T0 + 500, percent: 2, current: null })).toBe(two);
-  });
-
-  it('lowers the confidence of a jittery job', () => {
-    const smooth = run(steady(12, 2));
-    const bumpy: [number, number][] = [];
-    let percent = 0;
-    for (let i = 0; i < 12; i++) {
-      bumpy.push([i * 1000, percent]);
-      percent += i % 2 === 0 ? 1 : 3;
-    }
-    const jittery = run(bumpy);
-    expect(jittery.samples).toBe(smooth.samples);
-    expect(smooth.jitter).toBe(0);
-    expect(jittery.jitter).toBeGreaterThan(0.1);
-    const a = estimateEta(smooth, progress(smooth.percent), 'running');
-    const b = estimateEta(jittery, progress(jittery.percent), 'running');
-    expect(b?.confidence).toBeLessThan(a?.confidence ?? 0);
-    expect(b?.confidence).toBeGreaterThan(0);
-  });
-
-  it('keeps the confidence within 0–1 under extreme jitter', () => {
-    const wild = run([
-      [0, 0],
-      [1000, 0.001],
-      [2000, 90],
-      [3000, 90],
-      [4000, 99],
-    ]);
-    const eta = estimateEta(wild, progress(99), 'running');
-    expect(eta?.confidence).toBeGreaterThanOrEqual(0);
-    expect(eta?.confidence).toBeLessThanOrEqual(1);
-  });
-
-  it('measures units per second when the job counts', () => {
-    const est = run([
-      [0, 0, 0],
-      [1000, 1, 500],
-      [2000, 2, 1000],
-    ]);
-    expect(est.unitRate).toBe(500);
-    expect(estimateEta(est, progress(2, 'frames'), 'running')).toEqual({
-      seconds: 98,
-      confidence: 0.43,
-      rate: 500,
-      unit: 'frames',
-    });
-    // Counts without a unit name still need one for the rate.
-    expect(estimateEta(est, progress(2), 'running')?.unit).toBe('units');
-  });
-
-  it('starts the unit rate over when the unit or total changes', () => {
-    const counted = run([
-      [0, 0, 0],
-      [1000, 1, 500],
-    ]);
-    const reset = foldSample(counted, { at: T0 + 2000, percent: 2, current: 3 }, true);
-    expect(reset.unitRate).toBeNull();
-    expect(reset.current).toBe(3);
-    expect(reset.percentRate).toBe(1);
-    const again = foldSample(reset, { at: T0 + 3000, percent: 3, current: 13 });
-    expect(again.unitRate).toBe(10);
-    // A reset on a sample too close to measure still drops the old basis.
-    const close = foldSample(counted, { at: T0 + 1100, percent: 1, current: 7 }, true);
-    expect(close).toMatchObject({ at: T0 + 1000, current: null, unitRate: null, samples: 2 });
-    // Percent-only reports drop the unit rate.
-    expect(foldSample(counted, { at: T0 + 2000, percent: 2, current: null }).unitRate).toBeNull();
-  });
-
-  it('moves the sample point without changing the rates when progress goes backwards', () => {
-    const est = run([
-      [0, 0, 0],
-      [1000, 10, 100],
-      [2000, 20, 200],
-    ]);
-    const back = foldSample(est, { at: T0 + 3000, percent: 5, current: 50 });
-    expect(back).toEqual({ ...est, at: T0 + 3000, percent: 5, current: 50 });
-    const forward = foldSample(back, { at: T0 + 4000, percent: 15, current: 150 });
-    expect(forward.percentRate).toBeCloseTo(10, 9);
-    expect(forward.unitRate).toBeCloseTo(100, 9);
-    expect(forward.samples).toBe(4);
+  it('follows a kind that gets slower', () => {
+    let summary: KindSummary | null = null;
+    for (let i = 0; i < 200; i++)
+      summary = learn(summary, { totalMs: i < 100 ? 10_000 : 40_000, stages: [] });
+    // Most of the way from 10 s to 40 s after as many jobs again.
+    expect(Math.exp(summary!.total.mean)).toBeGreaterThan(30_000);
   });
 });
 
-describe('estimateEta', () => {
-  const est = run([
-    [0, 0],
-    [1000, 3],
+describe('the estimate from history', () => {
+  // Fetch takes 10 % of the job, encode 90 %, though the plan weighs them equally.
+  const history = historyOf([
+    [4, 36],
+    [4, 36],
+    [4, 36],
   ]);
 
-  it('rounds seconds to whole seconds', () => {
-    expect(estimateEta(est, progress(3), 'running')?.seconds).toBe(32);
+  it('is there from creation, with the job running time learned', () => {
+    const eta = job(history).state.eta;
+    expect(eta).toMatchObject({ seconds: 40, basis: 'history' });
+    expect(eta!.low).toBeLessThan(40);
+    expect(eta!.high).toBeGreaterThan(40);
+    expect(eta!.confidence).toBeGreaterThan(0.5);
+    expect(eta!.confidence).toBeLessThanOrEqual(0.9);
   });
 
-  it('gives an estimate for a queued job that moves (a batch parent)', () => {
-    expect(estimateEta(est, progress(3), 'queued')).not.toBeNull();
+  it('corrects stage weights that disagree with measured durations: 50 % done is not half way', () => {
+    const j = job(history).report({ kind: 'stage', name: 'fetch' });
+    for (let s = 1; s <= 4; s++) j.at(s * 1000).report({ kind: 'progress', percent: s * 25 });
+    j.report({ kind: 'stage', name: 'encode' });
+    expect(j.state.progress.percent).toBe(50);
+    // Linear extrapolation would say 4 s; the encode stage still takes 36 s.
+    expect(j.state.eta).toMatchObject({ seconds: 36, basis: 'history' });
   });
 
-  it('is 0 s at 100%', () => {
-    expect(estimateEta(est, progress(100), 'running')?.seconds).toBe(0);
+  it('blends the live pace of the current stage with the history', () => {
+    const j = job(history).report({ kind: 'stage', name: 'fetch' });
+    for (let s = 1; s <= 4; s++) j.at(s * 1000).report({ kind: 'progress', percent: s * 25 });
+    j.report({ kind: 'stage', name: 'encode' });
+    // Encoding runs twice as slow as usual: 40 % in 28.8 s.
+    j.at(4000 + 28_800).report({ kind: 'progress', percent: 40 });
+    const eta = j.state.eta!;
+    expect(eta.basis).toBe('both');
+    // Between the history (21.6 s left) and the live pace (43.2 s left).
+    expect(eta.seconds).toBeGreaterThan(25);
+    expect(eta.seconds).toBeLessThan(43);
   });
 
-  it.each(['paused', 'completed', 'failed', 'cancelled'] as const)('is null when %s', (status) => {
-    expect(estimateEta(est, progress(3), status)).toBeNull();
-  });
-
-  it('is null without a positive rate', () => {
-    const stalled = run([
-      [0, 5],
-      [1000, 5],
+  it('scales the stages to come with what the finished ones took, for jobs of varied sizes', () => {
+    const sized = historyOf([
+      [2, 18],
+      [4, 36],
+      [8, 72],
+      [3, 27],
+      [6, 54],
+      [5, 45],
     ]);
-    expect(estimateEta(stalled, progress(5), 'running')).toBeNull();
-    expect(estimateEta(null, progress(5), 'running')).toBeNull();
+    const big = job(sized).report({ kind: 'stage', name: 'fetch' });
+    for (let s = 1; s <= 8; s++) big.at(s * 1000).report({ kind: 'progress', percent: s * 12.5 });
+    big.report({ kind: 'stage', name: 'encode' });
+    // An 8 s fetch means a big job: about 72 s of encoding, not the average 42.
+    expect(big.state.eta!.seconds).toBeGreaterThan(60);
+    expect(big.state.eta!.seconds).toBeLessThan(85);
   });
 
-  it('rounds the rate to 4 significant digits', () => {
-    const slow = run([
-      [0, 0],
-      [3000, 1],
-    ]);
-    expect(estimateEta(slow, progress(1), 'running')?.rate).toBe(0.3333);
+  it('stands still while paused', () => {
+    const j = job(history).report({ kind: 'stage', name: 'fetch' });
+    j.at(2000).report({ kind: 'progress', percent: 50 }).report({ kind: 'paused' });
+    const paused = j.state.eta;
+    j.at(600_000).hub('pause_requested', { by: 'u' });
+    expect(j.state.status).toBe('paused');
+    expect(j.state.eta).toEqual(paused);
+  });
+
+  it('lowers the confidence of a stalled job, and restores it once it reports', () => {
+    const j = job(history).report({ kind: 'stage', name: 'fetch' });
+    j.at(1000).report({ kind: 'progress', percent: 25 });
+    const before = j.state.eta!.confidence;
+    j.at(4000).hub('stalled', { since: iso(1000), thresholdMs: 3000 });
+    expect(j.state.stalled).toEqual({ since: iso(1000) });
+    expect(j.state.eta!.confidence).toBeLessThan(before);
+    j.at(4500).hub('unstalled', {}).report({ kind: 'progress', percent: 60 });
+    expect(j.state.stalled).toBeNull();
+    expect(j.state.eta!.confidence).toBeGreaterThan(0.5);
   });
 });
 
-describe('restartClock and resetUnitBasis', () => {
-  const est = run([
-    [0, 0, 0],
-    [1000, 1, 10],
-  ]);
-
-  it('moves the clock forward only', () => {
-    expect(restartClock(est, T0 + 60_000)).toEqual({ ...est, at: T0 + 60_000 });
-    expect(restartClock(est, T0)).toBe(est);
-    expect(restartClock(null, T0)).toBeNull();
-  });
-
-  it('does not count the restarted time as slow progress', () => {
-    const resumed = restartClock(est, T0 + 60_000);
-    const next = foldSample(resumed, { at: T0 + 61_000, percent: 2, current: 20 });
-    expect(next.percentRate).toBeCloseTo(1, 9);
-    expect(next.unitRate).toBeCloseTo(10, 9);
-  });
-
-  it('forgets the count basis but keeps the percent rate', () => {
-    expect(resetUnitBasis(est)).toEqual({ ...est, current: null, unitRate: null });
-    expect(resetUnitBasis(null)).toBeNull();
+describe('stall thresholds', () => {
+  it('uses the job’s own gap once it has three, the kind’s before, the default without either', () => {
+    const quiet = job(null).at(1000).report({ kind: 'progress', percent: 1 });
+    expect(stallThreshold(quiet.state, null, stallDefaults)).toBe(60_000);
+    const history = historyOf([
+      [2, 2],
+      [2, 2],
+    ]);
+    // The kind reports every second.
+    expect(stallThreshold(quiet.state, history, stallDefaults)).toBe(10_000);
+    const chatty = job(null);
+    for (let i = 1; i <= 5; i++) chatty.at(i * 100).report({ kind: 'progress', percent: i });
+    expect(stallThreshold(chatty.state, history, stallDefaults)).toBe(3000);
+    expect(stallThreshold(chatty.state, history, { ...stallDefaults, minMs: 500 })).toBe(1000);
+    expect(stallAt(chatty.state, null, stallDefaults, T0 + 500 + 2999)).toBeNull();
+    expect(stallAt(chatty.state, null, stallDefaults, T0 + 500 + 3000)).toEqual({
+      since: iso(500),
+      thresholdMs: 3000,
+    });
   });
 });

@@ -115,6 +115,7 @@ describe.skipIf(postgres.skip)(postgres.title('PostgreSQL'), () => {
         'events',
         'idempotency_keys',
         'jobs',
+        'kind_summaries',
         'schema_migrations',
         'tombstones',
         'webhook_deliveries',

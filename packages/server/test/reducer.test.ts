@@ -163,7 +163,8 @@ describe('reduce: created', () => {
       startedAt: null,
       finishedAt: null,
       seq: 1,
-      estimator: null,
+      kind: null,
+      stalled: null,
     });
   });
 
@@ -494,7 +495,8 @@ describe('progress', () => {
     state = report(state, { kind: 'progress', percent: 20 }, 2000);
     expect(state.message).toBe('working');
     const logged = report(state, { kind: 'log', message: 'noise', level: 'warn' }, 3000);
-    expect(logged).toEqual({ ...state, seq: state.seq + 1, updatedAt: at(3000) });
+    // Only the ETA moves with the time that passed.
+    expect(logged).toEqual({ ...state, seq: state.seq + 1, updatedAt: at(3000), eta: logged.eta });
   });
 
   it('normalizes a log event and refuses an unknown level', () => {
@@ -728,7 +730,8 @@ describe('children', () => {
     for (let i = 0; i <= 4; i++) parent = fold(parent, 'children', summary(0, i * 40), 1000 + i * 10_000);
     // 10% of the batch every 10 s: 1%/s, 50% left.
     expect(parent.progress.percent).toBe(40);
-    expect(parent.eta).toMatchObject({ seconds: 60, rate: 1, unit: 'percent' });
+    // Running since 11 s (the first child's progress): 40% in 30 s, 60% to go.
+    expect(parent.eta).toMatchObject({ seconds: 45, rate: 1, unit: 'percent', basis: 'rate' });
   });
 });
 
@@ -741,22 +744,28 @@ describe('eta in the state', () => {
     return state;
   }
 
-  it('appears after two samples at a steady rate', () => {
-    expect(report(running(), { kind: 'progress', percent: 1 }, 1000).eta).toBeNull();
+  it('extrapolates the running time once progress is measured, without history', () => {
+    expect(report(running(), { kind: 'progress', percent: 0 }, 1000).eta).toBeNull();
     const state = steady(6);
     expect(state.progress.percent).toBe(10);
-    expect(state.eta).toEqual({ seconds: 90, confidence: 0.6, rate: 1, unit: 'percent' });
+    // Running since 500 ms: 10.5 s for 10%, so 94.5 s for the remaining 90%.
+    expect(state.eta).toMatchObject({ seconds: 95, rate: 1, unit: 'percent', basis: 'rate' });
+    expect(state.eta!.low).toBeLessThan(94.5);
+    expect(state.eta!.high).toBeGreaterThan(94.5);
+    expect(state.eta!.confidence).toBeGreaterThan(0);
+    expect(state.eta!.confidence).toBeLessThanOrEqual(0.9);
   });
 
-  it('is null while paused, and resumes without counting the pause as slow progress', () => {
+  it('stands still while paused, and does not count the pause as slow progress', () => {
     let state = steady(6);
     state = report(state, reports.paused, 12_000);
-    expect(state.eta).toBeNull();
-    expect(state.estimator?.percentRate).toBe(1);
+    // 11.5 s of running time for 10%.
+    expect(state.eta).toMatchObject({ seconds: 104 });
     state = report(state, reports.resumed, 500_000);
-    expect(state.eta).toMatchObject({ seconds: 90, rate: 1 });
+    expect(state.eta).toMatchObject({ seconds: 104 });
     state = report(state, { kind: 'progress', percent: 12 }, 502_000);
-    expect(state.eta).toMatchObject({ seconds: 88, rate: 1 });
+    // 13.5 s of running time for 12%.
+    expect(state.eta).toMatchObject({ seconds: 99, rate: 1 });
   });
 
   it('is null once the job has finished', () => {
@@ -773,6 +782,12 @@ describe('eta in the state', () => {
         1000 + i * 1000,
       );
     }
-    expect(state.eta).toEqual({ seconds: 96, confidence: 0.56, rate: 1_000_000, unit: 'bytes' });
+    expect(state.eta).toMatchObject({ rate: 1_000_000, unit: 'bytes', basis: 'rate' });
+  });
+
+  it('never puts the estimator in what is serialized', () => {
+    const state = steady(6);
+    expect(JSON.parse(JSON.stringify(state))).not.toHaveProperty('estimator');
+    expect(Object.keys(state)).not.toContain('estimator');
   });
 });

@@ -6,6 +6,8 @@
 import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
 import { FIXTURE_TIME, runningJob } from '@headway/test-helpers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type Estimator, estimatorOf, withEstimator } from '../src/state/estimator.js';
+import { type KindSummary, learn } from '../src/state/history.js';
 import { type JobWrite, type Store, StoreConflictError } from '../src/store/store.js';
 import { webhookStoreConformance } from './webhook-store-conformance.js';
 
@@ -143,15 +145,8 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
           public: true,
           startedAt: iso(T0 - 2000),
           seq: 2,
-          estimator: {
-            at: T0,
-            percent: 42.5,
-            current: 425,
-            percentRate: 1.5,
-            unitRate: 15,
-            jitter: 0.1,
-            samples: 4,
-          },
+          kind: 'transcode',
+          stalled: { since: iso(T0 - 500) },
         });
         await store.commit([
           {
@@ -429,6 +424,23 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         expect(page.jobs[0]).toEqual(await store.getJob('b'));
       });
 
+      it('filters by kind, with the other filters', async () => {
+        for (const [id, owner, kind] of [
+          ['k1', 'alice', 'transcode'],
+          ['k2', 'alice', 'import'],
+          ['k3', 'bob', 'transcode'],
+          ['k4', 'alice', null],
+        ] as const) {
+          const state = jobState(id, { owner, kind });
+          await store.commit([{ state, prevSeq: 0, events: [progressEvent(id, 1, T0)], keys: [] }]);
+        }
+        const ids = async (q: Omit<Parameters<Store['listJobs']>[0], 'limit'>) =>
+          (await store.listJobs({ limit: 100, ...q })).jobs.map((j) => j.id).sort();
+        expect(await ids({ kind: 'transcode' })).toEqual(['k1', 'k3']);
+        expect(await ids({ kind: 'transcode', owner: 'alice' })).toEqual(['k1']);
+        expect(await ids({ kind: 'none-such' })).toEqual([]);
+      });
+
       it('filters by owner, status, parent and ids', async () => {
         await createJob(store, 'p', { owner: 'alice', status: 'running' });
         await createJob(store, 'a1', { owner: 'alice', status: 'completed', parent: 'p', finishedAt: T0 });
@@ -627,6 +639,84 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         expect(result).toEqual({ jobs: 0, events: 25 });
         expect(await store.getEvents('big', 0, 100)).toEqual([]);
         expect((await store.getJob('big'))?.seq).toBe(25);
+      });
+    });
+
+    describe('estimator', () => {
+      const estimator: Estimator = {
+        rate: { at: T0, percent: 40, current: 4, percentRate: 5, unitRate: 0.5, jitter: 0.1, samples: 2 },
+        clockAt: T0,
+        activeMs: 1500,
+        stageActiveMs: 500,
+        done: [{ name: 'fetch', ms: 1000, total: 10 }],
+        lastReportAt: T0,
+        gapLog: Math.log(250),
+        gaps: 4,
+      };
+
+      it("keeps a job's estimator beside its state, out of the fields a reader sees", async () => {
+        const state = withEstimator({ ...jobState('est', { status: 'running' }) }, estimator);
+        await store.commit([{ state, prevSeq: 0, events: [progressEvent('est', 1, T0)], keys: [] }]);
+        for (const read of [
+          await store.getJob('est'),
+          (await store.getJobs(['est']))[0],
+          (await store.listJobs({ limit: 10 })).jobs[0],
+        ]) {
+          expect(read).toEqual(jobState('est', { status: 'running' }));
+          expect(Object.keys(read!)).not.toContain('estimator');
+          expect(estimatorOf(read!)).toEqual(estimator);
+        }
+      });
+
+      it('reads a state stored without an estimator as one without', async () => {
+        await store.commit([
+          { state: jobState('plain'), prevSeq: 0, events: [progressEvent('plain', 1, T0)], keys: [] },
+        ]);
+        expect(estimatorOf((await store.getJob('plain'))!)).toBeNull();
+      });
+    });
+
+    describe('kind summaries', () => {
+      const first: KindSummary = learn(null, {
+        totalMs: 10_000,
+        stages: [
+          { name: 'fetch', ms: 2000, total: 1e6 },
+          { name: 'encode', ms: 8000 },
+        ],
+        gapMs: 200,
+      });
+      const second = learn(first, { totalMs: 20_000, stages: [{ name: 'encode', ms: 20_000 }] });
+
+      it('has none for a kind never learned', async () => {
+        expect(await store.getKindSummary('never-seen')).toBeNull();
+      });
+
+      it('creates a summary at version 1 and updates it only from the version read', async () => {
+        expect(await store.saveKindSummary('transcode', first, 0)).toBe(true);
+        expect(await store.getKindSummary('transcode')).toEqual({ summary: first, version: 1 });
+        // Another writer created it first.
+        expect(await store.saveKindSummary('transcode', second, 0)).toBe(false);
+        expect(await store.saveKindSummary('transcode', second, 1)).toBe(true);
+        // A stale version changes nothing.
+        expect(await store.saveKindSummary('transcode', first, 1)).toBe(false);
+        expect(await store.getKindSummary('transcode')).toEqual({ summary: second, version: 2 });
+      });
+
+      it('keeps kinds apart', async () => {
+        await store.saveKindSummary('a', first, 0);
+        await store.saveKindSummary('b', second, 0);
+        expect((await store.getKindSummary('a'))?.summary).toEqual(first);
+        expect((await store.getKindSummary('b'))?.summary).toEqual(second);
+      });
+
+      it('lets one of two racing writers win', async () => {
+        await store.saveKindSummary('race', first, 0);
+        const results = await Promise.all([
+          store.saveKindSummary('race', second, 1),
+          store.saveKindSummary('race', second, 1),
+        ]);
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await store.getKindSummary('race'))?.version).toBe(2);
       });
     });
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import { afterEach, describe, expect, it } from 'vitest';
-import { jobLine, shortDuration, WatchExit, type WatchIo, watch } from '../src/commands/watch.js';
+import { jobLine, shortDuration, timeLeft, WatchExit, type WatchIo, watch } from '../src/commands/watch.js';
 
 const hubs: TestHub[] = [];
 const dirs: string[] = [];
@@ -80,7 +80,10 @@ describe('headway watch <job>', () => {
     expect(await exit).toBe(WatchExit.COMPLETED);
     const lines = out.out.trim().split('\n');
     expect(lines[0]).toMatch(new RegExp(`^${job} Transcode\\s+0\\.0%\\s+queued$`));
-    expect(lines).toContainEqual(expect.stringMatching(/25%\s+download 1\/2\s+running\s+fetching$/));
+    // The first report already gives an estimate from the running time.
+    expect(lines).toContainEqual(
+      expect.stringMatching(/25%\s+download 1\/2\s+under 1 min left\s+running\s+fetching$/),
+    );
     expect(lines.at(-1)).toMatch(/100%\s+encode 2\/2\s+completed/);
     expect(out.out).not.toContain('\x1b');
   });
@@ -251,6 +254,33 @@ describe('usage', () => {
 describe('formatting', () => {
   it('writes durations for narrow terminals', () => {
     expect([5, 65, 3599, 3780].map(shortDuration)).toEqual(['5s', '1m05s', '59m59s', '1h03m']);
+  });
+
+  it('writes time left as the interval the hub gives', () => {
+    const eta = { seconds: 170, confidence: 0.8, rate: 1, unit: 'percent' };
+    expect(timeLeft(eta)).toBe('2m50s left');
+    expect(timeLeft({ ...eta, low: 120, high: 240 })).toBe('about 2–4 min left');
+    expect(timeLeft({ ...eta, low: 20, high: 150 })).toBe('under 3 min left');
+    expect(timeLeft({ ...eta, low: 10, high: 40 })).toBe('under 1 min left');
+    expect(timeLeft({ ...eta, low: 3600, high: 9000 })).toBe('about 1h00m–2h30m left');
+  });
+
+  it('shows a stall instead of the time left, and a paused estimate', () => {
+    const base = {
+      id: 'j',
+      name: 'j',
+      status: 'running',
+      progress: { percent: 40 },
+      stage: null,
+      eta: { seconds: 170, confidence: 0.3, rate: 1, unit: 'percent', low: 120, high: 240 },
+      message: null,
+      error: null,
+    };
+    const options = { bar: 0, color: false, width: 0 };
+    const stalled = jobLine({ ...base, stalled: { since: '2026-01-01T10:20:30.000Z' } } as never, options);
+    expect(stalled).toContain('STALLED since 10:20:30Z');
+    expect(stalled).not.toContain('left');
+    expect(jobLine({ ...base, status: 'paused' } as never, options)).toContain('about 2–4 min left');
   });
 
   it('cuts long lines to the terminal width', () => {

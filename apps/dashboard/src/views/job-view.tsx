@@ -5,7 +5,7 @@
  * acknowledgement shown and then what the worker did about it.
  */
 import type { ControlAction, HeadwayClientError, JobEvent, JobState } from '@headway/client';
-import { formatEta, formatPercent, ProgressBar, useClient, useJob, useJobs } from '@headway/react';
+import { formatPercent, formatTimeLeft, ProgressBar, useClient, useJob, useJobs } from '@headway/react';
 import { memo, useEffect, useState } from 'react';
 import { ConfirmDialog } from '../components/confirm-dialog.js';
 import { StatusBadge } from '../components/status-badge.js';
@@ -39,6 +39,14 @@ const VERBS: Record<ControlAction, { label: string; past: string; noun: string }
   cancel: { label: 'Cancel', past: 'cancelled', noun: 'cancel' },
   pause: { label: 'Pause', past: 'paused', noun: 'pause' },
   resume: { label: 'Resume', past: 'resumed', noun: 'resume' },
+};
+
+/** What an estimate rests on, in words. */
+const BASIS_TEXT: Record<string, string> = {
+  history: 'from earlier jobs of this kind',
+  rate: 'from its pace so far',
+  both: 'from earlier jobs and its pace',
+  none: 'no basis yet',
 };
 
 /** What happened after the hub acknowledged: whether the worker has acted on it yet. */
@@ -248,7 +256,11 @@ export function describeEvent(e: JobEvent): string {
     case 'resume_requested':
       return [d.by ? `by ${str(d.by)}` : '', str(d.reason)].filter(Boolean).join(': ');
     case 'created':
-      return `owner ${str(d.owner)}${d.parent ? `, in ${str(d.parent)}` : ''}`;
+      return `owner ${str(d.owner)}${d.kind ? `, kind ${str(d.kind)}` : ''}${d.parent ? `, in ${str(d.parent)}` : ''}`;
+    case 'stalled':
+      return `no report since ${formatClock(str(d.since))}`;
+    case 'unstalled':
+      return 'reporting again';
     case 'children': {
       const c = d as { total?: number; completed?: number; failed?: number; cancelled?: number };
       return `${c.completed ?? 0} of ${c.total ?? 0} done, ${c.failed ?? 0} failed, ${c.cancelled ?? 0} cancelled`;
@@ -414,7 +426,7 @@ export function JobView({ id, scope }: { id: string; scope: 'user' | 'all' }) {
   }
 
   const rate = formatRate(job);
-  const eta = job.status === 'running' && job.eta ? formatEta(job.eta.seconds) : '';
+  const eta = formatTimeLeft(job, now);
   return (
     <div className="job-view" data-job-id={job.id} data-status={job.status}>
       <p className="breadcrumbs">
@@ -431,8 +443,14 @@ export function JobView({ id, scope }: { id: string; scope: 'user' | 'all' }) {
         <StatusBadge status={job.status} cancelling={job.control.cancelRequested && isActive(job)} />
       </div>
       <p className="job-view__sub">
-        <code>{job.id}</code> · owner <strong>{job.owner}</strong> · updated{' '}
-        <time dateTime={job.updatedAt}>{formatAgo(job.updatedAt, now)}</time>
+        <code>{job.id}</code> · owner <strong>{job.owner}</strong>
+        {job.kind && (
+          <>
+            {' '}
+            · kind <strong>{job.kind}</strong>
+          </>
+        )}{' '}
+        · updated <time dateTime={job.updatedAt}>{formatAgo(job.updatedAt, now)}</time>
       </p>
 
       <div className="job-view__grid">
@@ -458,10 +476,14 @@ export function JobView({ id, scope }: { id: string; scope: 'user' | 'all' }) {
               {eta && (
                 <div>
                   <dt>Time left</dt>
-                  <dd>
+                  <dd className={job.stalled ? 'job-view__stalled' : undefined}>
                     {eta}
-                    {job.eta && (
-                      <span className="muted"> (confidence {Math.round(job.eta.confidence * 100)}%)</span>
+                    {job.eta && !job.stalled && (
+                      <span className="muted">
+                        {' '}
+                        ({Math.round(job.eta.confidence * 100)}% sure
+                        {job.eta.basis ? `, ${BASIS_TEXT[job.eta.basis]}` : ''})
+                      </span>
                     )}
                   </dd>
                 </div>

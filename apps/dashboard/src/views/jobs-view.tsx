@@ -7,7 +7,14 @@
  */
 import type { JobState, JobStatus } from '@headway/client';
 import { JOB_ID } from '@headway/protocol/codes';
-import { formatEta, formatPercent, formatStage, ProgressBar, useJobs } from '@headway/react';
+import {
+  formatEtaRange,
+  formatPercent,
+  formatStage,
+  formatStall,
+  ProgressBar,
+  useJobs,
+} from '@headway/react';
 import { type KeyboardEvent, memo, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { StatusBadge } from '../components/status-badge.js';
 import { VirtualList } from '../components/virtual-list.js';
@@ -105,9 +112,10 @@ function buildRows(jobs: readonly JobState[], f: Filters, expanded: ReadonlySet<
 }
 
 function etaText(job: JobState): string {
-  if (job.status === 'running') return job.eta ? formatEta(job.eta.seconds) : 'estimating…';
-  if (job.status === 'queued') return 'waiting to start';
-  if (job.status === 'paused') return 'paused';
+  if (job.stalled) return formatStall(job);
+  if (job.status === 'running') return job.eta ? formatEtaRange(job.eta) : 'estimating…';
+  if (job.status === 'queued') return job.eta ? `waiting · ${formatEtaRange(job.eta)}` : 'waiting to start';
+  if (job.status === 'paused') return job.eta ? `paused · ${formatEtaRange(job.eta)}` : 'paused';
   if (job.startedAt && job.finishedAt) {
     return `took ${formatDuration(Date.parse(job.finishedAt) - Date.parse(job.startedAt))}`;
   }
@@ -172,7 +180,9 @@ const JobRow = memo(function JobRow({ job, depth, items, expanded, active, now, 
           <span className="job-row__stage">{detailText(job)}</span>
         </div>
       </div>
-      <div className="job-row__eta">{etaText(job)}</div>
+      <div className="job-row__eta" data-stalled={job.stalled ? true : undefined}>
+        {etaText(job)}
+      </div>
       <div className="job-row__rate">{formatRate(job)}</div>
       <div className="job-row__updated">
         <span className="sr-only">updated </span>

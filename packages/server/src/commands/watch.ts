@@ -278,6 +278,23 @@ export function shortDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+/**
+ * Time left as the hub's interval, `about 2–4 min left` (`about 40s–2m left` across
+ * units); the single figure when there is no interval.
+ */
+export function timeLeft(eta: NonNullable<JobState['eta']>): string {
+  const { low, high } = eta;
+  if (low === undefined || high === undefined || !(high > low)) return `${shortDuration(eta.seconds)} left`;
+  if (high < 60) return 'under 1 min left';
+  if (high < 7200) {
+    const lo = Math.floor(low / 60);
+    const hi = Math.ceil(high / 60);
+    if (lo === 0) return `under ${hi} min left`;
+    return lo === hi ? `about ${hi} min left` : `about ${lo}–${hi} min left`;
+  }
+  return `about ${shortDuration(low)}–${shortDuration(high)} left`;
+}
+
 /** One job as text: name, bar (on a terminal), percent, stage, time left, status, message. */
 export function jobLine(s: JobState, options: { bar: number; color: boolean; width: number }): string {
   const percent = s.status === 'completed' ? 100 : s.progress.percent;
@@ -297,7 +314,8 @@ export function jobLine(s: JobState, options: { bar: number; color: boolean; wid
   parts.push(`${percent.toFixed(percent < 10 ? 1 : 0).padStart(4)}%`);
   if (s.stage)
     parts.push(s.stage.count > 1 ? `${s.stage.name} ${s.stage.index + 1}/${s.stage.count}` : s.stage.name);
-  if (s.eta && s.status === 'running') parts.push(`${shortDuration(s.eta.seconds)} left`);
+  if (s.stalled) parts.push(paint('1;31', `STALLED since ${s.stalled.since.slice(11, 19)}Z`));
+  else if (s.eta && ['queued', 'running', 'paused'].includes(s.status)) parts.push(timeLeft(s.eta));
   parts.push(paint(tint[s.status] ?? '0', s.status));
   if (s.status === 'failed' && s.error) parts.push(`${s.error.code}: ${s.error.message}`);
   else if (s.message) parts.push(s.message);

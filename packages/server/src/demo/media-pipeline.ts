@@ -24,6 +24,8 @@ export const MEDIA_PLAN = [
   { name: 'transcribe', weight: 3 },
   { name: 'translate', weight: 1 },
 ];
+/** The job kind of media jobs, under which the hub learns their stage durations. */
+export const MEDIA_KIND = 'media-pipeline';
 /** One media job in this many fails (a retry never does). */
 export const FAILURE_EVERY = 6;
 
@@ -84,7 +86,14 @@ async function runMediaJob(
   }
   let job: JobHandle;
   try {
-    job = await sim.create({ id, name: `Process ${spec.file}`, stages: MEDIA_PLAN, metadata });
+    // One kind for every media job: after a few, the hub knows how long each stage takes.
+    job = await sim.create({
+      id,
+      name: `Process ${spec.file}`,
+      kind: MEDIA_KIND,
+      stages: MEDIA_PLAN,
+      metadata,
+    });
   } catch (err) {
     if (sim.signal.aborted) throw err;
     sim.logger.warn({ job: id, err: messageOf(err) }, 'demo: could not create a job');

@@ -41,6 +41,7 @@ async function importPlaylist(sim: Simulation, width: number): Promise<boolean> 
       {
         id: parentId,
         name: `Import playlist "${title}" (${BATCH_SIZE} videos)`,
+        kind: 'playlist-import',
         metadata: { source: `https://videos.example.com/playlist?list=${videoId()}`, videos: BATCH_SIZE },
       },
       { batch: true },
@@ -62,6 +63,7 @@ async function importPlaylist(sim: Simulation, width: number): Promise<boolean> 
           {
             id,
             name: `Import video ${i} of ${BATCH_SIZE}: ${file}`,
+            kind: 'video-import',
             metadata: { source: `https://videos.example.com/watch?v=${videoId()}`, index: i },
           },
           { parent },

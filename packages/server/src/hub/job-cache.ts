@@ -2,6 +2,7 @@ import { type ChildrenSummary, ErrorCode, type JobState } from '@headway/protoco
 import { BoundedMap } from '../bounded-map.js';
 import { HeadwayError, notFound, WriteConflict } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import { estimatorOf } from '../state/estimator.js';
 import type { Store } from '../store/store.js';
 
 /** Idempotency keys remembered per job; older ones are looked up in the store. */
@@ -164,6 +165,12 @@ export class JobCache {
   refresh(state: JobState): void {
     const entry = this.entries.get(state.id);
     if (!entry || entry.stale || entry.inFlight > 0 || state.seq <= entry.committed.seq) return;
+    if (estimatorOf(state) === null && estimatorOf(entry.committed) !== null) {
+      // A state from the bus carries no estimator (it is never sent): building on it
+      // would restart the job's running times, so the next use reads the store.
+      this.forget(state.id, entry);
+      return;
+    }
     entry.head = state;
     entry.committed = state;
   }

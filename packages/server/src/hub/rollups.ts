@@ -2,11 +2,13 @@ import type { EventDataMap, EventKind, JobEvent, JobState } from '@headway/proto
 import { applyChildChange, isTerminal, prepareEvent, reduce, rollupOutcome } from '../state/index.js';
 import type { Batch, GroupCommit, PendingWrite } from './group-commit.js';
 import type { Entry, JobCache } from './job-cache.js';
+import type { KindHistory } from './kind-history.js';
 
 /** What roll-up staging needs of the hub. */
 export interface RollupsContext {
   cache: Pick<JobCache, 'get' | 'load'>;
   commits: Pick<GroupCommit, 'addWrite'>;
+  history: Pick<KindHistory, 'peek'>;
   /** The time stamped on a roll-up's events, ISO 8601. */
   isoNow(): string;
 }
@@ -85,7 +87,7 @@ export class Rollups {
       data,
       at: this.ctx.isoNow(),
     };
-    entry.head = reduce(entry.head, event);
+    entry.head = reduce(entry.head, event, this.ctx.history.peek(entry.head.kind));
     w.events.push(event);
     w.states.push(entry.head);
     return entry.head;

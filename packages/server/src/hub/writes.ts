@@ -14,10 +14,19 @@ import {
 import { Delivery } from '../delivery.js';
 import { asHeadwayError, HeadwayError, notFound, WriteConflict } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import { createdData, isTerminal, prepareControl, prepareEvent, reduce } from '../state/index.js';
+import {
+  createdData,
+  isTerminal,
+  prepareControl,
+  prepareEvent,
+  reduce,
+  type StallOptions,
+  stallAt,
+} from '../state/index.js';
 import type { Store } from '../store/store.js';
 import type { GroupCommit } from './group-commit.js';
 import { cacheEntry, type JobCache } from './job-cache.js';
+import type { KindHistory } from './kind-history.js';
 import type { Rollups } from './rollups.js';
 
 export type ControlAction = 'cancel' | 'pause' | 'resume';
@@ -37,10 +46,13 @@ export interface WritesContext {
   store: Pick<Store, 'isDeleted' | 'descendants' | 'getJobs' | 'deleteJobs'>;
   cache: Pick<
     JobCache,
-    'has' | 'add' | 'delete' | 'forget' | 'load' | 'loadFresh' | 'require' | 'current' | 'appliedKeys'
+    'get' | 'has' | 'add' | 'delete' | 'forget' | 'load' | 'loadFresh' | 'require' | 'current' | 'appliedKeys'
   >;
   commits: Pick<GroupCommit, 'addWrite' | 'whenCommitted' | 'flush'>;
   rollups: Pick<Rollups, 'noteParent' | 'noteChildChange'>;
+  /** Learned durations per job kind, handed to the reducer for the ETA. */
+  history: Pick<KindHistory, 'load' | 'peek'>;
+  stall: StallOptions;
   metrics: Pick<Metrics, 'eventsIngested' | 'writeRetries'> | undefined;
   /** Largest serialized `metadata` or `result`, bytes. */
   maxJsonBytes: number;
@@ -70,9 +82,10 @@ export class Writes {
     this.ctx.assertOpen();
     const data = createdData({ ...input, id });
     this.checkSize('metadata', data.metadata);
-    const [existing, parent] = await Promise.all([
+    const [existing, parent, history] = await Promise.all([
       cache.load(id),
       input.parent ? cache.load(input.parent) : null,
+      this.ctx.history.load(data.kind),
     ]);
     if (existing || cache.has(id)) throw new HeadwayError(ErrorCode.JOB_EXISTS, `job "${id}" exists`);
     if (await this.ctx.store.isDeleted(id))
@@ -86,7 +99,7 @@ export class Writes {
     // Checked again after the awaits: another request may have created it meanwhile.
     if (cache.has(id)) throw new HeadwayError(ErrorCode.JOB_EXISTS, `job "${id}" exists`);
     const event: JobEvent = { job: id, seq: 1, kind: 'created', data, at: this.ctx.isoNow() };
-    const state = reduce(null, event);
+    const state = reduce(null, event, history);
     const entry = cacheEntry(state);
     cache.add(id, entry);
     const write = this.ctx.commits.addWrite(id, entry, 0, true);
@@ -109,6 +122,7 @@ export class Writes {
   private async publishOnce(jobId: string, inputs: readonly EventInput[]): Promise<PublishResult> {
     this.ctx.assertOpen();
     const entry = await this.ctx.cache.require(jobId);
+    const history = await this.ctx.history.load(entry.head.kind);
     const keys = inputs.flatMap((i) => (i.key === undefined ? [] : [i.key]));
     const applied =
       keys.length > 0 ? await this.ctx.cache.appliedKeys(jobId, entry, keys) : new Set<string>();
@@ -125,8 +139,16 @@ export class Writes {
       if (key !== undefined && (current.keys.has(key) || applied.has(key) || batchKeys.has(key))) continue;
       const { kind, data } = prepareEvent(head, input);
       this.checkEventSize(kind, data);
-      const event: JobEvent = { job: jobId, seq: head.seq + 1, kind, data, at: this.ctx.isoNow() };
-      head = reduce(head, event);
+      const at = this.ctx.isoNow();
+      if (head.stalled) {
+        // A report ends a stall, and subscribers learn it as an event of its own.
+        const unstalled: JobEvent = { job: jobId, seq: head.seq + 1, kind: 'unstalled', data: {}, at };
+        head = reduce(head, unstalled, history);
+        events.push(unstalled);
+        states.push(head);
+      }
+      const event: JobEvent = { job: jobId, seq: head.seq + 1, kind, data, at };
+      head = reduce(head, event, history);
       events.push(event);
       states.push(head);
       if (key !== undefined) {
@@ -199,13 +221,14 @@ export class Writes {
     by: string,
   ): Promise<JobState> {
     const entry = await this.ctx.cache.require(jobId);
+    const history = await this.ctx.history.load(entry.head.kind);
     const current = this.ctx.cache.current(jobId, entry);
     const before = current.head;
     const prepared = prepareControl(before, action, reason, by);
     if (!prepared) return before;
     const { kind, data } = prepared;
     const event: JobEvent = { job: jobId, seq: before.seq + 1, kind, data, at: this.ctx.isoNow() };
-    const after = reduce(before, event);
+    const after = reduce(before, event, history);
     const write = this.ctx.commits.addWrite(jobId, current, before.seq, false);
     current.head = after;
     write.events.push(event);
@@ -213,6 +236,36 @@ export class Writes {
     if (after.parent) this.ctx.rollups.noteParent(after.parent, before, after);
     await this.ctx.commits.whenCommitted(write);
     return after;
+  }
+
+  /**
+   * Append `stalled` to a job this process has cached if, as it is now, it is
+   * stalled at `now`. Resolves with the event, or null when it is not stalled.
+   */
+  markStalled(jobId: string, now: number): Promise<JobEvent | null> {
+    return this.retrying(async () => {
+      const entry = this.ctx.cache.get(jobId);
+      if (!entry) return null;
+      const history = this.ctx.history.peek(entry.head.kind);
+      const current = this.ctx.cache.current(jobId, entry);
+      const before = current.head;
+      const data = stallAt(before, history, this.ctx.stall, now);
+      if (data === null) return null;
+      const event: JobEvent = {
+        job: jobId,
+        seq: before.seq + 1,
+        kind: 'stalled',
+        data,
+        at: this.ctx.isoNow(),
+      };
+      const after = reduce(before, event, history);
+      const write = this.ctx.commits.addWrite(jobId, current, before.seq, false);
+      current.head = after;
+      write.events.push(event);
+      write.states.push(after);
+      await this.ctx.commits.whenCommitted(write);
+      return event;
+    });
   }
 
   async deleteJob(jobId: string): Promise<void> {

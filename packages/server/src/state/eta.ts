@@ -1,163 +1,322 @@
 /**
- * The ETA estimator: a pure fold of progress samples into a smoothed rate.
+ * The ETA: how long a job still needs, with an interval and the confidence the
+ * hub gives it. Pure: it reads the job's state, its estimator (running time and
+ * stage times, `estimator.ts`), its kind's history (`history.ts`) and the time
+ * of the event being folded.
  *
- * Time comes only from the events (`at`), never from a clock, so that replaying a
- * job's log reproduces the same estimate on any process.
- *
- * - Samples closer than {@link MIN_SAMPLE_INTERVAL_MS} to the previous one do not
- *   update the rate and do not move the sample point: a burst of updates is
- *   measured from the older point by the next sample that is far enough away.
- *   Dividing a tiny step by a tiny interval would otherwise swing the rate wildly.
- * - The rate is an exponentially weighted average whose factor depends on the time
- *   between samples (alpha = 1 − exp(−dt / {@link RATE_TIME_CONSTANT_S} s)), so that
- *   the smoothing is the same whether a worker reports ten times a second or once
- *   a minute. The first measured rate is taken as is rather than averaged with 0,
- *   which would make the first estimates absurdly long.
- * - `jitter` is the smoothed relative deviation of each measured rate from the
- *   smoothed rate; it lowers the confidence of a bumpy job.
- * - Progress that goes backwards (a restarted stage or retry) moves the sample
- *   point without touching the rates: the pace before the restart is the best
- *   guess for the redo. The same holds for `current` going backwards.
- * - The unit rate (`current` per second) starts over when the unit or the total
- *   changes, since counts of different things cannot be compared.
+ * Everything is reasoned in log space, where durations are roughly normal:
+ * 1. The job's total running time D gets a prior from its kind's history, and
+ *    one piece of evidence per measured stage: a finished stage that took `ms`
+ *    says log D ≈ log ms − (its usual log share); the current stage projects its
+ *    own duration from its live pace (elapsed / fraction done, more trusted as
+ *    the fraction grows) and from its `total` × the history's time per unit.
+ *    The pieces are weighted by their precision (1 / variance), so each counts
+ *    as much as it has proven itself.
+ * 2. The current stage's remaining time blends its live projection with what
+ *    the history and the job's own pace so far predict for it; each stage still
+ *    to come takes D × its usual share. This is how stage weights that disagree
+ *    with measured durations are corrected for the ETA (the percent keeps the
+ *    weights the worker declared).
+ * 3. Without history, the estimate extrapolates the overall percent over the
+ *    job's running time (`basis: 'rate'`).
+ * 4. The interval is the median × e^(±h) with h = min({@link MAX_HALF_WIDTH},
+ *    z₀.₉ σ), and the confidence is the probability of that interval under the
+ *    model (at most 0.9): an uncertain estimate gets a lower confidence rather
+ *    than an unreadably wide interval. A stalled job's σ grows, so its
+ *    confidence falls; a paused job's running time stands still, so its
+ *    estimate does not count down.
  */
-import {
-  type Eta,
-  type EtaSample,
-  type JobStatus,
-  type Progress,
-  TERMINAL_STATUSES,
-} from '@headway/protocol';
+import type { Eta, EtaBasis, JobState } from '@headway/protocol';
+import { TERMINAL_STATUSES } from '@headway/protocol';
+import { activeAt, type Estimator } from './estimator.js';
+import { type KindSummary, type LogStats, type StageHistory, sampleVariance, usable } from './history.js';
+import { roundRate } from './rate.js';
+import { hasPlan } from './stages.js';
 
-/** Samples closer than this to the previous one are merged into the next. */
-export const MIN_SAMPLE_INTERVAL_MS = 250;
-/** Time constant of the exponential smoothing, seconds. */
-export const RATE_TIME_CONSTANT_S = 10;
-/** Samples that give the confidence half its weight: confidence grows as samples / (samples + 4). */
-export const CONFIDENCE_SAMPLES = 4;
-/** Upper bound of one measured deviation, so that a single stall cannot poison the jitter for long. */
-export const MAX_DEVIATION = 4;
+/** Log-sd of a stage's duration projected from its own pace when half done; scales as √((1 − f) / f). */
+export const LIVE_NOISE = 0.45;
+/** Smallest fraction of a stage (or job) done before its pace is extrapolated. */
+export const MIN_FRACTION = 0.01;
+/** Variance added to every historical statistic: a few jobs never prove a spread of zero. */
+export const HISTORY_FLOOR_VAR = 0.02;
+/** Variance added to a statistic of n jobs, divided by n: few jobs prove little, however alike. */
+export const FEW_JOBS_VAR = 0.3;
+/** Variance of a stage to come that the history has never seen. */
+export const UNKNOWN_STAGE_VAR = 0.5;
+/** Jobs of a kind, and spread of their sizes (variance of the log running time), before a stage's regression is used. */
+export const MIN_FIT_JOBS = 5;
+export const MIN_FIT_VARIANCE = 0.01;
+/** A finished stage whose duration moves less than this with the job's says nothing about the job. */
+export const MIN_SLOPE = 0.2;
+/** Variance added to every estimate: what no model of a job foresees (a pause, a stall, a retry to come). */
 
-/** One observation of a job's progress. */
-export interface EtaPoint {
-  /** Time of the observation, ms since epoch. */
-  at: number;
-  /** Overall percent. */
-  percent: number;
-  /** Units done, or null when the job does not report counts. */
-  current: number | null;
+/** Variance added to every estimate: what no model of a job foresees (a pause, a stall, a retry to come). */
+export const MODEL_FLOOR_VAR = 0.02;
+/** Variance added while a job is stalled. */
+export const STALL_VAR = 0.5;
+/** Widest half-interval in log space: the interval never spans more than ×2 either way. */
+export const MAX_HALF_WIDTH = Math.log(2);
+/** Highest stated confidence, and its z-score. */
+export const MAX_CONFIDENCE = 0.9;
+const Z_MAX = 1.6449;
+
+/** A normal estimate in log space. */
+interface LogEstimate {
+  mean: number;
+  var: number;
 }
 
 /**
- * Fold one observation into the estimator. Returns a new object (or `prev`
- * itself when nothing changes).
- * @param resetUnits the unit or total changed: the unit rate starts over from this point.
+ * The ETA of `state` at `at` (ms since epoch, the time of the event just
+ * folded), or null once the job has ended or when nothing supports an estimate.
  */
-export function foldSample(prev: EtaSample | null, point: EtaPoint, resetUnits = false): EtaSample {
-  if (prev === null) {
+export function estimateEta(
+  estimator: Estimator | null,
+  state: JobState,
+  history: KindSummary | null,
+  at: number,
+): Eta | null {
+  if (estimator === null || TERMINAL_STATUSES.includes(state.status)) return null;
+  const hist = history !== null && usable(history.total) ? history : null;
+  const result =
+    hist === null ? fromRate(estimator, state, at) : fromHistory(liveView(estimator, state, at), hist);
+  if (result === null) return null;
+  let variance = result.var + MODEL_FLOOR_VAR;
+  if (state.stalled) variance += STALL_VAR;
+  return present(result.seconds, Math.sqrt(variance), result.basis, estimator, state);
+}
+
+/** Where the job stands: its stages, the current one, how far through it, and running times. */
+interface LiveView {
+  names: string[];
+  weights: number[];
+  planned: boolean;
+  index: number;
+  /** Fraction of the current stage done, 0–1. */
+  fraction: number;
+  /** Fraction of the whole job done, 0–1. */
+  overall: number;
+  stageMs: number;
+  jobMs: number;
+  /** The current stage's `total`, when it counts units. */
+  total: number | null;
+  done: Map<string, number>;
+  jitter: number;
+}
+
+function liveView(e: Estimator, s: JobState, at: number): LiveView {
+  const planned = hasPlan(s.stages);
+  const t = activeAt(e, s.status, at);
+  const overall = s.progress.percent / 100;
+  const total = s.progress.total !== undefined && s.progress.total > 0 ? s.progress.total : null;
+  const jitter = e.rate?.jitter ?? 0;
+  if (!planned) {
     return {
-      at: point.at,
-      percent: point.percent,
-      current: point.current,
-      percentRate: 0,
-      unitRate: null,
-      jitter: 0,
-      samples: 1,
+      names: ['*'],
+      weights: [1],
+      planned,
+      index: 0,
+      fraction: overall,
+      overall,
+      stageMs: t.job,
+      jobMs: t.job,
+      total: s.stage === null ? total : null,
+      done: new Map(),
+      jitter,
     };
   }
-  if (!Number.isFinite(point.at)) return prev;
-  const elapsedMs = point.at - prev.at;
-  if (elapsedMs < MIN_SAMPLE_INTERVAL_MS) {
-    // The sample point stays, but counts of another unit must not be measured against it.
-    return resetUnits ? { ...prev, current: null, unitRate: null } : prev;
-  }
-  const dt = elapsedMs / 1000;
-  const alpha = 1 - Math.exp(-dt / RATE_TIME_CONSTANT_S);
-
-  let { percentRate, jitter, samples } = prev;
-  if (point.percent >= prev.percent) {
-    const measured = (point.percent - prev.percent) / dt;
-    if (samples < 2) {
-      percentRate = measured;
-    } else {
-      jitter += alpha * (deviation(measured, percentRate) - jitter);
-      percentRate += alpha * (measured - percentRate);
-    }
-    samples += 1;
-  }
-
-  let unitRate = prev.unitRate;
-  if (resetUnits || point.current === null) {
-    unitRate = null;
-  } else if (prev.current !== null && point.current >= prev.current) {
-    const measured = (point.current - prev.current) / dt;
-    unitRate = unitRate === null ? measured : unitRate + alpha * (measured - unitRate);
-  }
-
   return {
-    at: point.at,
-    percent: point.percent,
-    current: point.current,
-    percentRate,
-    unitRate,
+    names: s.stages.map((x) => x.name),
+    weights: s.stages.map((x) => x.weight),
+    planned,
+    index: s.stage?.index ?? 0,
+    fraction: (s.stage?.percent ?? 0) / 100,
+    overall,
+    stageMs: s.stage === null ? 0 : t.stage,
+    jobMs: t.job,
+    total,
+    done: new Map(e.done.map((d) => [d.name, d.ms])),
     jitter,
-    samples,
   };
 }
 
-/** Forget the count basis (a new stage counts other things) while keeping the percent rate. */
-export function resetUnitBasis(estimator: EtaSample | null): EtaSample | null {
-  return estimator === null ? null : { ...estimator, current: null, unitRate: null };
-}
-
-/**
- * Restart the clock at `at` without a sample: used when a paused job resumes, so
- * that the time spent paused is not measured as slow progress.
- */
-export function restartClock(estimator: EtaSample | null, at: number): EtaSample | null {
-  if (estimator === null || !Number.isFinite(at) || at <= estimator.at) return estimator;
-  return { ...estimator, at };
-}
-
-/**
- * The ETA shown to clients. Null when there is no rate yet (fewer than 2 samples,
- * or no progress measured), when the job is paused (the rate is kept for when it
- * resumes; a countdown that does not count down would mislead), and once the job
- * has finished.
- */
-export function estimateEta(estimator: EtaSample | null, progress: Progress, status: JobStatus): Eta | null {
-  if (status === 'paused' || TERMINAL_STATUSES.includes(status)) {
-    return null;
+/** The live projection of a duration from `elapsed` ms at `fraction` done, or null too early. */
+function liveProjection(elapsed: number, fraction: number, jitter: number): LogEstimate | null {
+  if (!(fraction >= MIN_FRACTION) || !(elapsed > 0) || fraction >= 1) {
+    return fraction >= 1 && elapsed > 0 ? { mean: Math.log(elapsed), var: 0.001 } : null;
   }
-  if (estimator === null || estimator.samples < 2 || !(estimator.percentRate > 0)) return null;
-  const remaining = Math.max(0, 100 - progress.percent);
-  const seconds = Math.round(remaining / estimator.percentRate);
-  const confidence = clamp01(
-    estimator.samples / (estimator.samples + CONFIDENCE_SAMPLES) / (1 + Math.max(0, estimator.jitter)),
-  );
-  const counted = estimator.unitRate !== null;
+  const noise = LIVE_NOISE * LIVE_NOISE * ((1 - fraction) / fraction) + 0.1 * Math.min(1, jitter) ** 2;
+  return { mean: Math.log(elapsed / fraction), var: noise };
+}
+
+function fromRate(
+  e: Estimator,
+  s: JobState,
+  at: number,
+): { seconds: number; var: number; basis: EtaBasis } | null {
+  const overall = s.progress.percent / 100;
+  const live = liveProjection(activeAt(e, s.status, at).job, overall, e.rate?.jitter ?? 0);
+  if (live === null) return null;
+  const remainingMs = Math.exp(live.mean) * (1 - overall);
+  return { seconds: remainingMs / 1000, var: live.var, basis: 'rate' };
+}
+
+function stageHistory(h: KindSummary, v: LiveView, name: string): StageHistory | null {
+  if (!v.planned) return { share: { n: h.total.n, mean: 0, var: 0 }, ms: h.total };
+  return h.stages[name] ?? null;
+}
+
+function statVar(stats: LogStats): number {
+  return sampleVariance(stats) + HISTORY_FLOOR_VAR + FEW_JOBS_VAR / stats.n;
+}
+
+/**
+ * How one stage's log duration relates to the job's log running time L: a
+ * prediction from an estimate of L, and the evidence about L that a measured
+ * stage duration gives (null when the stage says too little about the job).
+ */
+interface StageModel {
+  /** Slope of the stage's log duration on L (1 for a stage that scales with the job). */
+  slope: number;
+  /** Variance of the stage's log duration once L is known. */
+  residual: number;
+  predict(total: LogEstimate): LogEstimate;
+  evidence(duration: LogEstimate): LogEstimate | null;
+}
+
+function stageModel(h: KindSummary, v: LiveView, i: number): StageModel {
+  const stage = stageHistory(h, v, v.names[i]!);
+  const fit = stage?.fit;
+  if (v.planned && fit && fit.n >= MIN_FIT_JOBS && fit.vxx > MIN_FIT_VARIANCE) {
+    // The regression of the stage on the job, with the small-sample correction.
+    const k = fit.n / (fit.n - 1);
+    const slope = fit.vxy / fit.vxx;
+    const residual = Math.max(0, (fit.vyy - slope * fit.vxy) * k) + HISTORY_FLOOR_VAR + FEW_JOBS_VAR / fit.n;
+    return {
+      slope,
+      residual,
+      predict: (t) => ({ mean: fit.my + slope * (t.mean - fit.mx), var: residual + slope * slope * t.var }),
+      evidence: (d) =>
+        Math.abs(slope) < MIN_SLOPE
+          ? null
+          : { mean: fit.mx + (d.mean - fit.my) / slope, var: (d.var + residual) / (slope * slope) },
+    };
+  }
+  // A fixed share of the job: learned, or the declared weight for a stage never seen.
+  const learned = usable(stage?.share);
+  const share = learned ? stage!.share.mean : Math.log(weightShare(v, i));
+  const residual = learned ? (v.planned ? statVar(stage!.share) : 0) : UNKNOWN_STAGE_VAR;
   return {
-    seconds,
-    confidence: Math.round(confidence * 100) / 100,
-    rate: roundRate(counted ? (estimator.unitRate as number) : estimator.percentRate),
-    // A rate in units needs a unit name even when the worker gave none.
-    unit: counted ? (progress.unit ?? 'units') : 'percent',
+    slope: 1,
+    residual,
+    predict: (t) => ({ mean: t.mean + share, var: t.var + residual }),
+    evidence: (d) => (learned ? { mean: d.mean - share, var: d.var + residual } : null),
   };
 }
 
-function deviation(measured: number, smoothed: number): number {
-  const scale = Math.abs(smoothed);
-  if (scale < 1e-12) return measured === 0 ? 0 : MAX_DEVIATION;
-  return Math.min(MAX_DEVIATION, Math.abs(measured - smoothed) / scale);
+function fromHistory(v: LiveView, h: KindSummary): { seconds: number; var: number; basis: EtaBasis } {
+  const models = v.names.map((_, i) => stageModel(h, v, i));
+  // 1. Evidence about L, the log of the job's running time: the kind's prior and
+  //    every finished stage.
+  const evidence: LogEstimate[] = [{ mean: h.total.mean, var: statVar(h.total) }];
+  for (let i = 0; i < v.index; i++) {
+    const ms = v.done.get(v.names[i]!);
+    if (ms === undefined || !(ms > 0)) continue;
+    const e = models[i]!.evidence({ mean: Math.log(ms), var: 0 });
+    if (e) evidence.push(e);
+  }
+  const before = combine(evidence) as LogEstimate;
+
+  // 2. The current stage: its live pace, its units, and what the job so far predicts.
+  const current = stageHistory(h, v, v.names[v.index]!);
+  const model = models[v.index]!;
+  const own: LogEstimate[] = [];
+  const live = liveProjection(v.stageMs, v.fraction, v.jitter);
+  if (live) own.push(live);
+  if (v.total !== null && usable(current?.perUnit)) {
+    own.push({ mean: current.perUnit.mean + Math.log(v.total), var: statVar(current.perUnit) });
+  }
+  const measured = combine(own);
+  const predicted = model.predict(before);
+  const stage = combine(measured ? [measured, predicted] : [predicted]) as LogEstimate;
+  const fromCurrent = measured ? model.evidence(measured) : null;
+  const after = fromCurrent ? (combine([...evidence, fromCurrent]) as LogEstimate) : before;
+
+  // 3. Remaining: the rest of the current stage, then every stage to come.
+  const stageMs = Math.exp(stage.mean);
+  const restOfStage = Math.max(stageMs * (1 - v.fraction), stageMs - v.stageMs, 0);
+  const future: { ms: number; slope: number; residual: number }[] = [];
+  for (let i = v.index + 1; i < v.names.length; i++) {
+    const m = models[i]!;
+    future.push({
+      ms: Math.exp(m.predict({ mean: after.mean, var: 0 }).mean),
+      slope: m.slope,
+      residual: m.residual,
+    });
+  }
+  const remaining = restOfStage + future.reduce((sum, f) => sum + f.ms, 0);
+  const basis: EtaBasis = measured ? 'both' : 'history';
+  if (!(remaining > 0)) return { seconds: 0, var: stage.var, basis };
+  // The stages to come share the uncertainty of L; each adds its own on top.
+  let shared = 0;
+  let variance = (restOfStage / remaining) ** 2 * stage.var;
+  for (const f of future) {
+    const w = f.ms / remaining;
+    shared += w * f.slope;
+    variance += w * w * f.residual;
+  }
+  variance += shared * shared * after.var;
+  return { seconds: remaining / 1000, var: variance, basis };
 }
 
-function clamp01(value: number): number {
-  if (!Number.isFinite(value)) return 0;
-  return Math.min(1, Math.max(0, value));
+/** A stage's part of the job by the declared weights, for a stage the history has not seen. */
+function weightShare(v: LiveView, i: number): number {
+  const sum = v.weights.reduce((a, b) => a + b, 0);
+  return sum > 0 ? Math.max(1e-3, (v.weights[i] ?? 0) / sum) : 1 / v.names.length;
 }
 
-/** Four significant digits: enough for a display, and rates range from bytes/s to fractions of a percent/s. */
-function roundRate(rate: number): number {
-  if (!Number.isFinite(rate) || rate === 0) return 0;
-  return Number(rate.toPrecision(4));
+/** Precision-weighted mean of independent normal estimates; null for none. */
+function combine(estimates: readonly LogEstimate[]): LogEstimate | null {
+  let precision = 0;
+  let sum = 0;
+  for (const e of estimates) {
+    if (!Number.isFinite(e.mean)) continue;
+    const p = 1 / Math.max(e.var, 1e-6);
+    precision += p;
+    sum += p * e.mean;
+  }
+  return precision > 0 ? { mean: sum / precision, var: 1 / precision } : null;
+}
+
+function present(
+  seconds: number,
+  sigma: number,
+  basis: EtaBasis,
+  estimator: Estimator,
+  state: JobState,
+): Eta {
+  const halfWidth = Math.min(MAX_HALF_WIDTH, Z_MAX * sigma);
+  const confidence = sigma > 0 ? 2 * normalCdf(halfWidth / sigma) - 1 : MAX_CONFIDENCE;
+  const rate = estimator.rate;
+  const counted = rate !== null && rate.unitRate !== null;
+  return {
+    seconds: Math.round(seconds),
+    confidence: Math.round(Math.min(MAX_CONFIDENCE, confidence) * 100) / 100,
+    rate: roundRate(rate === null ? 0 : counted ? (rate.unitRate as number) : rate.percentRate),
+    // A rate in units needs a unit name even when the worker gave none.
+    unit: counted ? (state.progress.unit ?? 'units') : 'percent',
+    low: Math.floor(seconds * Math.exp(-halfWidth)),
+    high: Math.ceil(seconds * Math.exp(halfWidth)),
+    basis,
+  };
+}
+
+/** Standard normal CDF (Abramowitz–Stegun 7.1.26, error < 1.5e-7). */
+export function normalCdf(x: number): number {
+  const z = Math.abs(x) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * z);
+  const poly =
+    t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  const erf = 1 - poly * Math.exp(-z * z);
+  return x >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
 }

@@ -14,15 +14,18 @@ import type {
   JsonObject,
   LogLevel,
 } from '@headway/protocol';
-import { ErrorCode } from '@headway/protocol';
+import { ErrorCode, MAX_KIND_LENGTH } from '@headway/protocol';
 import { HeadwayError } from '../errors.js';
 import { finished, isTerminal, resolveCounts } from './reducer.js';
 import { hasPlan, normalizePlan, percentOf, roundPercent } from './stages.js';
 
+/** A job kind: what `JobKindSchema` accepts, checked again for callers of the library API. */
+const JOB_KIND_PATTERN = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,${MAX_KIND_LENGTH - 1}}$`);
+
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 /**
- * The data of the `created` event for a create request: name defaults to the id,
+ * The data of the `created` event for a create request: name defaults to the id, kind to none,
  * each stage's weight to 1, metadata to {}, public to false, parent to null.
  * @throws HeadwayError INVALID_VALUE for a bad stage plan or metadata that is not an object.
  */
@@ -30,7 +33,7 @@ export function createdData(input: CreateJobInput & { id: string }): EventDataMa
   if (input.metadata !== undefined && !isPlainObject(input.metadata)) {
     throw new HeadwayError(ErrorCode.INVALID_VALUE, 'metadata must be a JSON object');
   }
-  return {
+  const data: EventDataMap['created'] = {
     owner: input.owner,
     name: input.name ?? input.id,
     parent: input.parent ?? null,
@@ -38,6 +41,16 @@ export function createdData(input: CreateJobInput & { id: string }): EventDataMa
     metadata: { ...(input.metadata ?? {}) },
     public: input.public ?? false,
   };
+  if (input.kind !== undefined) {
+    if (typeof input.kind !== 'string' || !JOB_KIND_PATTERN.test(input.kind)) {
+      throw new HeadwayError(
+        ErrorCode.INVALID_VALUE,
+        `kind must be 1–${MAX_KIND_LENGTH} letters, digits, '.', '_', ':' or '-'`,
+      );
+    }
+    data.kind = input.kind;
+  }
+  return data;
 }
 
 /**

@@ -78,11 +78,17 @@
  *   percentSum / total (0 without children), ETA folded from that percent.
  * - `deleted`: only `seq` and `updatedAt` change (it is never stored).
  *
- * ETA (see `eta.ts`)
- * - Folded from the overall percent and `current` on `progress` and `children`
- *   events. A `stage` event forgets the count basis; `resumed` restarts the
- *   estimator's clock so that a pause is not measured as slow progress.
- * - `eta` is null while paused (the rate is kept for the resume) and once finished.
+ * ETA (see `estimator.ts`, `eta.ts`)
+ * - Every event is folded into the estimator (running time, stage times, gap
+ *   between reports, smoothed rate), kept beside the state and never sent.
+ * - `eta` is computed after every event from the estimator and, when the hub
+ *   hands one, the job kind's history (`history.ts`): a job of a known kind has
+ *   an estimate from its `created` event on. It is null once finished; while
+ *   paused it stays as it was (running time stands still).
+ *
+ * Stalls
+ * - `stalled` sets `stalled: {since}` (the hub's stall monitor appends it);
+ *   `unstalled` and every terminal event clear it.
  */
 import type {
   ChildrenSummary,
@@ -95,7 +101,9 @@ import type {
 } from '@headway/protocol';
 import { ErrorCode, TERMINAL_STATUSES } from '@headway/protocol';
 import { HeadwayError } from '../errors.js';
-import { estimateEta, foldSample, resetUnitBasis, restartClock } from './eta.js';
+import { estimatorOf, track, withEstimator } from './estimator.js';
+import { estimateEta } from './eta.js';
+import type { KindSummary } from './history.js';
 import {
   endStage,
   enterStage,
@@ -117,22 +125,39 @@ export function isTerminal(status: JobStatus): boolean {
  * @throws HeadwayError JOB_EXISTS for `created` on an existing state, INTERNAL for
  * another event without a state, JOB_FINISHED for a reported event on a terminal job.
  */
-export function reduce(state: JobState | null, event: JobEvent): JobState {
+export function reduce(
+  state: JobState | null,
+  event: JobEvent,
+  history: KindSummary | null = null,
+): JobState {
   if (event.kind === 'created') {
     if (state !== null) throw new HeadwayError(ErrorCode.JOB_EXISTS, `job "${event.job}" already exists`);
-    return initialState(event as JobEvent<'created'>);
+    return withEta(null, initialState(event as JobEvent<'created'>), event, history);
   }
   if (state === null) {
     throw new HeadwayError(ErrorCode.INTERNAL, `event "${event.kind}" folded before the job was created`);
   }
   const base: JobState = { ...state, seq: event.seq, updatedAt: event.at };
+  // Deletion is the job's last word, not a change: everything else stays as it was.
+  if (event.kind === 'deleted') return withEstimator(base, estimatorOf(state));
   if (isTerminal(state.status)) {
-    if (event.kind === 'deleted') return base;
     if (event.kind === 'children') return { ...base, children: { ...(event.data as ChildrenSummary) } };
     throw finished(state);
   }
-  const next = apply(base, event);
-  return { ...next, eta: estimateEta(next.estimator, next.progress, next.status) };
+  return withEta(state, apply(base, event), event, history);
+}
+
+/** Fold the event into the estimator and compute the ETA from it and the kind's history. */
+function withEta(
+  prev: JobState | null,
+  next: JobState,
+  event: JobEvent,
+  history: KindSummary | null,
+): JobState {
+  const at = Date.parse(event.at);
+  const estimator = track(prev, next, event, at);
+  const eta = estimateEta(estimator, next, history, at);
+  return withEstimator({ ...next, eta }, estimator);
 }
 
 function apply(s: JobState, event: JobEvent): JobState {
@@ -159,7 +184,6 @@ function apply(s: JobState, event: JobEvent): JobState {
         status: 'running',
         startedAt: s.startedAt ?? at,
         control: { ...s.control, paused: false },
-        estimator: restartClock(s.estimator, Date.parse(at)),
       };
     case 'completed': {
       const ended = finish(s, 'completed', at);
@@ -182,6 +206,10 @@ function apply(s: JobState, event: JobEvent): JobState {
       return { ...s, control: { ...s.control, paused: false } };
     case 'children':
       return applyChildren(s, event.data as ChildrenSummary, at);
+    case 'stalled':
+      return { ...s, stalled: { since: (event.data as EventDataMap['stalled']).since } };
+    case 'unstalled':
+      return { ...s, stalled: null };
     case 'deleted':
       return s;
     case 'created':
@@ -197,6 +225,7 @@ function initialState(event: JobEvent<'created'>): JobState {
     id: event.job,
     owner: d.owner,
     name: d.name,
+    kind: d.kind ?? null,
     parent: d.parent,
     status: 'queued',
     progress: { percent: 0 },
@@ -204,6 +233,7 @@ function initialState(event: JobEvent<'created'>): JobState {
     stages: planEntries(d.stages),
     message: null,
     eta: null,
+    stalled: null,
     metadata: { ...d.metadata },
     result: null,
     error: null,
@@ -215,7 +245,6 @@ function initialState(event: JobEvent<'created'>): JobState {
     startedAt: null,
     finishedAt: null,
     seq: event.seq,
-    estimator: null,
   };
 }
 
@@ -230,6 +259,7 @@ function finish(s: JobState, status: JobStatus, at: string): JobState {
     ...s,
     status,
     finishedAt: at,
+    stalled: null,
     stages: endStage(s.stages, s.stage, at),
     control: { cancelRequested: false, paused: false },
   };
@@ -275,22 +305,12 @@ function applyProgress(s: JobState, d: EventDataMap['progress'], at: string): Jo
   if (counts.total !== undefined) progress.total = counts.total;
   if (counts.unit !== undefined) progress.unit = counts.unit;
 
-  const resetUnits =
-    (d.unit !== undefined && d.unit !== s.progress.unit) ||
-    (d.total !== undefined && d.total !== s.progress.total);
-  const estimator = foldSample(
-    s.estimator,
-    { at: Date.parse(at), percent: overall, current: counts.current ?? null },
-    resetUnits,
-  );
-
   return {
     ...start(s, at),
     progress,
     stages,
     stage: stage === null ? null : { ...stage, percent: reported },
     message: d.message !== undefined ? d.message : s.message,
-    estimator,
   };
 }
 
@@ -303,7 +323,6 @@ function applyStage(s: JobState, d: EventDataMap['stage'], at: string): JobState
     stages,
     stage,
     message: d.message !== undefined ? d.message : s.message,
-    estimator: resetUnitBasis(s.estimator),
   };
 }
 
@@ -315,7 +334,6 @@ function applyChildren(s: JobState, d: ChildrenSummary, at: string): JobState {
     ...next,
     children: { ...d },
     progress: { ...s.progress, percent },
-    estimator: foldSample(s.estimator, { at: Date.parse(at), percent, current: null }),
   };
 }
 

@@ -207,6 +207,29 @@ CREATE INDEX webhook_deliveries_recent ON webhook_deliveries (webhook, updated_a
 CREATE INDEX webhook_deliveries_settled ON webhook_deliveries (updated_at) WHERE status <> 'pending';
 `,
   },
+  {
+    version: 3,
+    name: 'kind_summaries',
+    // One small JSON document per job kind (what finished jobs of the kind took),
+    // updated with an optimistic `version` check so that processes sharing the
+    // database never lose each other's updates.
+    sqlite: `
+CREATE TABLE kind_summaries (
+  kind       TEXT    PRIMARY KEY,
+  version    INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  summary    TEXT    NOT NULL
+);
+`,
+    postgres: `
+CREATE TABLE kind_summaries (
+  kind       TEXT    PRIMARY KEY,
+  version    BIGINT  NOT NULL,
+  updated_at BIGINT  NOT NULL,
+  summary    JSONB   NOT NULL
+);
+`,
+  },
 ];
 
 /** Highest schema version this build knows. */

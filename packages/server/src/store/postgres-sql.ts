@@ -11,6 +11,20 @@
  * missing id rather than needing a separate read.
  */
 export const SQL = {
+  getKindSummary: {
+    name: 'headway_get_kind_summary',
+    text: 'SELECT version, summary FROM kind_summaries WHERE kind = $1',
+  },
+  insertKindSummary: {
+    name: 'headway_insert_kind_summary',
+    text: `INSERT INTO kind_summaries (kind, version, updated_at, summary) VALUES ($1, 1, $2, $3)
+      ON CONFLICT (kind) DO NOTHING`,
+  },
+  updateKindSummary: {
+    name: 'headway_update_kind_summary',
+    text: `UPDATE kind_summaries SET version = version + 1, updated_at = $1, summary = $2
+      WHERE kind = $3 AND version = $4`,
+  },
   getJob: { name: 'headway_get_job', text: 'SELECT state FROM jobs WHERE id = $1' },
   getJobs: { name: 'headway_get_jobs', text: 'SELECT id, state FROM jobs WHERE id = ANY($1::text[])' },
   getEvents: {

@@ -1,6 +1,7 @@
 import type { JobEvent, JobState } from '@headway/protocol';
 import type { QueryConfig } from 'pg';
 import pg from 'pg';
+import { asKindSummary, type KindSummary } from '../state/history.js';
 import { decodeCursor, pageLimit, pageOf } from './cursor.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
 import { planBatch } from './postgres-batch.js';
@@ -8,13 +9,14 @@ import { PostgresPool } from './postgres-pool.js';
 import { query } from './postgres-query.js';
 import { SQL } from './postgres-sql.js';
 import { INSERT_EVENTS_AND_DELIVERIES, PostgresWebhookStore } from './postgres-webhooks.js';
-import { eventOfRow, inIdOrder, MAX_DESCENDANT_DEPTH } from './rows.js';
+import { eventOfRow, inIdOrder, MAX_DESCENDANT_DEPTH, stateOfStored } from './rows.js';
 import {
   type JobWrite,
   type ListJobsPage,
   type ListJobsQuery,
   type Store,
   StoreConflictError,
+  type StoredKindSummary,
   type SweepOptions,
   type SweepResult,
 } from './store.js';
@@ -127,14 +129,14 @@ export class PostgresStore implements Store {
 
   async getJob(id: string): Promise<JobState | null> {
     const { rows } = await this.db.run<{ state: JobState }>({ ...SQL.getJob, values: [id] });
-    return rows.length === 0 ? null : rows[0].state;
+    return rows.length === 0 ? null : stateOfStored(rows[0].state);
   }
 
   /** Jobs in the order of `ids`, skipping missing ones and repeats. */
   async getJobs(ids: readonly string[]): Promise<JobState[]> {
     if (ids.length === 0) return [];
     const { rows } = await this.db.run<{ id: string; state: JobState }>({ ...SQL.getJobs, values: [ids] });
-    return inIdOrder(ids, rows, (state) => state);
+    return inIdOrder(ids, rows, stateOfStored);
   }
 
   async listJobs(query: ListJobsQuery): Promise<ListJobsPage> {
@@ -150,6 +152,7 @@ export class PostgresStore implements Store {
     // `= ANY` of an empty array is false, so an empty list matches nothing.
     if (query.status !== undefined) where.push(`status = ANY(${param(query.status)}::text[])`);
     if (query.parent !== undefined) where.push(`parent = ${param(query.parent)}`);
+    if (query.kind !== undefined) where.push(`state->>'kind' = ${param(query.kind)}`);
     if (query.ids !== undefined) where.push(`id = ANY(${param(query.ids)}::text[])`);
     if (after !== undefined) {
       const at = param(after.updatedAt);
@@ -173,7 +176,7 @@ export class PostgresStore implements Store {
     return pageOf(
       rows,
       limit,
-      (r) => r.state,
+      (r) => stateOfStored(r.state),
       (r) => ({ updatedAt: Number(r.updated_at), id: r.id }),
     );
   }
@@ -315,6 +318,24 @@ export class PostgresStore implements Store {
       },
       options.batchSize,
     );
+  }
+
+  async getKindSummary(kind: string): Promise<StoredKindSummary | null> {
+    const { rows } = await this.db.run<{ version: string; summary: unknown }>({
+      ...SQL.getKindSummary,
+      values: [kind],
+    });
+    const summary = rows.length === 0 ? null : asKindSummary(rows[0].summary);
+    return summary === null ? null : { summary, version: Number(rows[0].version) };
+  }
+
+  async saveKindSummary(kind: string, summary: KindSummary, version: number): Promise<boolean> {
+    const json = JSON.stringify(summary);
+    const { rowCount } =
+      version === 0
+        ? await this.db.run({ ...SQL.insertKindSummary, values: [kind, Date.now(), json] })
+        : await this.db.run({ ...SQL.updateKindSummary, values: [Date.now(), json, kind, version] });
+    return rowCount === 1;
   }
 
   async ping(): Promise<boolean> {

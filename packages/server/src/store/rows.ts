@@ -4,8 +4,11 @@
  * Times are milliseconds in the database and ISO-8601 strings outside it.
  */
 import type { JobEvent, JobState } from '@headway/protocol';
-import { stateJson } from '../state/state-json.js';
+import { type Estimator, estimatorOf, withEstimator } from '../state/estimator.js';
 import { toMs } from './timestamps.js';
+
+/** Key of the estimator inside a stored state document; never part of the state a reader gets. */
+const STORED_ESTIMATOR = 'estimator';
 
 /** Bounds the recursive walk of `descendants` should a parent chain ever form a cycle. */
 export const MAX_DESCENDANT_DEPTH = 64;
@@ -33,8 +36,25 @@ export function jobColumns(state: JobState): JobColumns {
     seq: state.seq,
     updatedAt: toMs(state.updatedAt),
     finishedAt: state.finishedAt === null ? null : toMs(state.finishedAt),
-    state: stateJson(state),
+    state: JSON.stringify(storedState(state)),
   };
+}
+
+/**
+ * The document a job's state is stored as: the state with its estimator (kept
+ * beside the public fields so that a reloaded job keeps its running times).
+ */
+export function storedState(state: JobState): JobState | (JobState & { estimator: Estimator }) {
+  const estimator = estimatorOf(state);
+  return estimator === null ? state : { ...state, [STORED_ESTIMATOR]: estimator };
+}
+
+/** The state stored as `doc` (parsed JSON), with its estimator attached again out of sight. */
+export function stateOfStored(doc: JobState): JobState {
+  const { [STORED_ESTIMATOR]: estimator, ...state } = doc as JobState & { estimator?: Estimator | null };
+  // A state stored before running times were tracked holds an older shape: start afresh.
+  const current = estimator && typeof estimator.activeMs === 'number' ? estimator : null;
+  return withEstimator(state as JobState, current);
 }
 
 /** The columns of an event row: its time in ms and its data serialized (`null` when absent). */

@@ -21,6 +21,11 @@ export interface EventRow {
 
 /** Every fixed statement, prepared once per store. */
 export const SQL = {
+  getKindSummary: 'SELECT version, summary FROM kind_summaries WHERE kind = ?',
+  insertKindSummary: `INSERT INTO kind_summaries (kind, version, updated_at, summary) VALUES (?, 1, ?, ?)
+    ON CONFLICT (kind) DO NOTHING`,
+  updateKindSummary: `UPDATE kind_summaries SET version = version + 1, updated_at = ?, summary = ?
+    WHERE kind = ? AND version = ?`,
   getJob: 'SELECT state FROM jobs WHERE id = ?',
   getJobs: 'SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))',
   getEvents: 'SELECT seq, kind, at, data FROM events WHERE job = ? AND seq > ? ORDER BY seq LIMIT ?',

@@ -1,9 +1,17 @@
 import { closeSync, openSync } from 'node:fs';
 import type { JobEvent, JobState } from '@headway/protocol';
 import Database from 'better-sqlite3';
+import { asKindSummary, type KindSummary } from '../state/history.js';
 import { decodeCursor, pageLimit, pageOf } from './cursor.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
-import { eventColumns, eventOfRow, inIdOrder, jobColumns, MAX_DESCENDANT_DEPTH } from './rows.js';
+import {
+  eventColumns,
+  eventOfRow,
+  inIdOrder,
+  jobColumns,
+  MAX_DESCENDANT_DEPTH,
+  stateOfStored,
+} from './rows.js';
 import { type EventRow, type JobRow, type ListRow, SQL } from './sqlite-sql.js';
 import {
   ENQUEUE_DELIVERIES,
@@ -17,6 +25,7 @@ import {
   type ListJobsQuery,
   type Store,
   StoreConflictError,
+  type StoredKindSummary,
   StoreUnavailableError,
   type SweepOptions,
   type SweepResult,
@@ -80,6 +89,9 @@ function prepareAll(db: Database.Database) {
     deleteFinishedJob: db.prepare<[string, number]>(SQL.deleteFinishedJob),
     sweepTombstones: db.prepare<[number, number]>(SQL.sweepTombstones),
     ping: db.prepare<[], number>(SQL.ping).pluck(),
+    getKindSummary: db.prepare<[string], { version: number; summary: string }>(SQL.getKindSummary),
+    insertKindSummary: db.prepare<[string, number, string]>(SQL.insertKindSummary),
+    updateKindSummary: db.prepare<[number, string, string, number]>(SQL.updateKindSummary),
   };
 }
 
@@ -164,7 +176,7 @@ export class SqliteStore implements Store {
   async getJob(id: string): Promise<JobState | null> {
     return this.use((s) => {
       const state = s.getJob.get(id);
-      return state === undefined ? null : (JSON.parse(state) as JobState);
+      return state === undefined ? null : stateOfStored(JSON.parse(state));
     });
   }
 
@@ -172,7 +184,7 @@ export class SqliteStore implements Store {
   async getJobs(ids: readonly string[]): Promise<JobState[]> {
     if (ids.length === 0) return [];
     return this.use((s) =>
-      inIdOrder(ids, s.getJobs.all(JSON.stringify(ids)), (state) => JSON.parse(state) as JobState),
+      inIdOrder(ids, s.getJobs.all(JSON.stringify(ids)), (state) => stateOfStored(JSON.parse(state))),
     );
   }
 
@@ -189,6 +201,10 @@ export class SqliteStore implements Store {
       if (query.status !== undefined) {
         where.push('status IN (SELECT value FROM json_each(@status))');
         params.status = JSON.stringify(query.status);
+      }
+      if (query.kind !== undefined) {
+        where.push("json_extract(state, '$.kind') = @kind");
+        params.kind = query.kind;
       }
       if (query.parent !== undefined) {
         where.push('parent = @parent');
@@ -216,7 +232,7 @@ export class SqliteStore implements Store {
       return pageOf(
         stmt.all(params),
         limit,
-        (r) => JSON.parse(r.state) as JobState,
+        (r) => stateOfStored(JSON.parse(r.state)),
         (r) => ({ updatedAt: r.updatedAt, id: r.id }),
       );
     });
@@ -353,6 +369,24 @@ export class SqliteStore implements Store {
     if (this.path === ':memory:') return;
     this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.pragma('incremental_vacuum');
+  }
+
+  async getKindSummary(kind: string): Promise<StoredKindSummary | null> {
+    const row = this.use((s) => s.getKindSummary.get(kind));
+    if (row === undefined) return null;
+    const summary = asKindSummary(JSON.parse(row.summary));
+    return summary === null ? null : { summary, version: row.version };
+  }
+
+  async saveKindSummary(kind: string, summary: KindSummary, version: number): Promise<boolean> {
+    const json = JSON.stringify(summary);
+    return this.use(
+      (s) =>
+        (version === 0
+          ? s.insertKindSummary.run(kind, Date.now(), json)
+          : s.updateKindSummary.run(Date.now(), json, kind, version)
+        ).changes === 1,
+    );
   }
 
   async ping(): Promise<boolean> {

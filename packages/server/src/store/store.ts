@@ -11,7 +11,15 @@
  */
 import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
 import { ServerErrorCode } from '../error-codes.js';
+import type { KindSummary } from '../state/history.js';
 import type { WebhookStore } from './webhook-store.js';
+
+/** A job kind's learned durations, with the version an update must name. */
+export interface StoredKindSummary {
+  summary: KindSummary;
+  /** 1 for the first write, one more for each later one. */
+  version: number;
+}
 
 /** One job's changes in a commit. */
 export interface JobWrite {
@@ -29,6 +37,8 @@ export interface ListJobsQuery {
   owner?: string;
   status?: JobStatus[];
   parent?: string;
+  /** Only jobs of this kind (not indexed: it narrows what the other filters find). */
+  kind?: string;
   /** Only jobs whose id is in this list (a job-scoped token). */
   ids?: string[];
   /** Most jobs to return (1–500). */
@@ -111,6 +121,14 @@ export interface Store {
   deleteJobs(ids: readonly string[]): Promise<void>;
   /** Whether the id belongs to a deleted job (tombstones are swept with finished jobs). */
   isDeleted(id: string): Promise<boolean>;
+
+  /** The learned durations of a job kind, or null before its first completed job. */
+  getKindSummary(kind: string): Promise<StoredKindSummary | null>;
+  /**
+   * Store a kind's summary if the stored version is still `version` (0: none is
+   * stored yet). Resolves false, changing nothing, when another writer came first.
+   */
+  saveKindSummary(kind: string, summary: KindSummary, version: number): Promise<boolean>;
 
   /** Retention: delete old events and old finished jobs in small batches. */
   sweep(options: SweepOptions): Promise<SweepResult>;

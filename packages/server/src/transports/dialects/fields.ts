@@ -6,14 +6,18 @@
 import type { EventKind, JobState, Json } from '@headway/protocol';
 
 /**
- * Event kinds that change nothing the seeds show: log lines, and requests to
- * cancel, pause or resume (the seeds show what the worker then does).
+ * Event kinds that change nothing the seeds show: log lines, requests to
+ * cancel, pause or resume (the seeds show what the worker then does), and
+ * stalls (no seed protocol has a field for one; task-subscribe sends the
+ * lowered confidence as a `time_estimate`).
  */
 export const UNSHOWN_KINDS: ReadonlySet<EventKind> = new Set([
   'log',
   'cancel_requested',
   'pause_requested',
   'resume_requested',
+  'stalled',
+  'unstalled',
 ]);
 
 /**
@@ -24,7 +28,10 @@ export function wholePercent(percent: number): number {
   return Math.max(0, Math.min(100, Math.floor(percent)));
 }
 
-/** Seconds remaining as a whole number, or null while there is no estimate. */
+/**
+ * Seconds remaining as a whole number, or null while there is no estimate. A job
+ * of a known kind has one from its creation; a paused job's stands still.
+ */
 export function etaSeconds(state: JobState): number | null {
   return state.eta === null ? null : Math.max(0, Math.round(state.eta.seconds));
 }

@@ -11,7 +11,7 @@
  * close, as is a connection that subscribes to nothing within the
  * authentication timeout.
  */
-import { ErrorCode, JOB_ID, type JobState } from '@headway/protocol';
+import { ErrorCode, type EventKind, JOB_ID, type JobState } from '@headway/protocol';
 import type { Principal } from '../../auth.js';
 import type { Delivery } from '../../delivery.js';
 import { HeadwayError, notFound } from '../../errors.js';
@@ -56,6 +56,8 @@ export interface TaskErrorPayload {
 /** Code of the `error` message for a cancelled task (the seed has no cancel message). */
 export const CANCELLED_CODE = 'CANCELLED';
 const TIME_ESTIMATE_SHAPE = 'task-subscribe:time_estimate';
+/** Events after which a `time_estimate` follows. */
+const ESTIMATE_KINDS: ReadonlySet<EventKind> = new Set(['progress', 'children', 'stalled', 'unstalled']);
 
 export function progressPayload(state: JobState, timestamp: string): ProgressPayload {
   const payload: ProgressPayload = {
@@ -232,10 +234,14 @@ class TaskSubscribeConnection extends DialectConnection {
       return;
     }
     this.sendJson({ type: 'progress_update', taskId, payload: progressPayload(state, state.updatedAt) });
+    // A task of a known kind has an estimate before its first report.
+    const estimate = timeEstimatePayload(state);
+    if (estimate !== null) this.sendJson({ type: 'time_estimate', taskId, payload: estimate });
   }
 
   protected override delivered(d: Delivery): void {
-    if (d.kind !== 'progress' && d.kind !== 'children') return;
+    // A stall (or its end) changes the confidence, which the seed can show.
+    if (!ESTIMATE_KINDS.has(d.kind)) return;
     // Estimates are advice: a connection that is behind skips them, the next one replaces it.
     if (this.outbox.queuedBytes > this.ctx.options.limits.outboxSoftBytes / 2) return;
     const bytes = d.encode(TIME_ESTIMATE_SHAPE, encodeTimeEstimate);

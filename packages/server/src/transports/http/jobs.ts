@@ -89,7 +89,7 @@ export function registerJobRoutes(routes: HttpRoutes, ctx: ServerContext, access
       schema: {
         tags: ['jobs'],
         operationId: 'listJobs',
-        summary: 'List jobs by owner, status and parent, most recently updated first.',
+        summary: 'List jobs by owner, status, parent and kind, most recently updated first.',
         description:
           'A user token lists only its own jobs (another `owner` gives an empty list); a job-scoped ' +
           'token lists its jobs (and, with `parent` set to one of them, that job’s children). API keys ' +
@@ -106,6 +106,7 @@ export function registerJobRoutes(routes: HttpRoutes, ctx: ServerContext, access
       if (q.owner !== undefined) query.owner = q.owner;
       if (q.status !== undefined) query.status = [...new Set(q.status.split(','))] as JobStatus[];
       if (q.parent !== undefined) query.parent = q.parent;
+      if (q.kind !== undefined) query.kind = q.kind;
       if (q.cursor !== undefined) query.cursor = q.cursor;
       if (principal.kind === 'user' && !principal.admin) {
         if (principal.jobs) {
