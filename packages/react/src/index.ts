@@ -3,7 +3,7 @@
  * `@headway/client`. Updates are applied once per animation frame; rendering
  * on the server and under StrictMode is safe.
  */
-export { describeJob, formatEta, formatPercent, formatStage } from './format.js';
+export { describeJob, type FormatEtaOptions, formatEta, formatPercent, formatStage } from './format.js';
 export {
   type ConnectionSnapshot,
   HeadwayProvider,

@@ -66,6 +66,12 @@ describe('formatEta', () => {
   ])('%s s → %j', (seconds, words) => {
     expect(formatEta(seconds)).toBe(words);
   });
+
+  it('leaves out "left" where a label already says it', () => {
+    expect(formatEta(45, { left: false })).toBe('less than a minute');
+    expect(formatEta(4800, { left: false })).toBe('about 1 hour 20 minutes');
+    expect(formatEta(-1, { left: false })).toBe('');
+  });
 });
 
 describe('ProgressBar', () => {

@@ -13,9 +13,11 @@ import { VirtualList } from '../components/virtual-list.js';
 import { formatAgo, formatDuration, formatRate, isActive } from '../format.js';
 import { useNow } from '../now.js';
 import { jobPath, Link, navigate, useLocation } from '../router.js';
+import { NARROW_QUERY, useMediaQuery } from '../use-media-query.js';
 
-/** Height of one row, px (the stylesheet lays rows out for it). */
+/** Height of one row, px (the stylesheet lays rows out for it): one line on a wide screen, a card on a phone. */
 const ROW_HEIGHT = 60;
+const NARROW_ROW_HEIGHT = 116;
 const STATUSES: JobStatus[] = ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled'];
 
 interface Filters {
@@ -189,6 +191,7 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
   const [loaded, setLoaded] = useState(false);
   const now = useNow();
   const heading = useRef<HTMLHeadingElement>(null);
+  const narrow = useMediaQuery(NARROW_QUERY);
 
   useEffect(() => {
     if (connection === 'connected' || jobs.length > 0) setLoaded(true);
@@ -311,7 +314,7 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
         {rows.length > 0 ? (
           <VirtualList
             items={rows}
-            rowHeight={ROW_HEIGHT}
+            rowHeight={narrow ? NARROW_ROW_HEIGHT : ROW_HEIGHT}
             getKey={(row) => row.job.id}
             label="Jobs"
             onRowKey={onRowKey}
