@@ -11,6 +11,7 @@
  * of the machine in `ps`.
  */
 import { parseArgs } from 'node:util';
+import { unknownOption } from './nearest-flag.js';
 import {
   DIALECT_ALIASES,
   DIALECT_NAMES,
@@ -59,6 +60,7 @@ const SETTINGS = {
   'data-dir': { flag: '--data-dir', env: 'HEADWAY_DATA_DIR', type: 'string' },
   'allowed-origins': { flag: '--allowed-origins', env: 'HEADWAY_ALLOWED_ORIGINS', type: 'string' },
   'log-level': { flag: '--log-level', env: 'HEADWAY_LOG_LEVEL', type: 'string' },
+  'log-format': { flag: '--log-format', env: 'HEADWAY_LOG_FORMAT', type: 'string' },
   dialects: { flag: '--dialects', env: 'HEADWAY_DIALECTS', type: 'string' },
   'dialect-prefix': { flag: '--dialect-prefix', env: 'HEADWAY_DIALECT_PREFIX', type: 'string' },
   demo: { flag: '--demo', env: 'HEADWAY_DEMO', type: 'boolean' },
@@ -107,6 +109,13 @@ const CLIENT_VARIABLES: ReadonlySet<string> = new Set(['HEADWAY_URL', 'HEADWAY_A
 /** PostgreSQL truncates longer identifiers, so two long schema names could name one schema. */
 const MAX_SCHEMA_BYTES = 63;
 
+/** Every flag of `headway start`, for the suggestion after a typo. */
+const KNOWN_FLAGS: readonly string[] = [
+  ...Object.values(SETTINGS).map((s) => s.flag),
+  ...NUMERIC_SETTINGS.map((s) => s.flag),
+  '--help',
+];
+
 const KNOWN_VARIABLES: ReadonlySet<string> = new Set([
   ...Object.values(SETTINGS).map((s) => s.env),
   ...NUMERIC_SETTINGS.map((s) => s.env),
@@ -143,6 +152,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HeadwayOptio
   if (origins) config.allowedOrigins = parseOrigins(String(origins.value), origins.setting);
   const logLevel = pick('log-level');
   if (logLevel) config.logLevel = parseLogLevel(String(logLevel.value), logLevel.setting);
+  const logFormat = pick('log-format');
+  if (logFormat) config.logFormat = parseLogFormat(String(logFormat.value), logFormat.setting);
   const dialects = pick('dialects');
   if (dialects) config.dialects = { enabled: parseDialects(String(dialects.value), dialects.setting) };
   const prefix = pick('dialect-prefix');
@@ -212,7 +223,7 @@ function flagError(err: unknown): Error {
   const name = quoted.split(' ')[0] ?? quoted;
   switch (code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return new ConfigError(name, `unknown option ${name}`, 'unknown');
+      return new ConfigError(name, unknownOption(name, KNOWN_FLAGS), 'unknown');
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
       return new ConfigError(name, `unexpected argument ${name}`, 'unknown');
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
@@ -421,6 +432,16 @@ function parsePrefix(value: string, setting: string): string {
     );
   }
   return v;
+}
+
+const LOG_FORMATS: readonly HeadwayOptions['logFormat'][] = ['auto', 'pretty', 'json'];
+
+function parseLogFormat(value: string, setting: string): HeadwayOptions['logFormat'] {
+  const format = value.trim().toLowerCase();
+  if (!(LOG_FORMATS as readonly string[]).includes(format)) {
+    throw new ConfigError(setting, `${setting} must be one of ${LOG_FORMATS.join(', ')} (got "${value}")`);
+  }
+  return format as HeadwayOptions['logFormat'];
 }
 
 function parseLogLevel(value: string, setting: string): LogLevel {
