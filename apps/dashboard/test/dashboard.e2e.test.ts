@@ -560,3 +560,79 @@ describe.skipIf(missing)('the dashboard reads well', () => {
 async function waitForText(selector: string): Promise<string> {
   return until(async () => (await page.textContent(selector, { timeout: 15_000 }))?.trim(), selector);
 }
+
+describe.skipIf(missing)('search and filters run on the hub', () => {
+  const owner = `searcher-${process.pid}`;
+  const needle = `needle-${process.pid}`;
+  const FAILED = 12;
+  const OTHERS = 120;
+
+  beforeAll(async () => {
+    // The needle, then enough newer finished jobs to push it out of the live window (the latest 100).
+    const create = async (id: string, extra: Record<string, unknown>, events: Record<string, unknown>[]) => {
+      await hub.post('/v1/jobs', { id, owner, name: `Archive ${id}`, ...extra });
+      if (events.length > 0) await hub.post(`/v1/jobs/${id}/events`, { events });
+    };
+    await create(needle, { name: 'Transcode the needle.mp4', kind: 'transcode' }, [{ kind: 'completed' }]);
+    for (let i = 0; i < FAILED; i++) {
+      await create(`${owner}-failed-${i}`, { kind: 'import' }, [
+        { kind: 'failed', error: { code: 'E_TEST', message: 'failed on purpose' } },
+      ]);
+    }
+    for (let i = 0; i < OTHERS; i++) {
+      await create(`${owner}-done-${i}`, { kind: 'transcode' }, [{ kind: 'completed' }]);
+    }
+    await page.goto(`${hub.url}/#token=${adminToken}`);
+    await page.waitForSelector('.connection[data-state="connected"]');
+  }, 60_000);
+
+  const shownIds = () =>
+    page.$$eval('.job-row[data-job-id]', (els) => els.map((el) => el.getAttribute('data-job-id')));
+
+  it('finds a job by id that the live list no longer holds', async () => {
+    await page.goto(`${hub.url}/`);
+    await page.waitForSelector('.job-row');
+    expect(await page.$(`.job-row[data-job-id="${needle}"]`)).toBeNull();
+    await page.fill('input[type=search]', needle);
+    await page.waitForSelector(`.job-row[data-job-id="${needle}"]`);
+    // By name and by owner too.
+    await page.fill('input[type=search]', 'the NEEDLE');
+    await page.waitForSelector(`.job-row[data-job-id="${needle}"]`);
+    await page.fill('input[type=search]', '');
+  }, 30_000);
+
+  it('filters by status, owner and kind over every stored job, with counts per status', async () => {
+    await page.goto(`${hub.url}/?owner=${owner}&status=failed`);
+    await until(async () => (await shownIds()).length === FAILED, `${FAILED} failed jobs`);
+    const failedOption = await page.textContent('select option[value="failed"]');
+    expect(failedOption).toBe(`failed (${FAILED})`);
+    expect(await page.textContent('select option[value="completed"]')).toBe(`completed (${OTHERS + 1})`);
+    expect(await page.textContent('.jobs-view__counts')).toContain(
+      `0 active · ${FAILED + OTHERS + 1} finished`,
+    );
+
+    await page.goto(`${hub.url}/?owner=${owner}&kind=import`);
+    await until(async () => (await shownIds()).length === FAILED, `${FAILED} import jobs`);
+  }, 30_000);
+
+  it('pages through any number of jobs, and keeps the jobs on screen live', async () => {
+    await page.goto(`${hub.url}/?owner=${owner}`);
+    await until(
+      async () => (await page.getAttribute('.job-table', 'data-count')) === '100',
+      'the first page',
+    );
+    await page.getByRole('button', { name: 'Show more jobs' }).click();
+    await until(
+      async () => (await page.getAttribute('.job-table', 'data-count')) === String(FAILED + OTHERS + 1),
+      'every job of the owner',
+    );
+    expect(await page.$('.jobs-view__more')).toBeNull();
+
+    // A new job of the owner appears, and moves, without a reload.
+    const id = `${owner}-live`;
+    await hub.post('/v1/jobs', { id, owner, name: 'Live one', kind: 'import' });
+    await page.waitForSelector(`.job-row[data-job-id="${id}"]`);
+    await hub.post(`/v1/jobs/${id}/events`, { events: [{ kind: 'progress', percent: 37 }] });
+    await until(async () => (await percentOf(id)) === 37, 'the new job at 37%');
+  }, 30_000);
+});
