@@ -2,6 +2,7 @@
  * The dashboard's frame: top bar (navigation, connection, notifications,
  * theme, sign-out) and the current view.
  */
+import { closeAction } from '@headway/protocol/codes';
 import { useClient } from '@headway/react';
 import { useEffect, useRef, useState } from 'react';
 import { ConnectionIndicator } from './components/connection-indicator.js';
@@ -44,7 +45,7 @@ export function App({ session, onSignOut }: AppProps) {
       client.on('state', ({ newState, reason, code }) => {
         if (newState !== 'closed' || reason !== 'stop' || code === undefined) return;
         onSignOut(
-          code >= 4100 && code < 4200
+          closeAction(code) === 'refresh-token'
             ? 'The session has expired: sign in again.'
             : `The hub closed the connection (code ${code}): sign in again.`,
         );

@@ -14,12 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JobEvent, JobState } from '@headway/protocol';
+import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
+import { type Browser, launch, requireChromium } from '@headway/test-helpers/browser';
 import type { Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Browser, browserMissing, launch } from '../../../packages/client/test/browser-helpers.js';
-import { type DemoHandle, startDemo } from '../../../packages/server/src/demo.js';
-import { startHub, type TestHub } from '../../../packages/server/test/helpers.js';
+import { type DemoHandle, startDemo } from '../../../packages/server/src/demo/index.js';
 
 const app = fileURLToPath(new URL('..', import.meta.url));
 const repo = join(app, '..', '..');
@@ -84,17 +84,6 @@ async function buildIfStale(): Promise<void> {
   }
 }
 
-/** Poll until `check` holds (browser and hub state both change on their own). */
-async function until<T>(check: () => T | Promise<T>, what: string, ms = 15_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 declare global {
   interface Window {
     /** Notifications the page showed (recorded by the test's stand-in for `Notification`). */
@@ -102,7 +91,7 @@ declare global {
   }
 }
 
-const missing = browserMissing();
+const chromium = requireChromium();
 let hub: TestHub;
 let demo: DemoHandle | undefined;
 let browser: Browser;
@@ -113,7 +102,7 @@ beforeAll(async () => {
   await buildIfStale();
   hub = await startHub();
   adminToken = await hub.token('admin', { admin: true });
-  if (missing) return;
+  if (chromium.skip) return;
   demo = startDemo({ url: hub.url, apiKey: hub.apiKey, owner: 'demo', speed: DEMO_SPEED });
   browser = await launch();
   page = await browser.context.newPage();
@@ -204,7 +193,7 @@ describe('serving the dashboard', () => {
   });
 });
 
-describe.skipIf(missing)('the dashboard in Chromium', () => {
+describe.skipIf(chromium.skip)(chromium.title('the dashboard in Chromium'), () => {
   it('logs in from the link, then shows the demo jobs with their progress advancing', async () => {
     await page.goto(`${hub.url}/#token=${adminToken}`);
     // The token left the address bar and stays in this tab only.
@@ -215,7 +204,7 @@ describe.skipIf(missing)('the dashboard in Chromium', () => {
     const row = await page.waitForSelector('.job-row[data-status="running"][data-depth="0"]');
     const id = (await row.getAttribute('data-job-id'))!;
     const before = await percentOf(id);
-    await until(async () => (await percentOf(id)) > before, `progress of ${id} to pass ${before}%`);
+    await waitFor(async () => (await percentOf(id)) > before, `progress of ${id} to pass ${before}%`, 15_000);
     // Rate, time left and last update are shown for running jobs.
     expect(await page.textContent(`.job-row[data-job-id="${id}"] .job-row__updated`)).not.toBe('');
 
@@ -234,7 +223,7 @@ describe.skipIf(missing)('the dashboard in Chromium', () => {
     await page.waitForSelector('.job-table');
 
     // A running batch, some of its items done, expands into them; then the picture for the README.
-    const batch = await until(
+    const batch = await waitFor(
       async () => {
         for (const row of await page.$$('.job-row[data-status="running"][data-depth="0"]')) {
           const toggle = await row.$('button[aria-expanded="false"]');
@@ -248,7 +237,11 @@ describe.skipIf(missing)('the dashboard in Chromium', () => {
     );
     await page.click(`.job-row[data-job-id="${batch}"] button[aria-expanded="false"]`);
     await page.waitForSelector('.job-row[data-depth="1"]');
-    await until(async () => (await page.$$('.job-row[data-depth="0"]')).length >= 5, 'five jobs in the list');
+    await waitFor(
+      async () => (await page.$$('.job-row[data-depth="0"]')).length >= 5,
+      'five jobs in the list',
+      15_000,
+    );
     mkdirSync(images, { recursive: true });
     await page.mouse.move(0, VIEWPORT.height - 1);
     await page.screenshot({ path: join(images, 'dashboard-jobs.png') });
@@ -256,16 +249,20 @@ describe.skipIf(missing)('the dashboard in Chromium', () => {
 
   it('opens a running job and cancels it: the hub acknowledges, the worker stops, the view says cancelled', async () => {
     // The running media job with the most left to do.
-    const id = await until(async () => {
-      const rows = await page.$$eval('.job-row[data-status="running"][data-depth="0"]', (els) =>
-        els.map((el) => ({
-          id: el.getAttribute('data-job-id')!,
-          percent: Number(el.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow') ?? 100),
-        })),
-      );
-      const media = rows.filter((r) => r.id.startsWith('media-') && r.percent < 40);
-      return media.sort((a, b) => a.percent - b.percent)[0]?.id;
-    }, 'a running media job under 40%');
+    const id = await waitFor(
+      async () => {
+        const rows = await page.$$eval('.job-row[data-status="running"][data-depth="0"]', (els) =>
+          els.map((el) => ({
+            id: el.getAttribute('data-job-id')!,
+            percent: Number(el.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow') ?? 100),
+          })),
+        );
+        const media = rows.filter((r) => r.id.startsWith('media-') && r.percent < 40);
+        return media.sort((a, b) => a.percent - b.percent)[0]?.id;
+      },
+      'a running media job under 40%',
+      15_000,
+    );
     await page.click(`.job-row[data-job-id="${id}"] [data-row-focus]`);
     await page.waitForSelector(`.job-view[data-job-id="${id}"]`);
     await page.waitForSelector('.log tr[data-seq]');
@@ -286,7 +283,11 @@ describe.skipIf(missing)('the dashboard in Chromium', () => {
     expect(kinds.at(-1)).toBe('cancelled');
     expect(kinds.indexOf('cancel_requested')).toBeGreaterThan(0);
     // The live log got both, newest first.
-    await until(async () => (await shownSeqs())[0] === kinds.length, 'the cancelled event in the log');
+    await waitFor(
+      async () => (await shownSeqs())[0] === kinds.length,
+      'the cancelled event in the log',
+      15_000,
+    );
     expect(await page.textContent('.log tr[data-seq]:first-child .log__kind')).toBe('cancelled');
     // The stage the job was in when it stopped is marked cancelled, not done; later ones did not run.
     const stages = await page.$$eval('.timeline__stage', (els) =>
@@ -355,13 +356,14 @@ describe.skipIf(missing)('the dashboard in Chromium', () => {
     await browser.context.setOffline(false);
     await page.waitForSelector('.connection[data-state="connected"]');
     const seqAfter = (await getJob(id)).seq;
-    await until(
+    await waitFor(
       async () => Number(await page.textContent('.job-view__seq')) === seqAfter,
       'the job view to catch up',
+      15_000,
     );
     // Every event, once, in order: the log equals the history endpoint's.
     const expected = (await history(id)).map((e) => e.seq).reverse();
-    await until(async () => (await shownSeqs()).length === expected.length, 'the whole log');
+    await waitFor(async () => (await shownSeqs()).length === expected.length, 'the whole log', 15_000);
     expect(await shownSeqs()).toEqual(expected);
     expect(await page.textContent('.job-view__percent')).toBe(
       `${Math.floor((await getJob(id)).progress.percent)}%`,
@@ -373,9 +375,10 @@ describe.skipIf(missing)('the dashboard in Chromium', () => {
     const url = 'https://cdn.example.com/e2e.m3u8';
     await hub.post(`/v1/jobs/${id}/events`, { events: [{ kind: 'completed', result: { url } }] });
     await page.waitForSelector(`.job-view[data-job-id="${id}"][data-status="completed"]`);
-    const shown = await until(
+    const shown = await waitFor(
       () => page.evaluate(() => (window.shown.length > 0 ? window.shown : null)),
       'a notification',
+      15_000,
     );
     expect(shown).toEqual([{ title: 'Completed: Transcode e2e.mp4', body: url }]);
     await page.getByRole('button', { name: 'Notifications on' }).click();
@@ -406,13 +409,15 @@ describe.skipIf(missing)('the dashboard in Chromium', () => {
   it('shows the hub stats live in the system view, and switches themes', async () => {
     await page.click('nav >> text=System');
     await page.waitForSelector('[data-metric="connections"]');
-    await until(
+    await waitFor(
       async () => Number(await page.textContent('[data-metric="connections"]')) >= 1,
       'this page among the connections',
+      15_000,
     );
-    await until(
+    await waitFor(
       async () => Number.parseFloat((await page.textContent('[data-metric="events-per-second"]')) ?? '') > 0,
       'events per second from the demo',
+      15_000,
     );
     await page.selectOption('select:near(:text("Theme"))', 'dark');
     expect(await page.getAttribute('html', 'data-theme')).toBe('dark');
@@ -421,7 +426,7 @@ describe.skipIf(missing)('the dashboard in Chromium', () => {
   }, 30_000);
 });
 
-describe.skipIf(missing)('the dashboard reads well', () => {
+describe.skipIf(chromium.skip)(chromium.title('the dashboard reads well'), () => {
   beforeAll(async () => {
     await page.goto(`${hub.url}/#token=${adminToken}`);
     await page.waitForSelector('.connection[data-state="connected"]');
@@ -510,7 +515,7 @@ describe.skipIf(missing)('the dashboard reads well', () => {
       await phone.setViewportSize({ width: 390, height: 844 });
       await phone.goto(`${hub.url}/#token=${adminToken}`);
       await phone.waitForSelector('.connection[data-state="connected"]');
-      await until(
+      await waitFor(
         async () => (await phone.$$('.job-row[data-depth="0"]')).length >= 4,
         'four jobs in the list',
       );
@@ -558,10 +563,10 @@ describe.skipIf(missing)('the dashboard reads well', () => {
 
 /** The text of an element once it has some. */
 async function waitForText(selector: string): Promise<string> {
-  return until(async () => (await page.textContent(selector, { timeout: 15_000 }))?.trim(), selector);
+  return waitFor(async () => (await page.textContent(selector, { timeout: 15_000 }))?.trim() || undefined, selector);
 }
 
-describe.skipIf(missing)('search and filters run on the hub', () => {
+describe.skipIf(chromium.skip)(chromium.title('search and filters run on the hub'), () => {
   const owner = `searcher-${process.pid}`;
   const needle = `needle-${process.pid}`;
   const FAILED = 12;
@@ -603,7 +608,7 @@ describe.skipIf(missing)('search and filters run on the hub', () => {
 
   it('filters by status, owner and kind over every stored job, with counts per status', async () => {
     await page.goto(`${hub.url}/?owner=${owner}&status=failed`);
-    await until(async () => (await shownIds()).length === FAILED, `${FAILED} failed jobs`);
+    await waitFor(async () => (await shownIds()).length === FAILED, `${FAILED} failed jobs`);
     const failedOption = await page.textContent('select option[value="failed"]');
     expect(failedOption).toBe(`failed (${FAILED})`);
     expect(await page.textContent('select option[value="completed"]')).toBe(`completed (${OTHERS + 1})`);
@@ -612,17 +617,17 @@ describe.skipIf(missing)('search and filters run on the hub', () => {
     );
 
     await page.goto(`${hub.url}/?owner=${owner}&kind=import`);
-    await until(async () => (await shownIds()).length === FAILED, `${FAILED} import jobs`);
+    await waitFor(async () => (await shownIds()).length === FAILED, `${FAILED} import jobs`);
   }, 30_000);
 
   it('pages through any number of jobs, and keeps the jobs on screen live', async () => {
     await page.goto(`${hub.url}/?owner=${owner}`);
-    await until(
+    await waitFor(
       async () => (await page.getAttribute('.job-table', 'data-count')) === '100',
       'the first page',
     );
     await page.getByRole('button', { name: 'Show more jobs' }).click();
-    await until(
+    await waitFor(
       async () => (await page.getAttribute('.job-table', 'data-count')) === String(FAILED + OTHERS + 1),
       'every job of the owner',
     );
@@ -633,6 +638,6 @@ describe.skipIf(missing)('search and filters run on the hub', () => {
     await hub.post('/v1/jobs', { id, owner, name: 'Live one', kind: 'import' });
     await page.waitForSelector(`.job-row[data-job-id="${id}"]`);
     await hub.post(`/v1/jobs/${id}/events`, { events: [{ kind: 'progress', percent: 37 }] });
-    await until(async () => (await percentOf(id)) === 37, 'the new job at 37%');
+    await waitFor(async () => (await percentOf(id)) === 37, 'the new job at 37%');
   }, 30_000);
 });

@@ -9,6 +9,7 @@
  * - rest.ts and control-requests.ts, the REST API and cancel/pause/resume.
  */
 import type { JobEvent, JobState, ServerMessage } from '@headway/protocol';
+import { JOB_ID } from '@headway/protocol/codes';
 import type { ClientParts } from './client-parts.js';
 import { createConnection } from './connection.js';
 import { createControlRequests } from './control-requests.js';
@@ -59,8 +60,6 @@ export interface HeadwayClient {
   on<K extends keyof ClientEvents>(type: K, listener: (ctx: ClientEvents[K]) => void): () => void;
   off<K extends keyof ClientEvents>(type: K, listener: (ctx: ClientEvents[K]) => void): void;
 }
-
-const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * Create a client. It connects on its own when the first job or collection is

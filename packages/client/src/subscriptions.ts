@@ -4,13 +4,14 @@
  * watch. Transports subscribe to `wanted()`, resuming from `since()`.
  */
 import type { JobState } from '@headway/protocol';
+import { TERMINAL_STATUSES } from '@headway/protocol/codes';
 import type { ClientParts } from './client-parts.js';
 import type { HeadwayClientError } from './errors.js';
 import { type Core, JobCollection, JobHandle } from './handles.js';
 import type { Want } from './transport.js';
 import type { JobEventContext, Scope } from './types.js';
 
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+const TERMINAL = new Set<string>(TERMINAL_STATUSES);
 /** Jobs whose seqs a scope subscription sends to resume from. */
 const MAX_SCOPE_SINCE = 500;
 

@@ -2,23 +2,24 @@
  * Shared tabs in real Chromium: two tabs of one origin share one connection,
  * and when the leader's tab closes the other takes over without losing an event.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type TestHub } from '../../server/test/helpers.js';
+
+import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import {
   type Browser,
-  browserMissing,
   bundle,
   launch,
   type PageServer,
+  requireChromium,
   servePage,
-} from './browser-helpers.js';
+} from '@headway/test-helpers/browser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const missing = browserMissing();
+const chromium = requireChromium();
 let browser: Browser;
 let pages: PageServer;
 
 beforeAll(async () => {
-  if (missing) return;
+  if (chromium.skip) return;
   pages = await servePage(await bundle(new URL('./pages/tabs.ts', import.meta.url).pathname));
   browser = await launch();
 }, 60_000);
@@ -28,17 +29,9 @@ afterAll(async () => {
   await pages?.close();
 });
 
-async function until(check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-describe.skipIf(missing)('shared tabs (Chromium)', () => {
+describe.skipIf(chromium.skip)(chromium.title('shared tabs (Chromium)'), () => {
   let hub: TestHub;
   afterAll(async () => hub?.close());
 
@@ -80,7 +73,7 @@ describe.skipIf(missing)('shared tabs (Chromium)', () => {
     // The leader's tab closes while events keep coming: the follower takes over.
     await leader.close();
     await publish(5);
-    await until(() => connections() === 1);
+    await waitFor(() => connections() === 1, 'connections() === 1', 15_000);
     await publish(5);
     await follower.waitForFunction(() => window.hw.seqs.length === 15, undefined, { timeout: 15_000 });
     expect(await follower.evaluate(() => window.hw.seqs)).toEqual(range(2, 16));

@@ -6,8 +6,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ClientMessage, JobEvent, JobState, ServerMessage } from '@headway/protocol';
+import { runningJob } from '@headway/test-helpers';
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
-import { runningJob } from '../../server/test/store-fixtures.js';
 
 export interface FakeConnection {
   /** The credential offered next to the `headway` subprotocol. */

@@ -3,9 +3,10 @@
  * refused upgrades and streams, token expiry, offline/online. Every scenario
  * checks the one thing that matters: each event arrives once, in seq order.
  */
+
+import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startHub, type TestHub } from '../../server/test/helpers.js';
 import { createClient, type HeadwayClient } from '../src/client.js';
 import type { JobHandle } from '../src/handles.js';
 import type { ClientOptions, NetworkTarget, TransportKind } from '../src/types.js';
@@ -75,14 +76,6 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 async function progress(hub: TestHub, job: string, count: number): Promise<void> {
   for (let i = 0; i < count; i++) {
     await hub.server.hub.publish(job, [{ kind: 'progress', percent: i % 100, message: `step ${i}` }]);
@@ -104,16 +97,16 @@ describe.each(transports)('over %s', (transport) => {
     });
     const h = c.job(job);
     const seqs = record(h);
-    await until(() => h.state?.seq === 1);
+    await waitFor(() => h.state?.seq === 1, 'h.state?.seq === 1', 10_000);
     await progress(hub, job, 10);
-    await until(() => seqs.length === 10);
+    await waitFor(() => seqs.length === 10, 'seqs.length === 10', 10_000);
     // Down: the client loses its connection; events reported meanwhile must still arrive.
     hub = await restart(hub);
     await progress(hub, job, 10);
     await hub.server.hub.publish(job, [{ kind: 'log', message: 'log lines are never collapsed' }]);
     await progress(hub, job, 5);
     await hub.server.hub.publish(job, [{ kind: 'completed', result: { url: 'https://x/y' } }]);
-    await until(() => h.state?.status === 'completed');
+    await waitFor(() => h.state?.status === 'completed', "h.state?.status === 'completed'", 10_000);
     expect(seqs).toEqual(range(2, 28));
     expect(h.state?.result).toEqual({ url: 'https://x/y' });
     expect(c.state).toBe('connected');
@@ -129,16 +122,20 @@ describe.each(transports)('over %s', (transport) => {
     const jobs = c.jobs();
     const seen = new Map<string, number[]>();
     jobs.on('event', ({ event }) => seen.set(event.job, [...(seen.get(event.job) ?? []), event.seq]));
-    await until(() => jobs.size === 1);
+    await waitFor(() => jobs.size === 1, 'jobs.size === 1', 10_000);
     const added = uid();
     await hub.server.hub.createJob({ id: added, owner: 'alice', name: added });
-    await until(() => jobs.size === 2);
+    await waitFor(() => jobs.size === 2, 'jobs.size === 2', 10_000);
     await progress(hub, before, 3);
-    await until(() => seen.get(before)?.length === 3);
+    await waitFor(() => seen.get(before)?.length === 3, 'seen.get(before)?.length === 3', 10_000);
     hub = await restart(hub);
     await progress(hub, added, 4);
     await progress(hub, before, 2);
-    await until(() => jobs.get(added)?.seq === 5 && jobs.get(before)?.seq === 6);
+    await waitFor(
+      () => jobs.get(added)?.seq === 5 && jobs.get(before)?.seq === 6,
+      'jobs.get(added)?.seq === 5 && jobs.get(before)?.seq === 6',
+      10_000,
+    );
     expect(seen.get(before)).toEqual(range(2, 6));
     // Over long-poll a new job is first seen as a state; over push transports, with its `created` event.
     expect(seen.get(added)).toEqual(transport === 'poll' ? range(2, 5) : range(1, 5));
@@ -152,10 +149,18 @@ describe.each(transports)('over %s', (transport) => {
     await hub.server.hub.publish(job, [{ kind: 'progress', percent: 5 }]);
     const c = client(hub.url, { token: await hub.token('alice'), transports: [transport] });
     const h = c.job(job);
-    await until(() => c.state === 'connected' && h.state !== null);
+    await waitFor(
+      () => c.state === 'connected' && h.state !== null,
+      "c.state === 'connected' && h.state !== null",
+      10_000,
+    );
     const state = await h.cancel('changed my mind');
     expect(state.control.cancelRequested).toBe(true);
-    await until(() => h.state?.control.cancelRequested === true);
+    await waitFor(
+      () => h.state?.control.cancelRequested === true,
+      'h.state?.control.cancelRequested === true',
+      10_000,
+    );
     await expect(c.job(uid('missing')).pause()).rejects.toMatchObject({ code: 'HW_ERR_NOT_FOUND' });
   });
 
@@ -169,12 +174,12 @@ describe.each(transports)('over %s', (transport) => {
     const c = client(hub.url, { token, transports: [transport] });
     const h = c.job(job);
     const seqs = record(h);
-    await until(() => h.state !== null);
+    await waitFor(() => h.state !== null, 'h.state !== null', 10_000);
     for (let i = 0; i < 12; i++) {
       await progress(hub, job, 1);
       await new Promise((r) => setTimeout(r, 250));
     }
-    await until(() => seqs.length === 12);
+    await waitFor(() => seqs.length === 12, 'seqs.length === 12', 10_000);
     expect(seqs).toEqual(range(2, 13));
     // Tokens of 2 s over 3 s of reporting: at least one refresh before expiry.
     expect(calls).toBeGreaterThanOrEqual(3);
@@ -194,17 +199,25 @@ describe('transport fallback', () => {
     c.on('transport', ({ transport, previous }) => changes.push(`${previous}→${transport}`));
     const h = c.job(job);
     const seqs = record(h);
-    await until(() => c.transport === 'sse' && h.state !== null);
+    await waitFor(
+      () => c.transport === 'sse' && h.state !== null,
+      "c.transport === 'sse' && h.state !== null",
+      10_000,
+    );
     await progress(hub, job, 5);
-    await until(() => seqs.length === 5);
+    await waitFor(() => seqs.length === 5, 'seqs.length === 5', 10_000);
     proxy.refuseUpgrades = false;
-    await until(() => c.transport === 'ws');
+    await waitFor(() => c.transport === 'ws', "c.transport === 'ws'", 10_000);
     await progress(hub, job, 5);
-    await until(() => seqs.length === 10);
+    await waitFor(() => seqs.length === 10, 'seqs.length === 10', 10_000);
     expect(seqs).toEqual(range(2, 11));
     expect(changes).toEqual(['null→sse', 'sse→ws']);
     // The SSE stream was closed once the WebSocket took over.
-    await until(() => hub.server.context.connections.count('alice') === 1);
+    await waitFor(
+      () => hub.server.context.connections.count('alice') === 1,
+      "hub.server.context.connections.count('alice') === 1",
+      10_000,
+    );
   });
 
   it('falls back to long-poll when streams are refused too, then returns to WebSocket', async () => {
@@ -218,13 +231,17 @@ describe('transport fallback', () => {
     const c = client(proxy.url, { token: await hub.token('alice'), upgradeIntervalMs: 300 });
     const h = c.job(job);
     const seqs = record(h);
-    await until(() => c.transport === 'poll' && h.state !== null);
+    await waitFor(
+      () => c.transport === 'poll' && h.state !== null,
+      "c.transport === 'poll' && h.state !== null",
+      10_000,
+    );
     await progress(hub, job, 6);
-    await until(() => seqs.length === 6);
+    await waitFor(() => seqs.length === 6, 'seqs.length === 6', 10_000);
     proxy.refuseUpgrades = false;
-    await until(() => c.transport === 'ws');
+    await waitFor(() => c.transport === 'ws', "c.transport === 'ws'", 10_000);
     await progress(hub, job, 3);
-    await until(() => seqs.length === 9);
+    await waitFor(() => seqs.length === 9, 'seqs.length === 9', 10_000);
     expect(seqs).toEqual(range(2, 10));
   });
 
@@ -237,11 +254,19 @@ describe('transport fallback', () => {
     const c = client(proxy.url, { token: await hub.token('alice') });
     const h = c.job(job);
     const seqs = record(h);
-    await until(() => c.transport === 'ws' && h.state !== null);
+    await waitFor(
+      () => c.transport === 'ws' && h.state !== null,
+      "c.transport === 'ws' && h.state !== null",
+      10_000,
+    );
     const upgrades = proxy.upgrades;
     proxy.drop();
     await progress(hub, job, 3);
-    await until(() => seqs.length === 3 && c.state === 'connected');
+    await waitFor(
+      () => seqs.length === 3 && c.state === 'connected',
+      "seqs.length === 3 && c.state === 'connected'",
+      10_000,
+    );
     expect(c.transport).toBe('ws');
     expect(proxy.upgrades).toBeGreaterThan(upgrades);
     expect(seqs).toEqual(range(2, 4));
@@ -263,18 +288,26 @@ describe('offline and online', () => {
     });
     const h = c.job(job);
     const seqs = record(h);
-    await until(() => c.state === 'connected' && h.state !== null);
+    await waitFor(
+      () => c.state === 'connected' && h.state !== null,
+      "c.state === 'connected' && h.state !== null",
+      10_000,
+    );
     await progress(hub, job, 2);
-    await until(() => seqs.length === 2);
+    await waitFor(() => seqs.length === 2, 'seqs.length === 2', 10_000);
     net.onLine = false;
     net.dispatchEvent(new Event('offline'));
     expect(c.state).toBe('reconnecting');
-    await until(() => hub.server.context.connections.count('alice') === 0);
+    await waitFor(
+      () => hub.server.context.connections.count('alice') === 0,
+      "hub.server.context.connections.count('alice') === 0",
+      10_000,
+    );
     await progress(hub, job, 4);
     expect(seqs).toEqual([2, 3]);
     net.onLine = true;
     net.dispatchEvent(new Event('online'));
-    await until(() => seqs.length === 6);
+    await waitFor(() => seqs.length === 6, 'seqs.length === 6', 10_000);
     expect(seqs).toEqual(range(2, 7));
   });
 });

@@ -4,6 +4,7 @@
  * refresh, heartbeats, offline/online, visibility, resume and gap filling.
  */
 import { CloseCode, ErrorCode } from '@headway/protocol/codes';
+import { receivedBefore, waitFor } from '@headway/test-helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createClient, type HeadwayClient } from '../src/client.js';
@@ -40,15 +41,6 @@ function client(hub: FakeHub, options: Partial<ClientOptions> = {}) {
   c.on('state', (s) => states.push(s));
   c.on('error', ({ error }) => errors.push(error));
   return { c, states, errors };
-}
-
-/** Resolves once `check` holds, polling every 5 ms for up to `ms`. */
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -115,7 +107,7 @@ describe('state machine', () => {
     expect(c.transport).toBe('ws');
     expect(c.user).toBe('alice');
     conn.send({ type: 'subscribed', id: sub.id, jobs: [jobState('j1', 3)], events: [], recovered: false });
-    await until(() => h.state?.seq === 3);
+    await waitFor(() => h.state?.seq === 3);
   });
 
   it('backs off with capped full jitter and resets the backoff after a success', async () => {
@@ -137,11 +129,11 @@ describe('state machine', () => {
     const ok = await hub.next();
     expect(ok.at - hub.connections[4]!.at).toBeGreaterThanOrEqual(98);
     ok.welcome();
-    await until(() => c.state === 'connected');
+    await waitFor(() => c.state === 'connected');
     // Lost after a success: the first delay again.
     const before = states.length;
     ok.close(CloseCode.SHUTDOWN);
-    await until(() => states.length > before);
+    await waitFor(() => states.length > before);
     expect(states[before]).toMatchObject({
       newState: 'reconnecting',
       reason: 'lost',
@@ -149,7 +141,7 @@ describe('state machine', () => {
       delayMs: 20,
     });
     (await hub.next()).welcome();
-    await until(() => c.state === 'connected');
+    await waitFor(() => c.state === 'connected');
   });
 
   it('stops on a close code of the "do not reconnect" range', async () => {
@@ -157,7 +149,7 @@ describe('state machine', () => {
     const { c, states, errors } = client(hub, { minReconnectDelayMs: 10 });
     c.connect();
     (await hub.next()).close(CloseCode.TOO_MANY_CONNECTIONS);
-    await until(() => c.state === 'closed');
+    await waitFor(() => c.state === 'closed');
     expect(states.at(-1)).toMatchObject({
       newState: 'closed',
       reason: 'stop',
@@ -178,7 +170,7 @@ describe('state machine', () => {
     first.close(CloseCode.TOKEN_EXPIRED);
     const second = await hub.next();
     expect(second.token).toBe('token-2');
-    await until(() => c.state === 'connected');
+    await waitFor(() => c.state === 'connected');
     expect(calls).toBe(2);
   });
 
@@ -187,7 +179,7 @@ describe('state machine', () => {
     const { c, states } = client(hub, { minReconnectDelayMs: 10 });
     c.connect();
     (await hub.next()).close(CloseCode.TOKEN_INVALID);
-    await until(() => c.state === 'closed');
+    await waitFor(() => c.state === 'closed');
     expect(states.at(-1)?.code).toBe(CloseCode.TOKEN_INVALID);
   });
 
@@ -221,7 +213,7 @@ describe('state machine', () => {
     expect(second.token).not.toBe(first.token);
     // The new connection resubscribes; the old one is closed by the client.
     await second.next('subscribe');
-    await until(() => first.closed);
+    await waitFor(() => first.closed);
     expect(states.map((s) => s.newState)).toEqual(['connecting', 'connected']);
     expect(calls).toBe(2);
   });
@@ -237,7 +229,7 @@ describe('state machine', () => {
       reason: 'heartbeat-timeout',
       code: CloseCode.HEARTBEAT_TIMEOUT,
     });
-    await until(() => conn.closed);
+    await waitFor(() => conn.closed);
   });
 
   it('stays connected while pongs come back', async () => {
@@ -260,16 +252,16 @@ describe('state machine', () => {
     });
     c.connect();
     const first = await hub.next();
-    await until(() => c.state === 'connected');
+    await waitFor(() => c.state === 'connected');
     net.set(false);
     expect(c.state).toBe('reconnecting');
     expect(states.at(-1)).toMatchObject({ reason: 'offline' });
-    await until(() => first.closed);
+    await waitFor(() => first.closed);
     await sleep(50);
     expect(hub.connections).toHaveLength(1);
     net.set(true);
     await hub.next(2000);
-    await until(() => c.state === 'connected');
+    await waitFor(() => c.state === 'connected');
   });
 
   it('does not try while offline at start', async () => {
@@ -297,7 +289,7 @@ describe('state machine', () => {
     });
     c.connect();
     (await hub.next()).terminate();
-    await until(() => c.state === 'reconnecting');
+    await waitFor(() => c.state === 'reconnecting');
     target.visibilityState = 'visible';
     target.dispatchEvent(new Event('visibilitychange'));
     await hub.next(2000);
@@ -313,7 +305,7 @@ describe('state machine', () => {
     c.connect();
     const conn = await hub.next();
     conn.close(CloseCode.RECONNECT);
-    await until(() => states.some((s) => s.newState === 'reconnecting'));
+    await waitFor(() => states.some((s) => s.newState === 'reconnecting'));
     c.close();
     expect(states.at(-1)).toMatchObject({ oldState: 'reconnecting', newState: 'closed', reason: 'close' });
     // The reconnect that was due after ~100 ms never comes.
@@ -331,7 +323,7 @@ describe('resume', () => {
     const conn = await hub.next();
     const sub = await conn.next('subscribe');
     conn.send({ type: 'subscribed', id: sub.id, jobs: [jobState(id, seq)], events: [], recovered: false });
-    await until(() => h.state?.seq === seq);
+    await waitFor(() => h.state?.seq === seq);
     return { h, seen, conn };
   }
 
@@ -342,7 +334,7 @@ describe('resume', () => {
     conn.send(eventMessage('j1', 4));
     conn.send(eventMessage('j1', 5));
     conn.send(eventMessage('j1', 5));
-    await until(() => seen.length === 2);
+    await waitFor(() => seen.length === 2);
     conn.terminate();
     const again = await hub.next();
     const sub = await again.next('subscribe');
@@ -356,10 +348,15 @@ describe('resume', () => {
     });
     again.send(eventMessage('j1', 7));
     again.send(eventMessage('j1', 8));
-    await until(() => seen.length === 5);
-    await sleep(20);
-    expect(seen).toEqual([4, 5, 6, 7, 8]);
+    await waitFor(() => seen.length === 5);
     expect(h.state?.seq).toBe(8);
+    // A sentinel event after them: a repeat of any would be handed over before it.
+    const before = await receivedBefore(
+      () => seen,
+      (seq) => seq === 9,
+      () => again.send(eventMessage('j1', 9)),
+    );
+    expect(before).toEqual([4, 5, 6, 7, 8]);
   });
 
   it('fills a gap from the history endpoint, in order, before later events', async () => {
@@ -374,7 +371,7 @@ describe('resume', () => {
     h.on('change', ({ state }) => states.push(state.seq));
     conn.send(eventMessage('j1', 6));
     conn.send(eventMessage('j1', 7));
-    await until(() => seen.length === 4);
+    await waitFor(() => seen.length === 4);
     expect(seen).toEqual([4, 5, 6, 7]);
     expect(hub.historyRequests).toEqual(['j1:3']);
     // Filled events carry the newest state known; each later event its own.
@@ -399,7 +396,7 @@ describe('resume', () => {
       events: [],
       recovered: false,
     });
-    await until(() => resets.length === 1);
+    await waitFor(() => resets.length === 1);
     expect(resets).toEqual([2000]);
     expect(seen).toEqual([]);
     expect(h.state?.seq).toBe(2000);
@@ -413,11 +410,11 @@ describe('resume', () => {
     const resets: number[] = [];
     h.on('reset', ({ state }) => resets.push(state.seq));
     conn.send(eventMessage('j1', 9));
-    await until(() => resets.length === 1);
+    await waitFor(() => resets.length === 1);
     expect(resets).toEqual([9]);
     expect(seen).toEqual([]);
     conn.send(eventMessage('j1', 10));
-    await until(() => seen.length === 1);
+    await waitFor(() => seen.length === 1);
     expect(seen).toEqual([10]);
   });
 
@@ -442,7 +439,7 @@ describe('resume', () => {
       recovered: false,
     });
     conn.send({ type: 'event', ...progressEvent('c', 1), kind: 'created', state: jobState('c', 1) } as never);
-    await until(() => added.length === 3);
+    await waitFor(() => added.length === 3);
     expect(jobs.list().map((s) => s.id)).toEqual(expect.arrayContaining(['a', 'b', 'c']));
     conn.terminate();
     const again = await hub.next();
@@ -477,7 +474,7 @@ describe('resume', () => {
     const conn = await hub.next();
     const sub = await conn.next('subscribe');
     conn.send({ type: 'error', id: sub.id, code: ErrorCode.NOT_FOUND, message: 'not found' });
-    await until(() => errors.length === 1);
+    await waitFor(() => errors.length === 1);
     expect(errors).toEqual([ErrorCode.NOT_FOUND]);
     expect(h.error?.code).toBe(ErrorCode.NOT_FOUND);
     // The failed subscription is not torn down with an unsubscribe the hub would refuse.

@@ -7,6 +7,7 @@
  * This module has no dependencies so that clients can import it on its own
  * (`@headway/client` bundles nothing else of the protocol).
  */
+import type { JobStatus } from './job-state.js';
 
 /** Error codes carried by `error` messages and REST error bodies. */
 export const ErrorCode = {
@@ -145,6 +146,20 @@ export function backoffDelay(
   const jittered = cap * random();
   return retryAfterMs !== undefined ? Math.max(retryAfterMs, jittered) : jittered;
 }
+
+// ---------------------------------------------------------------------------
+// Values that clients check without the schema validator; the schemas use the
+// same ones, so that a client never accepts what the hub would refuse.
+
+/** Characters a job id may hold (a regular-expression character class body). */
+export const JOB_ID_CHARACTERS = 'A-Za-z0-9._:-';
+/** Longest job id, characters. */
+export const JOB_ID_MAX_LENGTH = 128;
+/** A whole job id: 1–128 letters, digits and `._:-`. */
+export const JOB_ID = new RegExp(`^[${JOB_ID_CHARACTERS}]{1,${JOB_ID_MAX_LENGTH}}$`);
+
+/** Statuses a job never leaves: it accepts no more reports. */
+export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
 
 /** HTTP status for each error code, used by the REST API. */
 export const httpStatus: Record<ErrorCode, number> = {

@@ -17,6 +17,13 @@ import {
 } from 'react';
 import { cancelFrame, nextFrame } from './frame.js';
 
+/** Codes of the errors `@headway/react` raises itself (see docs/errors.md). */
+export const ReactErrorCode = {
+  /** A hook was used outside `<HeadwayProvider client={…}>`. */
+  NO_PROVIDER: 'HW_ERR_NO_PROVIDER',
+} as const;
+export type ReactErrorCode = (typeof ReactErrorCode)[keyof typeof ReactErrorCode];
+
 const HeadwayContext = createContext<HeadwayClient | null>(null);
 
 export interface HeadwayProviderProps {
@@ -34,7 +41,7 @@ export function useClient(): HeadwayClient {
   const client = useContext(HeadwayContext);
   if (!client) {
     throw Object.assign(new Error('Headway hooks must be used inside <HeadwayProvider client={…}>'), {
-      code: 'HW_ERR_NO_PROVIDER',
+      code: ReactErrorCode.NO_PROVIDER,
     });
   }
   return client;

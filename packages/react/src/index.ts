@@ -10,6 +10,7 @@ export {
   type HeadwayProviderProps,
   type JobSnapshot,
   type JobsSnapshot,
+  ReactErrorCode,
   type UseJobsOptions,
   useClient,
   useConnection,

@@ -2,24 +2,25 @@
  * A React page in real Chromium: `useJob` under StrictMode renders live
  * progress from a hub, batched per frame, with one subscription.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { startHub, type TestHub } from '@headway/test-helpers';
 import {
   type Browser,
-  browserMissing,
   bundle,
   launch,
   type PageServer,
+  requireChromium,
   servePage,
-} from '../../client/test/browser-helpers.js';
-import { startHub, type TestHub } from '../../server/test/helpers.js';
+} from '@headway/test-helpers/browser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const missing = browserMissing();
+const chromium = requireChromium();
 let browser: Browser;
 let pages: PageServer;
 let hub: TestHub;
 
 beforeAll(async () => {
-  if (missing) return;
+  if (chromium.skip) return;
   pages = await servePage(await bundle(new URL('./pages/app.tsx', import.meta.url).pathname));
   browser = await launch();
   hub = await startHub();
@@ -31,7 +32,7 @@ afterAll(async () => {
   await hub?.close();
 });
 
-describe.skipIf(missing)('useJob in Chromium', () => {
+describe.skipIf(chromium.skip)(chromium.title('useJob in Chromium'), () => {
   it('renders live progress with stage, percent, time left and the outcome', async () => {
     const job = `react-${process.pid}`;
     await hub.server.hub.createJob({

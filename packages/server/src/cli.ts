@@ -167,7 +167,7 @@ async function start(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (options.demo) {
     try {
       // Loaded only on request: a production hub never loads the demo workers.
-      const { startDemo } = await import('./demo.js');
+      const { startDemo } = await import('./demo/index.js');
       exit.setDemo(
         await startDemo({
           url,

@@ -11,47 +11,26 @@
  * of the machine in `ps`.
  */
 import { parseArgs } from 'node:util';
+import { ConfigError } from './config-error.js';
 import { unknownOption } from './nearest-flag.js';
 import {
-  DIALECT_ALIASES,
-  DIALECT_NAMES,
-  type DialectName,
-  defaultLimits,
-  defaultRetention,
-  type HeadwayOptions,
-  type HeadwayOptionsInput,
-} from './options.js';
+  MIN_JWT_SECRET_BYTES,
+  nonEmpty,
+  parseApiKeys,
+  parseBoolean,
+  parseDialects,
+  parseLogFormat,
+  parseLogLevel,
+  parseOrigins,
+  parsePort,
+  parsePositiveInteger,
+  parsePrefix,
+  parseServerUrl,
+} from './config-values.js';
+import { defaultLimits, defaultRetention, type HeadwayOptionsInput } from './options.js';
 
-/** Why a setting was refused. */
-export type ConfigErrorReason = 'unknown' | 'invalid' | 'missing' | 'unsupported';
-
-/** A configuration mistake; the CLI prints `message` and exits with code 2. */
-export class ConfigError extends Error {
-  readonly code = 'HW_ERR_CONFIG';
-  /** Every setting at fault, e.g. `['HEADWAY_JWT_SECRET', 'HEADWAY_API_KEYS']`. */
-  readonly settings: readonly string[];
-  constructor(
-    /** The (first) flag or variable at fault, e.g. `--port` or `HEADWAY_PORT`. */
-    readonly setting: string,
-    message: string,
-    readonly reason: ConfigErrorReason = 'invalid',
-    settings: readonly string[] = [setting],
-  ) {
-    super(message);
-    this.name = 'ConfigError';
-    this.settings = settings;
-  }
-}
-
-export type LogLevel = HeadwayOptions['logLevel'];
-
-/** pino's levels, plus `silent`. */
-export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-/** Shortest API key accepted, characters: shorter keys can be guessed. */
-export const MIN_API_KEY_LENGTH = 16;
-/** Shortest HS256 secret accepted, bytes (RFC 7518 §3.2: at least the hash size). */
-export const MIN_JWT_SECRET_BYTES = 32;
+export { ConfigError, type ConfigErrorReason } from './config-error.js';
+export { LOG_LEVELS, type LogLevel, MIN_API_KEY_LENGTH, MIN_JWT_SECRET_BYTES } from './config-values.js';
 
 /** Each flag of `headway start` and the variable that sets it when the flag is absent. */
 const SETTINGS = {
@@ -321,152 +300,4 @@ function parseCluster(
     out.idleCheckMs = Number(raw);
   }
   return out;
-}
-
-/** A server URL with one of the schemes; the value is never echoed, since it may hold a password. */
-function parseServerUrl(value: string, setting: string, schemes: string[]): string {
-  let url: URL | null = null;
-  try {
-    url = new URL(value.trim());
-  } catch {
-    // reported below
-  }
-  if (url === null || !schemes.includes(url.protocol) || url.hostname === '') {
-    throw new ConfigError(setting, `${setting} must be a URL of the form ${schemes[0]}//host[:port]/…`);
-  }
-  return value.trim();
-}
-
-function parsePort(value: string, setting: string): number {
-  const port = /^\d{1,5}$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
-  if (!(port >= 0 && port <= 65535)) {
-    throw new ConfigError(setting, `${setting} must be an integer from 0 to 65535 (got "${value}")`);
-  }
-  return port;
-}
-
-function nonEmpty(value: string, setting: string, what: string): string {
-  if (value.trim() === '') throw new ConfigError(setting, `${setting} must be ${what} (got an empty value)`);
-  return value;
-}
-
-/** Comma-separated list; an empty entry is most likely a typo (`a,,b`) and refused. */
-function splitList(value: string, setting: string): string[] {
-  return value.split(',').map((item, i) => {
-    const trimmed = item.trim();
-    if (trimmed === '') throw new ConfigError(setting, `${setting} has an empty entry at position ${i + 1}`);
-    return trimmed;
-  });
-}
-
-function parseApiKeys(value: string, setting: string): string[] {
-  const keys = splitList(value, setting);
-  keys.forEach((key, i) => {
-    if (key.length < MIN_API_KEY_LENGTH) {
-      throw new ConfigError(
-        setting,
-        `${setting}: key ${i + 1} is too short (${key.length} characters; at least ${MIN_API_KEY_LENGTH})`,
-      );
-    }
-  });
-  return keys;
-}
-
-/** Origins as browsers send them: `scheme://host[:port]`, lower-case, no path; or `*`. */
-function parseOrigins(value: string, setting: string): string[] {
-  return splitList(value, setting).map((entry) => {
-    if (entry === '*') return entry;
-    let url: URL | null = null;
-    try {
-      url = new URL(entry);
-    } catch {
-      // reported below
-    }
-    const ok =
-      url !== null &&
-      (url.protocol === 'http:' || url.protocol === 'https:') &&
-      url.username === '' &&
-      url.password === '' &&
-      url.pathname === '/' &&
-      url.search === '' &&
-      url.hash === '' &&
-      !/[?#]/.test(entry);
-    if (!ok || url === null) {
-      throw new ConfigError(
-        setting,
-        `${setting}: "${entry}" is not an origin (expected http(s)://host[:port] without a path, or *)`,
-      );
-    }
-    return url.origin;
-  });
-}
-
-/** `all`, `none`, or a comma-separated list of dialect names (or their `seedN` aliases). */
-function parseDialects(value: string, setting: string): DialectName[] {
-  const v = value.trim().toLowerCase();
-  if (v === 'all') return [...DIALECT_NAMES];
-  if (v === 'none') return [];
-  const names = splitList(v, setting).map((entry) => {
-    const name = (DIALECT_NAMES as readonly string[]).includes(entry)
-      ? (entry as DialectName)
-      : DIALECT_ALIASES[entry.replace('-', '')];
-    if (name === undefined) {
-      throw new ConfigError(
-        setting,
-        `${setting}: unknown dialect "${entry}" (known: ${DIALECT_NAMES.join(', ')}, seed0–seed4, all, none)`,
-      );
-    }
-    return name;
-  });
-  return [...new Set(names)];
-}
-
-/** A path prefix: `/` and URL path segments, without a trailing slash; `/` alone means none. */
-function parsePrefix(value: string, setting: string): string {
-  const v = value.trim();
-  if (v === '/') return '';
-  if (!/^(\/[A-Za-z0-9._~-]+)+$/.test(v)) {
-    throw new ConfigError(
-      setting,
-      `${setting} must be a path such as /compat (letters, digits and ._~- between slashes; got "${value}")`,
-    );
-  }
-  return v;
-}
-
-const LOG_FORMATS: readonly HeadwayOptions['logFormat'][] = ['auto', 'pretty', 'json'];
-
-function parseLogFormat(value: string, setting: string): HeadwayOptions['logFormat'] {
-  const format = value.trim().toLowerCase();
-  if (!(LOG_FORMATS as readonly string[]).includes(format)) {
-    throw new ConfigError(setting, `${setting} must be one of ${LOG_FORMATS.join(', ')} (got "${value}")`);
-  }
-  return format as HeadwayOptions['logFormat'];
-}
-
-function parseLogLevel(value: string, setting: string): LogLevel {
-  const level = value.trim().toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-    throw new ConfigError(setting, `${setting} must be one of ${LOG_LEVELS.join(', ')} (got "${value}")`);
-  }
-  return level as LogLevel;
-}
-
-const TRUE = new Set(['1', 'true', 'yes', 'on']);
-const FALSE = new Set(['0', 'false', 'no', 'off']);
-
-function parseBoolean(value: string | boolean, setting: string): boolean {
-  if (typeof value === 'boolean') return value;
-  const v = value.trim().toLowerCase();
-  if (TRUE.has(v)) return true;
-  if (FALSE.has(v)) return false;
-  throw new ConfigError(setting, `${setting} must be 1 or 0 (or true/false, yes/no, on/off; got "${value}")`);
-}
-
-function parsePositiveInteger(raw: string, setting: string): number {
-  const value = Number(raw);
-  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < 1) {
-    throw new ConfigError(setting, `${setting} must be a positive integer (got "${raw}")`);
-  }
-  return value;
 }

@@ -1,7 +1,7 @@
-import type { EventKind, JobEvent, JobState } from '@headway/protocol';
+import { type EventKind, type JobEvent, type JobState, TERMINAL_KINDS } from '@headway/protocol';
 
 const COLLAPSIBLE: ReadonlySet<EventKind> = new Set(['progress', 'children']);
-const TERMINAL: ReadonlySet<EventKind> = new Set(['completed', 'failed', 'cancelled', 'deleted']);
+const TERMINAL: ReadonlySet<EventKind> = new Set(TERMINAL_KINDS);
 
 /**
  * One committed event on its way to subscribers. It is encoded once per message

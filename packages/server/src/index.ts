@@ -15,6 +15,7 @@ export { ConfigError, LOG_LEVELS, loadConfig, MIN_API_KEY_LENGTH, MIN_JWT_SECRET
 export type { ConnectionLimiter, ServerContext } from './context.js';
 export { ConnectionCounter } from './context.js';
 export { Delivery } from './delivery.js';
+export { ServerErrorCode } from './error-codes.js';
 export { HeadwayError, notFound } from './errors.js';
 export type {
   ControlAction,

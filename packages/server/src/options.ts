@@ -68,6 +68,9 @@ export const DIALECT_ALIASES: Readonly<Record<string, DialectName>> = {
   seed4: 'user-dashboard',
 };
 
+/** A dialect path prefix: URL path segments of letters, digits and `._~-`, each after a `/`. */
+export const DIALECT_PREFIX = /^(\/[A-Za-z0-9._~-]+)+$/;
+
 export interface DialectOptions {
   /** The seed protocols served. Default: all of them. */
   enabled: DialectName[];

@@ -1,5 +1,7 @@
+import { BoundedMap } from './bounded-map.js';
 import { Delivery } from './delivery.js';
-import type { Metrics } from './metrics.js';
+import { SnapshotHold, type SnapshotSeqs } from './snapshot-hold.js';
+import { cancelWrite, countWritten, type SentLabel, scheduleWrite } from './write-tick.js';
 
 /**
  * The per-connection send queue.
@@ -29,16 +31,13 @@ export interface OutboxSocket {
   send(data: Buffer, options: { binary: boolean }, cb?: (err?: Error) => void): void;
 }
 
-export interface OutboxConfig {
+export interface OutboxConfig extends SentLabel {
   /** Queued + socket-buffered bytes past which queued collapsible deliveries collapse. */
   softBytes: number;
   /** Queued + socket-buffered bytes past which the connection is given up. */
   hardBytes: number;
   /** Socket-buffered bytes above which writing pauses until the socket drains. Default 64 KiB. */
   writeThresholdBytes?: number;
-  /** Label for `messagesSent`. Default `ws`. */
-  transport?: string;
-  metrics?: Metrics;
   /** The bytes written for a delivery, or null to skip it. Default: the native `event` message. */
   encode?: (delivery: Delivery) => Buffer | null;
 }
@@ -46,9 +45,14 @@ export interface OutboxConfig {
 /** A place in the queue reserved for a reply that is still being computed (see `Outbox.hold`). */
 export class Hold {
   readonly kind = 'hold';
+  /** The reply, when it was released while an earlier hold still blocked the queue. */
+  reply?: Buffer;
+  seen?: SnapshotSeqs;
 }
 
-type Item = Delivery | Buffer | Hold | null;
+type Item = Delivery | Buffer | null;
+/** What waits behind a pending reply. */
+type HeldItem = Delivery | Buffer | Hold;
 
 const OPEN = 1;
 const DEFAULT_WRITE_THRESHOLD = 64 * 1024; // 64 KiB
@@ -59,50 +63,6 @@ const COMPACT_AFTER = 1024;
 
 const encodeNative = (d: Delivery): Buffer => d.native;
 
-// One scheduler for every outbox in the process: a single setImmediate per tick,
-// however many connections have something to write.
-let dirty = new Set<Outbox>();
-let scheduled = false;
-
-function schedule(outbox: Outbox): void {
-  dirty.add(outbox);
-  if (scheduled) return;
-  scheduled = true;
-  setImmediate(flushDirty);
-}
-
-/** Messages written per config since the last count, added to the metric once per tick. */
-const sent = new Map<OutboxConfig, number>();
-let flushing = false;
-
-function flushDirty(): void {
-  scheduled = false;
-  const batch = dirty;
-  dirty = new Set();
-  flushing = true;
-  try {
-    for (const outbox of batch) {
-      try {
-        outbox.flush();
-      } catch {
-        // A socket that throws on write is broken; its close event cleans up. One
-        // bad connection must not keep the others of this tick from being written.
-        outbox.dispose();
-      }
-    }
-  } finally {
-    flushing = false;
-    countSent();
-  }
-}
-
-/** One metric update per tick rather than one per connection: label lookups are not free. */
-function countSent(): void {
-  for (const [config, n] of sent)
-    config.metrics?.messagesSent.inc({ transport: config.transport ?? 'ws' }, n);
-  sent.clear();
-}
-
 /** Frame options shared by every send, so none is allocated per message. */
 const TEXT = { binary: false } as const;
 
@@ -112,7 +72,11 @@ export class Outbox {
   private queued = 0;
   private peak = 0;
   /** Last seq queued per job (insertion order = least recently updated first). */
-  private lastSeq: Map<string, number> | null = null;
+  private lastSeq: BoundedMap<string, number> | null = null;
+  /** What arrives while a reply is computed waits here, behind `gate`. */
+  private readonly held = new SnapshotHold<HeldItem>();
+  /** The pending reply everything held waits for; null when none. */
+  private gate: Hold | null = null;
   /** While collapsing: index of the newest queued collapsible delivery per job. */
   private latest: Map<string, number> | null = null;
   /** A write callback is pending: the socket is above the write threshold. */
@@ -151,6 +115,8 @@ export class Outbox {
     const seq = delivery.seq;
     const last = this.lastSeq?.get(job);
     if (last !== undefined && seq <= last) return false;
+    // Its seq is noted when it leaves the hold: the reply may cover it.
+    if (this.held.holding) return this.holdBack(delivery);
     this.noteSeq(job, seq);
     const bytes = this.encode(delivery);
     if (bytes === null) return false;
@@ -175,7 +141,8 @@ export class Outbox {
   send(message: Buffer): void {
     if (this.closed) return;
     if (!this.admitReply(message.length)) return;
-    this.append(message, message.length);
+    if (this.held.holding) this.keep(message, message.length);
+    else this.append(message, message.length);
   }
 
   /**
@@ -185,7 +152,13 @@ export class Outbox {
    */
   hold(): Hold {
     const hold = new Hold();
-    if (!this.closed) this.append(hold, 0);
+    if (this.closed) return hold;
+    if (this.held.holding) {
+      this.held.offer(hold);
+    } else {
+      this.held.start();
+      this.gate = hold;
+    }
     return hold;
   }
 
@@ -194,39 +167,35 @@ export class Outbox {
    * brings the client up to: deliveries queued behind the hold with seq at or below
    * it are dropped, and so are later ones that arrive with such a seq.
    */
-  release(hold: Hold, message: Buffer, seen?: Iterable<readonly [string, number]>): void {
-    if (this.closed || this.queue === null) return;
-    const queue = this.queue;
-    const index = queue.indexOf(hold, this.head);
-    if (index < 0) return;
-    if (seen) {
-      const upTo = new Map(seen);
-      for (let i = index + 1; i < queue.length; i++) {
-        const item = queue[i];
-        if (!isDelivery(item)) continue;
-        const limit = upTo.get(item.job);
-        if (limit !== undefined && item.seq <= limit) {
-          queue[i] = null;
-          this.queued -= this.sizeOf(item);
-        }
-      }
-      for (const [job, seq] of upTo) {
-        const last = this.lastSeq?.get(job);
-        if (last === undefined || last < seq) this.noteSeq(job, seq);
-      }
+  release(hold: Hold, message: Buffer, seen?: SnapshotSeqs): void {
+    if (this.closed) return;
+    if (hold !== this.gate) {
+      // Behind another pending reply: written when its turn comes.
+      hold.reply = message;
+      hold.seen = seen;
+      return;
     }
-    if (!this.admitReply(message.length)) return;
-    queue[index] = message;
-    this.queued += message.length;
-    this.notePeak();
-    schedule(this);
+    this.gate = null;
+    const behind = this.held.release();
+    for (const item of behind) this.queued -= this.heldSize(item);
+    this.fill(message, seen, behind);
+  }
+
+  /** The client has, per job, everything up to `seen`'s seq: deliveries at or below it are dropped. */
+  cover(seen: SnapshotSeqs): void {
+    for (const [job, seq] of seen) {
+      const last = this.lastSeq?.get(job);
+      if (last === undefined || last < seq) this.noteSeq(job, seq);
+    }
   }
 
   /** Drop everything queued; later pushes are ignored. */
   dispose(): void {
     this.closed = true;
     this.clear();
-    dirty.delete(this);
+    this.held.drop();
+    this.gate = null;
+    cancelWrite(this);
   }
 
   /** Write queued items until the queue is empty, a hold blocks it, or the socket is full. */
@@ -245,8 +214,6 @@ export class Outbox {
     try {
       while (this.head < queue.length) {
         const item = queue[this.head];
-        // A reply still being computed: everything behind it waits.
-        if (item instanceof Hold) break;
         if (item === null) {
           this.head++;
           continue;
@@ -269,16 +236,13 @@ export class Outbox {
     } finally {
       raw?.uncork();
     }
-    if (written > 0 && this.config.metrics) {
-      sent.set(this.config, (sent.get(this.config) ?? 0) + written);
-      if (!flushing) countSent();
-    }
+    if (written > 0) countWritten(this.config, written);
     this.compact();
   }
 
   private readonly onWritten = (err?: Error): void => {
     this.waiting = false;
-    if (!err && !this.closed) schedule(this);
+    if (!err && !this.closed) scheduleWrite(this);
   };
 
   // -------------------------------------------------------------------------
@@ -295,12 +259,62 @@ export class Outbox {
     return this.queued + this.socket.bufferedAmount;
   }
 
-  private append(item: Delivery | Buffer | Hold, size: number): number {
+  /**
+   * Queue a reply in its held place, then what waited behind it: the deliveries
+   * through `push` (which drops those the reply covers), the other replies
+   * through `send`, until a hold whose reply is still being computed.
+   */
+  private fill(message: Buffer, seen: SnapshotSeqs | undefined, behind: HeldItem[]): void {
+    if (seen) this.cover(seen);
+    this.send(message);
+    for (let i = 0; i < behind.length; i++) {
+      const item = behind[i]!;
+      if (!(item instanceof Hold)) {
+        if (isDelivery(item)) this.push(item);
+        else this.send(item);
+        continue;
+      }
+      if (item.reply !== undefined) {
+        this.fill(item.reply, item.seen, behind.slice(i + 1));
+        return;
+      }
+      // Still being computed: it blocks the queue now.
+      this.gate = item;
+      this.held.start();
+      for (const rest of behind.slice(i + 1)) this.keep(rest, this.heldSize(rest));
+      return;
+    }
+  }
+
+  /** Hold a delivery behind the pending reply; false when it has no message or overflows. */
+  private holdBack(delivery: Delivery): boolean {
+    const bytes = this.encode(delivery);
+    if (bytes === null) return false;
+    if (this.total() + bytes.length > this.config.hardBytes) {
+      this.overflow();
+      return false;
+    }
+    this.keep(delivery, bytes.length);
+    return true;
+  }
+
+  /** Held bytes count as queued: they are bounded by the same limits. */
+  private keep(item: HeldItem, size: number): void {
+    this.held.offer(item);
+    this.queued += size;
+    this.notePeak();
+  }
+
+  private heldSize(item: HeldItem): number {
+    return item instanceof Hold ? 0 : this.sizeOf(item);
+  }
+
+  private append(item: Delivery | Buffer, size: number): number {
     const queue = (this.queue ??= []);
     queue.push(item);
     this.queued += size;
     this.notePeak();
-    schedule(this);
+    scheduleWrite(this);
     return queue.length - 1;
   }
 
@@ -319,16 +333,11 @@ export class Outbox {
   }
 
   private noteSeq(job: string, seq: number): void {
-    const map = (this.lastSeq ??= new Map());
+    const map = (this.lastSeq ??= new BoundedMap(MAX_TRACKED_JOBS));
     // Below the cap the order does not matter; at the cap the job is re-inserted so
     // that the map's order is least recently updated first and eviction is LRU.
-    if (map.size < MAX_TRACKED_JOBS) {
-      map.set(job, seq);
-      return;
-    }
-    map.delete(job);
+    if (map.size >= MAX_TRACKED_JOBS) map.delete(job);
     map.set(job, seq);
-    if (map.size > MAX_TRACKED_JOBS) map.delete(map.keys().next().value!);
   }
 
   /**
@@ -405,7 +414,7 @@ export class Outbox {
   }
 }
 
-function isDelivery(item: Item | undefined): item is Delivery {
+function isDelivery(item: Item | HeldItem | undefined): item is Delivery {
   return item instanceof Delivery;
 }
 

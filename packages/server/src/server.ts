@@ -19,10 +19,11 @@ import type { Store } from './store/store.js';
 import { Sweeper } from './sweeper.js';
 import { registerDashboard } from './transports/dashboard.js';
 import { checkDialectOptions, registerDialects } from './transports/dialects/index.js';
-import { registerHttp } from './transports/http.js';
+import { registerHttp } from './transports/http/index.js';
+import { registerStats } from './transports/http/stats.js';
+import { SocketServer } from './transports/socket-server.js';
 import { SseTransport } from './transports/sse.js';
-import { registerStats } from './transports/stats.js';
-import { WsTransport } from './transports/ws.js';
+import { nativeEndpoint } from './transports/ws.js';
 
 export interface CreateServerOptions extends HeadwayOptionsInput {
   /** A store to use instead of PostgreSQL (`postgresUrl`) or the SQLite file in `dataDir`. */
@@ -129,13 +130,9 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
   await registerStats(app, context);
   await registerDashboard(app, { dir: input.dashboardDir });
 
-  const ws = new WsTransport(context);
-  const upgraders: ((req: IncomingMessage, socket: Duplex, head: Buffer) => boolean)[] = [
-    (req, socket, head) => ws.handleUpgrade(req, socket, head),
-    (req, socket, head) => dialects.handleUpgrade(req, socket, head),
-  ];
+  const sockets = new SocketServer(context, [nativeEndpoint, ...dialects.endpoints]);
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    for (const upgrade of upgraders) if (upgrade(req, socket, head)) return;
+    if (sockets.handleUpgrade(req, socket, head)) return;
     socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
 
@@ -164,8 +161,7 @@ export async function createServer(input: CreateServerOptions): Promise<HeadwayS
     close() {
       closing ??= (async () => {
         sweeper.stop();
-        await ws.close();
-        await dialects.close();
+        await sockets.close();
         await sse.close();
         await app.close();
         await hub.close();

@@ -3,9 +3,9 @@
  * is not the caller's is indistinguishable from one that does not exist.
  */
 import { ErrorCode } from '@headway/protocol';
+import { startHub, TEST_JWT_SECRET, type TestHub } from '@headway/test-helpers';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, TEST_JWT_SECRET, type TestHub } from './helpers.js';
 
 let hub: TestHub;
 let n = 0;

@@ -28,6 +28,19 @@ describe('BoundedMap', () => {
     ]);
   });
 
+  it('passes over pinned entries, and stays over its limit while all are pinned', () => {
+    const pinned = new Set(['a']);
+    const map = new BoundedMap<string, number>(2, undefined, (k) => pinned.has(k));
+    map.set('a', 1).set('b', 2).set('c', 3);
+    expect([...map.keys()]).toEqual(['a', 'c']);
+    pinned.add('c');
+    map.set('d', 4);
+    expect([...map.keys()]).toEqual(['a', 'c']);
+    pinned.add('e');
+    map.set('e', 5);
+    expect([...map.keys()]).toEqual(['a', 'c', 'e']);
+  });
+
   it('refuses a limit below one', () => {
     expect(() => new BoundedMap(0)).toThrow(RangeError);
   });

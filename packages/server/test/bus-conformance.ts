@@ -5,6 +5,7 @@
  * (null for a bus that serves one process only, whose cross-process cases are skipped).
  */
 import type { JobEvent, JobState } from '@headway/protocol';
+import { receivedBefore, waitFor } from '@headway/test-helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Bus } from '../src/bus/bus.js';
 import { Delivery } from '../src/delivery.js';
@@ -14,8 +15,8 @@ export interface BusFixture {
   bus: Bus;
   /** A bus of another process sharing the medium, or null when the bus cannot have one. */
   peer: () => Bus | null;
-  /** A bus of another deployment on the same medium (another prefix), or null. */
-  stranger: () => Bus | null;
+  /** Two processes of another deployment on the same medium (another prefix), or null. */
+  stranger: () => { bus: Bus; peer: Bus } | null;
   cleanup: () => Promise<void>;
 }
 
@@ -61,12 +62,8 @@ export function collect(bus: Bus): {
   bus.onDelivery((d, sentAt) => received.push({ d, sentAt }));
   return {
     received,
-    async until(n, timeoutMs = 5000) {
-      const deadline = Date.now() + timeoutMs;
-      while (received.length < n) {
-        if (Date.now() > deadline) throw new Error(`received ${received.length} of ${n} deliveries`);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+    async until(n, timeoutMs) {
+      await waitFor(() => received.length >= n, `${n} deliveries`, timeoutMs);
     },
   };
 }
@@ -74,24 +71,28 @@ export function collect(bus: Bus): {
 type Collector = ReturnType<typeof collect>;
 
 /**
- * Waits long enough for a message that should not come to have come: a marker
- * published after the deliveries under test arrives after them (one connection,
- * in order). The marker is removed from what the collector received.
+ * Waits for a message that should not come to have come: a sentinel published
+ * by `bus` after the deliveries under test reaches `peer` after them (one
+ * connection, in order). The sentinel is removed from what the collector received.
  */
 async function settle(bus: Bus, peer: Bus, collector: Collector): Promise<void> {
-  const marker = delivery(`marker-${Math.random()}`, 1);
-  await peer.subscribe(`j:${marker.job}`);
-  bus.publish(marker);
-  const deadline = Date.now() + 5000;
-  while (!collector.received.some((r) => r.d.job === marker.job)) {
-    if (Date.now() > deadline) throw new Error('the marker did not arrive');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  collector.received.splice(
-    collector.received.findIndex((r) => r.d.job === marker.job),
-    1,
+  const sentinel = delivery(`sentinel-${Math.random()}`, 1);
+  await peer.subscribe(`j:${sentinel.job}`);
+  const isSentinel = (r: { d: Delivery }) => r.d.job === sentinel.job;
+  await receivedBefore(
+    () => collector.received,
+    isSentinel,
+    () => bus.publish(sentinel),
   );
-  peer.unsubscribe(`j:${marker.job}`);
+  // A process subscribed to several of the sentinel's topics hears it on each.
+  for (
+    let i = collector.received.findIndex(isSentinel);
+    i !== -1;
+    i = collector.received.findIndex(isSentinel)
+  ) {
+    collector.received.splice(i, 1);
+  }
+  peer.unsubscribe(`j:${sentinel.job}`);
 }
 
 export function busConformance(name: string, factory: () => Promise<BusFixture>): void {
@@ -216,16 +217,17 @@ export function busConformance(name: string, factory: () => Promise<BusFixture>)
         const f = await cross();
         const stranger = f?.stranger();
         if (!f || !stranger) return ctx.skip();
-        const heard = collect(stranger);
-        await stranger.subscribe('j:private');
-        await stranger.subscribe('*');
+        const heard = collect(stranger.bus);
+        await stranger.bus.subscribe('j:private');
+        await stranger.bus.subscribe('*');
         f.bus.publish(delivery('private', 1));
         // A second subscriber of the deployment proves the message was sent.
         const other = collect(f.peer);
         await f.peer.subscribe('j:private');
         f.bus.publish(delivery('private', 2));
         await other.until(1);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        // Both were sent before the stranger's sentinel: had either reached it, it would be there first.
+        await settle(stranger.peer, stranger.bus, heard);
         expect(heard.received).toHaveLength(0);
       });
     });

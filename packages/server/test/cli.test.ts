@@ -2,17 +2,16 @@
  * The real `headway` command, built and run as a child process: what an
  * operator types is what is tested.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createNetServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT, requireFreshBuild, waitFor } from '@headway/test-helpers';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 
-const root = fileURLToPath(new URL('../../..', import.meta.url));
-const bin = join(root, 'packages/server/bin/headway.js');
+const bin = join(REPO_ROOT, 'packages/server/bin/headway.js');
 /** The graceful shutdown the brief promises: well under the 10 s `shutdownTimeoutMs`. */
 const EXIT_WITHIN_MS = 10_000;
 
@@ -34,7 +33,7 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 function run(args: string[], env: Record<string, string> = {}): Cli {
-  const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: cleanEnv(env) });
+  const child = spawn(process.execPath, [bin, ...args], { cwd: REPO_ROOT, env: cleanEnv(env) });
   children.push(child);
   let stdout = '';
   let stderr = '';
@@ -57,16 +56,15 @@ function run(args: string[], env: Record<string, string> = {}): Cli {
 
 /** Resolves with the first match of `pattern` in the child's stdout; rejects if it exits first. */
 async function waitForStdout(cli: Cli, pattern: RegExp, ms = 15_000): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + ms;
   let exited = false;
   void cli.exited.then(() => (exited = true));
-  while (Date.now() < deadline) {
-    const match = pattern.exec(cli.stdout);
-    if (match) return match;
-    if (exited) break;
-    await new Promise((r) => setTimeout(r, 25));
+  const found = await waitFor(() => pattern.exec(cli.stdout) ?? exited, `${pattern} in stdout`, ms).catch(
+    () => false as const,
+  );
+  if (found === true || found === false) {
+    throw new Error(`no ${pattern} in stdout\n--- stdout\n${cli.stdout}\n--- stderr\n${cli.stderr}`);
   }
-  throw new Error(`no ${pattern} in stdout\n--- stdout\n${cli.stdout}\n--- stderr\n${cli.stderr}`);
+  return found;
 }
 
 /** Resolves with how the child ended, or rejects if it is still running after `ms`. */
@@ -96,14 +94,9 @@ async function startHub(args: string[] = [], env: Record<string, string> = {}) {
 }
 
 beforeAll(() => {
-  // The test runs the compiled command; `tsc -b` is incremental, so this is quick when nothing changed.
-  try {
-    execFileSync('npx', ['tsc', '-b'], { cwd: root, stdio: 'pipe' });
-  } catch (err) {
-    const out = err as { stdout?: Buffer; stderr?: Buffer };
-    throw new Error(`build failed:\n${out.stdout?.toString() ?? ''}${out.stderr?.toString() ?? ''}`);
-  }
-}, 180_000);
+  // The test runs the compiled command, built before the run.
+  requireFreshBuild();
+});
 
 beforeEach(() => {
   dataDir = mkdtempSync(join(tmpdir(), 'headway-cli-'));
@@ -198,12 +191,17 @@ describe('headway start', () => {
     expect(cli.stdout).toContain(`headway watch --user demo --url ${url}`);
     const admin = /^ {2}Admin token +(\S+)$/m.exec(cli.stdout)?.[1];
     // The demo reports through the REST API; its first job appears shortly.
-    let jobs: unknown[] = [];
-    for (let i = 0; i < 100 && jobs.length === 0; i++) {
-      const res = await fetch(`${url}/v1/jobs?owner=demo`, { headers: { authorization: `Bearer ${admin}` } });
-      if (res.ok) jobs = ((await res.json()) as { jobs: unknown[] }).jobs;
-      if (jobs.length === 0) await new Promise((r) => setTimeout(r, 100));
-    }
+    const jobs = await waitFor(
+      async () => {
+        const res = await fetch(`${url}/v1/jobs?owner=demo`, {
+          headers: { authorization: `Bearer ${admin}` },
+        });
+        const listed = res.ok ? ((await res.json()) as { jobs: unknown[] }).jobs : [];
+        return listed.length > 0 && listed;
+      },
+      'a demo job',
+      10_000,
+    );
     expect(jobs.length).toBeGreaterThan(0);
     cli.child.kill('SIGTERM');
     expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(0);
@@ -263,7 +261,7 @@ describe('headway help and version', () => {
   });
 
   it.each([['--version'], ['version']])('%j prints the package version', async (arg) => {
-    const pkg = JSON.parse(readFileSync(join(root, 'packages/server/package.json'), 'utf8'));
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'packages/server/package.json'), 'utf8'));
     const cli = run([arg]);
     expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(0);
     expect(cli.stdout.trim()).toBe(pkg.version);

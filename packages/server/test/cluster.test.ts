@@ -8,12 +8,30 @@
  * connections terminated mid-stream. Each test has its own schema, key prefix and
  * PostgreSQL application name; the shared servers are never stopped.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, type EventInput, type JobState } from '@headway/protocol';
+import {
+  deleteKeys,
+  dropSchema,
+  killRedisClients,
+  POSTGRES_URL,
+  postgresUrlFor,
+  REDIS_URL,
+  REPO_ROOT,
+  redisClient,
+  requireFreshBuild,
+  requirePostgres,
+  requireRedis,
+  TEST_API_KEY,
+  TEST_JWT_SECRET,
+  terminatePostgres,
+  uniqueName,
+  waitFor,
+} from '@headway/test-helpers';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -24,42 +42,13 @@ import { Delivery } from '../src/delivery.js';
 import type { HeadwayError } from '../src/errors.js';
 import { Hub } from '../src/hub.js';
 import { PostgresStore } from '../src/store/postgres.js';
-import { TEST_API_KEY, TEST_JWT_SECRET } from './helpers.js';
-import {
-  deleteKeys,
-  dropSchema,
-  IN_CI,
-  killRedisClients,
-  POSTGRES_URL,
-  postgresUrlFor,
-  probePostgres,
-  probeRedis,
-  REDIS_URL,
-  redisClient,
-  terminatePostgres,
-  uniqueName,
-} from './services.js';
 
-const root = fileURLToPath(new URL('../../..', import.meta.url));
-const bin = join(root, 'packages/server/bin/headway.js');
+const bin = join(REPO_ROOT, 'packages/server/bin/headway.js');
 
-const missing = [await probePostgres(), await probeRedis()].filter((r) => r !== null);
-const skip = missing.length > 0 && !IN_CI;
-const reason = `no PostgreSQL at ${POSTGRES_URL} or no Redis at ${REDIS_URL}: ${missing.join('; ')}`;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const postgres = await requirePostgres();
+const redis = await requireRedis();
+const skip = postgres.skip || redis.skip;
+const title = (name: string) => redis.title(postgres.title(name));
 
 // ---------------------------------------------------------------------------
 // In-process
@@ -122,7 +111,7 @@ function recorder(hub: Hub, job: string) {
   };
 }
 
-describe.skipIf(skip)(skip ? `cluster (skipped: ${reason})` : 'hubs sharing one PostgreSQL schema', () => {
+describe.skipIf(skip)(title('hubs sharing one PostgreSQL schema'), () => {
   const schemas: string[] = [];
   const closers: (() => Promise<void>)[] = [];
   afterEach(async () => {
@@ -199,7 +188,7 @@ describe.skipIf(skip)(skip ? `cluster (skipped: ${reason})` : 'hubs sharing one 
     const readerBus = group[1]!;
     readerBus.drop = (d) => d.seq === 3 || d.seq === 4;
     for (let i = 0; i < 6; i++) await writer!.publish('gappy', [{ kind: 'progress', percent: i * 10 }]);
-    await until(() => watch.seqs.length === 6, 5000, 'the backfill');
+    await waitFor(() => watch.seqs.length === 6, 'the backfill');
     expect(watch.seqs).toEqual([2, 3, 4, 5, 6, 7]);
     // The same delivery again (a bus repeating itself after a reconnect) is dropped.
     const again = (await writer!.store.getEvents('gappy', 6, 1))[0]!;
@@ -216,7 +205,7 @@ describe.skipIf(skip)(skip ? `cluster (skipped: ${reason})` : 'hubs sharing one 
     group[1]!.drop = (d) => d.kind === 'completed';
     await writer!.publish('quiet', [{ kind: 'progress', percent: 50 }]);
     await writer!.publish('quiet', [{ kind: 'completed' }]);
-    await until(() => watch.seqs.length === 2, 5000, 'the idle check');
+    await waitFor(() => watch.seqs.length === 2, 'the idle check');
     expect(watch.seqs).toEqual([2, 3]);
 
     // A dashboard of alice's jobs: a job created and finished while the bus was away.
@@ -229,7 +218,7 @@ describe.skipIf(skip)(skip ? `cluster (skipped: ${reason})` : 'hubs sharing one 
     await writer!.publish('unseen', [{ kind: 'completed' }]);
     group[1]!.drop = () => false;
     group[1]!.resyncHandler!(lostSince);
-    await until(() => seen.some((d) => d.job === 'unseen' && d.kind === 'completed'), 5000, 'the resync');
+    await waitFor(() => seen.some((d) => d.job === 'unseen' && d.kind === 'completed'), 'the resync');
     expect(seen.filter((d) => d.job === 'unseen').map((d) => d.seq)).toEqual([1, 2]);
   });
 
@@ -398,24 +387,16 @@ async function work(
   return seq;
 }
 
-describe.skipIf(skip)(skip ? `cluster processes (skipped: ${reason})` : 'hub processes', () => {
+describe.skipIf(skip)(title('hub processes'), () => {
   let admin: Redis;
   let cluster: Cluster | null = null;
   const followers: Follower[] = [];
 
   beforeAll(() => {
-    // The processes run the compiled command; `tsc -b` is incremental. Errors in
-    // files other suites are working on do not stop the server's own output.
-    try {
-      execFileSync('npx', ['tsc', '-b'], { cwd: root, stdio: 'pipe' });
-    } catch (err) {
-      if (!existsSync(join(root, 'packages/server/dist/cli.js'))) {
-        const out = err as { stdout?: Buffer; stderr?: Buffer };
-        throw new Error(`build failed:\n${out.stdout?.toString() ?? ''}${out.stderr?.toString() ?? ''}`);
-      }
-    }
+    // The processes run the compiled command, built before the run.
+    requireFreshBuild();
     admin = redisClient();
-  }, 180_000);
+  });
 
   afterAll(() => {
     admin?.disconnect();
@@ -486,7 +467,7 @@ describe.skipIf(skip)(skip ? `cluster processes (skipped: ${reason})` : 'hub pro
         'warn',
       ],
       {
-        cwd: root,
+        cwd: REPO_ROOT,
         env: {
           PATH: process.env.PATH,
           NO_COLOR: '1',
@@ -500,10 +481,10 @@ describe.skipIf(skip)(skip ? `cluster processes (skipped: ${reason})` : 'hub pro
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
     const p: HubProcess = { url: '', wsUrl: '', child, output: () => output };
     c.processes.push(p);
-    await until(
+    await waitFor(
       () => /^ {2}URL +http:\/\/\S+$/m.test(output) || child.exitCode !== null,
-      20_000,
       'a hub process',
+      20_000,
     );
     const url = /^ {2}URL +(http:\/\/\S+)$/m.exec(output)?.[1];
     if (!url) throw new Error(`the hub did not start:\n${output}`);
@@ -559,14 +540,14 @@ describe.skipIf(skip)(skip ? `cluster processes (skipped: ${reason})` : 'hub pro
     });
     try {
       const finals = await Promise.all(jobs.map((job) => work(() => c!.url, job, 40, 2)));
-      await until(() => watchers.every((w) => w.terminal), 15_000, 'every terminal event');
+      await waitFor(() => watchers.every((w) => w.terminal), 'every terminal event', 15_000);
       jobs.forEach((_, i) => {
         watchers[i]!.expectComplete(finals[i]!);
       });
-      await until(
+      await waitFor(
         () => jobs.every((job, i) => dashboard.seqs.get(job)?.at(-1) === finals[i]),
-        10_000,
         'the dashboard',
+        10_000,
       );
       jobs.forEach((job, i) => {
         expect(dashboard.seqs.get(job)).toEqual(Array.from({ length: finals[i]! - 1 }, (_, k) => k + 2));
@@ -582,11 +563,11 @@ describe.skipIf(skip)(skip ? `cluster processes (skipped: ${reason})` : 'hub pro
     let target = b!;
     const watchers = await follow(jobs, () => target.wsUrl);
     const working = Promise.all(jobs.map((job) => work(() => c!.url, job, 60, 5)));
-    await until(() => watchers.every((w) => w.seqs.length >= 10), 10_000, 'the stream to start');
+    await waitFor(() => watchers.every((w) => w.seqs.length >= 10), 'the stream to start', 10_000);
     target = a!;
     b!.child.kill('SIGKILL');
     const finals = await working;
-    await until(() => watchers.every((w) => w.terminal), 15_000, 'every terminal event');
+    await waitFor(() => watchers.every((w) => w.terminal), 'every terminal event', 15_000);
     jobs.forEach((_, i) => {
       watchers[i]!.expectComplete(finals[i]!);
       expect(watchers[i]!.reconnects).toBeGreaterThanOrEqual(1);
@@ -598,7 +579,7 @@ describe.skipIf(skip)(skip ? `cluster processes (skipped: ${reason})` : 'hub pro
     const jobs = await createJobs(a!.url, 3, 'redis');
     const watchers = await follow(jobs, () => b!.wsUrl);
     const working = Promise.all(jobs.map((job) => work(() => c!.url, job, 80, 5)));
-    await until(() => watchers.every((w) => w.seqs.length >= 10), 10_000, 'the stream to start');
+    await waitFor(() => watchers.every((w) => w.seqs.length >= 10), 'the stream to start', 10_000);
     const name = `headway@${cluster!.prefix}`;
     expect(await killRedisClients(admin, name, 'pubsub')).toBeGreaterThanOrEqual(1);
     await sleep(100);
@@ -606,7 +587,7 @@ describe.skipIf(skip)(skip ? `cluster processes (skipped: ${reason})` : 'hub pro
     await sleep(100);
     await killRedisClients(admin, name);
     const finals = await working;
-    await until(() => watchers.every((w) => w.terminal), 15_000, 'every terminal event');
+    await waitFor(() => watchers.every((w) => w.terminal), 'every terminal event', 15_000);
     jobs.forEach((_, i) => {
       watchers[i]!.expectComplete(finals[i]!);
     });
@@ -618,7 +599,7 @@ describe.skipIf(skip)(skip ? `cluster processes (skipped: ${reason})` : 'hub pro
     const watchers = await follow(jobs, () => b!.wsUrl);
     const stats = { unavailable: 0, retryAfter: 0 };
     const working = Promise.all(jobs.map((job) => work(() => c!.url, job, 80, 5, stats)));
-    await until(() => watchers.every((w) => w.seqs.length >= 10), 10_000, 'the stream to start');
+    await waitFor(() => watchers.every((w) => w.seqs.length >= 10), 'the stream to start', 10_000);
     const outage = Date.now() + 1500;
     let terminated = 0;
     while (Date.now() < outage) {
@@ -629,7 +610,7 @@ describe.skipIf(skip)(skip ? `cluster processes (skipped: ${reason})` : 'hub pro
     const finals = await working;
     expect(stats.unavailable).toBeGreaterThan(0);
     expect(stats.retryAfter).toBe(stats.unavailable);
-    await until(() => watchers.every((w) => w.terminal), 15_000, 'every terminal event');
+    await waitFor(() => watchers.every((w) => w.terminal), 'every terminal event', 15_000);
     for (const [i, job] of jobs.entries()) {
       watchers[i]!.expectComplete(finals[i]!);
       const res = await fetch(`${a!.url}/v1/jobs/${job}/events?since=0&limit=1000`, {

@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode } from '@headway/protocol';
+import { startHub, type TestHub } from '@headway/test-helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/store/sqlite.js';
-import { startHub, type TestHub } from './helpers.js';
 
 let n = 0;
 const uid = (prefix = 'job') => `${prefix}-${process.pid}-${++n}`;

@@ -1,20 +1,20 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { ErrorCode } from '@headway/protocol';
-import type { TSchema } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StoreUnavailableError } from '../src/store/store.js';
 import {
   componentSchemas,
   ErrorBodySchema,
+  ErrorCode,
   EventPageSchema,
   JobListSchema,
   JobStateSchema,
   PublishManyResultSchema,
   PublishResultSchema,
   TokenSchema,
-} from '../src/transports/http.js';
-import { startHub, type TestHub } from './helpers.js';
+} from '@headway/protocol';
+import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
+import type { TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../src/store/store.js';
 
 let n = 0;
 /** A job or user id unique to this run. */
@@ -290,10 +290,10 @@ describe('long-poll', () => {
       headers: { authorization: `Bearer ${hub.apiKey}` },
       signal: controller.signal,
     }).catch(() => null);
-    await until(() => hub.server.hub.stats().waiters === 1);
+    await waitFor(() => hub.server.hub.stats().waiters === 1);
     controller.abort();
     await waiting;
-    await until(() => hub.server.hub.stats().waiters === 0);
+    await waitFor(() => hub.server.hub.stats().waiters === 0);
   });
 
   it("counts a waiting long-poll as one of the user's connections", async () => {
@@ -306,7 +306,7 @@ describe('long-poll', () => {
         headers: { authorization: `Bearer ${token}` },
         signal: controller.signal,
       }).catch(() => null);
-      await until(() => limited.server.hub.stats().waiters === 1);
+      await waitFor(() => limited.server.hub.stats().waiters === 1);
       const second = await limited.request('GET', `/v1/jobs/${job.body.id}?wait=30`, undefined, token);
       expect(second.status).toBe(429);
       expect(second.body.error.code).toBe(ErrorCode.TOO_MANY_CONNECTIONS);
@@ -314,7 +314,7 @@ describe('long-poll', () => {
       expect((await limited.request('GET', `/v1/jobs/${job.body.id}`, undefined, token)).status).toBe(200);
       controller.abort();
       await first;
-      await until(() => limited.server.context.connections.count('alice') === 0);
+      await waitFor(() => limited.server.context.connections.count('alice') === 0);
     } finally {
       controller.abort();
       await limited.close();
@@ -325,7 +325,7 @@ describe('long-poll', () => {
     const closing = await startHub();
     const job = await closing.request('POST', '/v1/jobs', { owner: 'alice' });
     const waiting = closing.request('GET', `/v1/jobs/${job.body.id}?wait=30`).catch(() => null);
-    await until(() => closing.server.hub.stats().waiters === 1);
+    await waitFor(() => closing.server.hub.stats().waiters === 1);
     const started = Date.now();
     await closing.close();
     await waiting;
@@ -704,11 +704,3 @@ describe('CORS', () => {
     expect(plain.headers.get('access-control-allow-origin')).toBeNull();
   });
 });
-
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

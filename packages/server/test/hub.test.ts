@@ -7,22 +7,7 @@ import type { Delivery } from '../src/delivery.js';
 import { HeadwayError } from '../src/errors.js';
 import { Hub } from '../src/hub.js';
 import { Metrics } from '../src/metrics.js';
-import { SqliteStore } from '../src/store/sqlite.js';
-import { type JobWrite, StoreUnavailableError } from '../src/store/store.js';
-
-/** The real SQLite store, counting commits and able to fail the next one on demand. */
-class ObservedStore extends SqliteStore {
-  commits: JobWrite[][] = [];
-  failNext = false;
-  override async commit(writes: readonly JobWrite[]): Promise<void> {
-    if (this.failNext) {
-      this.failNext = false;
-      throw new StoreUnavailableError('disk I/O error');
-    }
-    this.commits.push([...writes]);
-    return super.commit(writes);
-  }
-}
+import { ObservedStore } from './observed-store.js';
 
 let dir: string;
 let store: ObservedStore;

@@ -1,40 +1,36 @@
 /**
- * The Python client (clients/python) against a real hub: runs its unittest suite
- * with the machine's python3, pointed at a hub started here. Skips with a reason
- * when no Python 3.9+ is found, except in CI, where that is a failure.
+ * The Python client (clients/python) against a real hub: runs its unittest suites
+ * of the stdlib core and the asyncio client with the machine's python3, pointed at
+ * a hub started here, and installs the package with pip, offline. Skips with a
+ * reason when no Python 3.9+ is found, except in CI, where that is a failure.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IN_CI, requireService, startHub, type TestHub } from '@headway/test-helpers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type TestHub } from './helpers.js';
+import {
+  PACKAGE_DIR,
+  pythonProblem,
+  ROOT,
+  run,
+  runSuite,
+  SYSTEM_PYTHON,
+  suiteEnv,
+  unfinishedJobs,
+} from './python-suite.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const SUITE = 'clients/python/test_headway.py';
 const PYTHON = process.env.HEADWAY_TEST_PYTHON ?? 'python3';
-/** In CI a missing Python is a failure, not a reason to skip. */
-const IN_CI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
-/** The number of tests in the suite: a test that silently stops running fails here. */
-const EXPECTED_TESTS = 39;
+/** The number of tests in each suite: a test that silently stops running fails here. */
+const EXPECTED_TESTS = { test_client: 39, test_aio: 5 };
 /** The whole suite takes a few seconds; this only bounds a hang. */
 const SUITE_TIMEOUT_MS = 120_000;
 
-/** Why the suite cannot run here, or null. */
-function pythonProblem(): string | null {
-  const probe = spawnSync(PYTHON, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], {
-    encoding: 'utf8',
-  });
-  if (probe.error) return `${PYTHON} not found`;
-  const [major = 0, minor = 0] = probe.stdout.trim().split('.').map(Number);
-  if (probe.status !== 0 || major < 3 || (major === 3 && minor < 9)) {
-    return `${PYTHON} is ${probe.stdout.trim() || 'unusable'}; the client needs Python 3.9+`;
-  }
-  return null;
-}
+const problem = pythonProblem(PYTHON);
+const pipProblem = pythonProblem(SYSTEM_PYTHON, ['setuptools', 'pip', 'venv']);
+const python = requireService('Python', problem);
 
-const problem = pythonProblem();
-const skip = problem !== null && !IN_CI;
-
-describe.skipIf(skip)(skip ? `Python client (skipped: ${problem})` : 'Python client', () => {
+describe.skipIf(python.skip)(python.title('Python client'), () => {
   let hub: TestHub;
   const user = 'python-client-user';
 
@@ -50,52 +46,81 @@ describe.skipIf(skip)(skip ? `Python client (skipped: ${problem})` : 'Python cli
     expect(problem, `${problem} (set HEADWAY_TEST_PYTHON to another interpreter)`).toBeNull();
   });
 
-  it(
-    'passes its unittest suite against a real hub',
-    async () => {
-      const token = await hub.token(user);
-      const { code, output } = await run(PYTHON, ['-m', 'unittest', '-v', SUITE], {
-        ...process.env,
-        HEADWAY_URL: hub.url,
-        HEADWAY_API_KEY: hub.apiKey,
-        HEADWAY_TEST_USER: user,
-        HEADWAY_TEST_TOKEN: token,
-        // No __pycache__ in the source tree.
-        PYTHONDONTWRITEBYTECODE: '1',
-        PYTHONUNBUFFERED: '1',
-      });
+  it.each(Object.entries(EXPECTED_TESTS))(
+    'passes its %s suite against a real hub, leaving no job unfinished',
+    async (suite, count) => {
+      const { code, output } = await runSuite(
+        PYTHON,
+        suite,
+        await suiteEnv(hub, user),
+        SUITE_TIMEOUT_MS - 5_000,
+      );
       // On failure the assertion message carries unittest's own report.
       expect(code, output.slice(-8000)).toBe(0);
-      expect(output).toMatch(new RegExp(`^Ran ${EXPECTED_TESTS} tests? in `, 'm'));
+      expect(output).toMatch(new RegExp(`^Ran ${count} tests? in `, 'm'));
       expect(output).toMatch(/^OK$/m); // "OK (skipped=N)" would mean tests did not run
+      expect(await unfinishedJobs(hub, user)).toEqual([]);
+    },
+    SUITE_TIMEOUT_MS,
+  );
+
+  it.skipIf(pipProblem !== null && !IN_CI)(
+    pipProblem !== null && !IN_CI
+      ? `installs with pip (skipped: ${pipProblem})`
+      : 'installs with pip, offline, at the version of the protocol package',
+    async () => {
+      expect(
+        pipProblem,
+        `${pipProblem} (apt-get install python3-pip python3-setuptools python3-venv)`,
+      ).toBeNull();
+      const dir = mkdtempSync(join(tmpdir(), 'headway-pip-'));
+      try {
+        // A copy: a build writes build/ and *.egg-info next to the sources.
+        cpSync(PACKAGE_DIR, join(dir, 'src'), { recursive: true, filter: (p) => !p.includes('__pycache__') });
+        // A venv of the system's packages (setuptools among them), without a pip of its
+        // own: the system's pip installs into it, which saves copying pip in.
+        const venv = await run(
+          SYSTEM_PYTHON,
+          ['-m', 'venv', '--without-pip', '--system-site-packages', join(dir, 'venv')],
+          { timeoutMs: 60_000 },
+        );
+        expect(venv.code, venv.output).toBe(0);
+        const python = join(dir, 'venv', 'bin', 'python');
+        const env = { ...process.env, PIP_NO_INDEX: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
+        const pip = await run(
+          SYSTEM_PYTHON,
+          ['-m', 'pip', '--python', python, 'install', '--no-build-isolation', join(dir, 'src')],
+          { env, timeoutMs: 60_000 },
+        );
+        expect(pip.code, pip.output).toBe(0);
+        const probe = await run(
+          python,
+          [
+            '-c',
+            'import headway, headway.aio, headway.leases, os; print(headway.__version__, os.path.dirname(headway.__file__))',
+          ],
+          { cwd: dir, env: { ...process.env, PYTHONPATH: '' }, timeoutMs: 30_000 },
+        );
+        expect(probe.code, probe.output).toBe(0);
+        const [version, location] = probe.output.trim().split(' ');
+        const protocol = JSON.parse(readFileSync(`${ROOT}packages/protocol/package.json`, 'utf8')) as {
+          version: string;
+        };
+        expect(version).toBe(protocol.version);
+        expect(location).toContain('site-packages');
+        const typed = await run(
+          python,
+          ['-c', 'import importlib.resources as r; print(r.files("headway").joinpath("py.typed").is_file())'],
+          {
+            cwd: dir,
+            timeoutMs: 30_000,
+          },
+        );
+        expect(typed.output.trim()).toBe('True');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
     SUITE_TIMEOUT_MS,
   );
 });
-
-/** Run a command to completion, collecting stdout and stderr together. */
-function run(
-  command: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      output += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      output += chunk;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), SUITE_TIMEOUT_MS - 5_000);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}

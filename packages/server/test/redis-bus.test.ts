@@ -1,37 +1,27 @@
+import {
+  deleteKeys,
+  killRedisClients,
+  REDIS_URL,
+  redisClient,
+  requireRedis,
+  uniqueName,
+  waitFor,
+} from '@headway/test-helpers';
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MemoryBus } from '../src/bus/memory.js';
 import { RedisBus, type RedisBusOptions } from '../src/bus/redis.js';
 import { RedisConnectionCounter } from '../src/redis-connection-counter.js';
 import { busConformance, collect, delivery } from './bus-conformance.js';
-import {
-  deleteKeys,
-  IN_CI,
-  killRedisClients,
-  probeRedis,
-  REDIS_URL,
-  redisClient,
-  uniqueName,
-} from './services.js';
 
 busConformance('MemoryBus conformance', async () => {
   const bus = new MemoryBus();
   return { bus, peer: () => null, stranger: () => null, cleanup: () => bus.close() };
 });
 
-const unreachable = await probeRedis();
-const skip = unreachable !== null && !IN_CI;
+const redis = await requireRedis();
 
-/** Waits for `check` to hold, polling. */
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-describe.skipIf(skip)(skip ? `Redis (skipped: no Redis at ${REDIS_URL}: ${unreachable})` : 'Redis', () => {
+describe.skipIf(redis.skip)(redis.title('Redis'), () => {
   let admin: Redis;
   const prefixes = new Set<string>();
   const buses: RedisBus[] = [];
@@ -62,7 +52,10 @@ describe.skipIf(skip)(skip ? `Redis (skipped: no Redis at ${REDIS_URL}: ${unreac
     return {
       bus: bus(prefix),
       peer: () => bus(prefix),
-      stranger: () => bus(newPrefix()),
+      stranger: () => {
+        const other = newPrefix();
+        return { bus: bus(other), peer: bus(other) };
+      },
       cleanup: async () => {},
     };
   });
@@ -92,7 +85,7 @@ describe.skipIf(skip)(skip ? `Redis (skipped: no Redis at ${REDIS_URL}: ${unreac
         listener.on('message', (channel: string) => heard.push(channel));
         await listener.subscribe(`${prefix}j:job-1`, `${prefix}u:carol`, `${prefix}*`);
         b.publish(delivery('job-1', 1, 'carol'));
-        await until(() => heard.length === 3);
+        await waitFor(() => heard.length === 3);
         expect(heard.sort()).toEqual([`${prefix}*`, `${prefix}j:job-1`, `${prefix}u:carol`].sort());
       } finally {
         listener.disconnect();
@@ -107,10 +100,10 @@ describe.skipIf(skip)(skip ? `Redis (skipped: no Redis at ${REDIS_URL}: ${unreac
       const resyncs: number[] = [];
       b.onResync((lostSince) => resyncs.push(lostSince));
       await b.subscribe('j:survivor');
-      await until(() => b.ping());
+      await waitFor(() => b.ping());
       const before = Date.now();
       expect(await killRedisClients(admin, `hwt-${prefix}`, 'pubsub')).toBe(1);
-      await until(() => resyncs.length === 1);
+      await waitFor(() => resyncs.length === 1);
       expect(resyncs[0]).toBeGreaterThanOrEqual(before - 1);
       expect(resyncs[0]).toBeLessThanOrEqual(Date.now());
       a.publish(delivery('survivor', 1));
@@ -124,7 +117,7 @@ describe.skipIf(skip)(skip ? `Redis (skipped: no Redis at ${REDIS_URL}: ${unreac
       const b = bus(prefix);
       const heard = collect(b);
       await b.subscribe('j:resent');
-      await until(() => a.ping());
+      await waitFor(() => a.ping());
       await killRedisClients(admin, `hwt-${prefix}`, 'normal');
       // Published while the connection is down (or going down): kept, then sent.
       for (let seq = 1; seq <= 5; seq++) a.publish(delivery('resent', seq));
@@ -133,14 +126,19 @@ describe.skipIf(skip)(skip ? `Redis (skipped: no Redis at ${REDIS_URL}: ${unreac
     });
 
     it('keeps serving its own process while Redis is unreachable, and reports not ready', async () => {
-      const b = bus(newPrefix(), { url: 'redis://127.0.0.1:1', maxUnsent: 2 });
-      const own = collect(b);
-      const started = Date.now();
-      await b.subscribe('j:local');
-      expect(Date.now() - started).toBeLessThan(1000);
-      for (let seq = 1; seq <= 5; seq++) b.publish(delivery('local', seq));
-      expect(own.received.map((r) => r.d.seq)).toEqual([1, 2, 3, 4, 5]);
-      expect(await b.ping()).toBe(false);
+      // With the timers stopped, no reconnect (nor any timeout) can happen: the
+      // subscribe settles on the failed first attempt alone, or never.
+      vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval'] });
+      try {
+        const b = bus(newPrefix(), { url: 'redis://127.0.0.1:1', maxUnsent: 2 });
+        const own = collect(b);
+        await b.subscribe('j:local');
+        for (let seq = 1; seq <= 5; seq++) b.publish(delivery('local', seq));
+        expect(own.received.map((r) => r.d.seq)).toEqual([1, 2, 3, 4, 5]);
+        expect(await b.ping()).toBe(false);
+      } finally {
+        vi.useRealTimers();
+      }
     });
 
     it('ignores malformed messages on its channels', async () => {
@@ -197,7 +195,7 @@ describe.skipIf(skip)(skip ? `Redis (skipped: no Redis at ${REDIS_URL}: ${unreac
       expect(await b.acquire('erin')).toBe(true);
       expect(await a.count('dana')).toBe(3);
       b.release('dana');
-      await until(async () => (await a.count('dana')) === 2);
+      await waitFor(async () => (await a.count('dana')) === 2);
       expect(await b.acquire('dana')).toBe(true);
     });
 
@@ -217,7 +215,7 @@ describe.skipIf(skip)(skip ? `Redis (skipped: no Redis at ${REDIS_URL}: ${unreac
       expect(await live.acquire('gina')).toBe(false);
       // The process dies: no more heartbeats, no releases.
       dead.redis.disconnect();
-      await until(async () => (await live.count('gina')) === 0, 3000);
+      await waitFor(async () => (await live.count('gina')) === 0, 'the dead process forgotten', 3000);
       expect(await live.acquire('gina')).toBe(true);
     });
 

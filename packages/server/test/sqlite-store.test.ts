@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runningJob as state, jobWrite as write } from '@headway/test-helpers';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LATEST_VERSION, migrations } from '../src/store/migrations.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { StoreConflictError, StoreUnavailableError } from '../src/store/store.js';
 import { storeConformance } from './store-conformance.js';
-import { runningJob as state, jobWrite as write } from './store-fixtures.js';
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'headway-sqlite-'));

@@ -6,10 +6,10 @@ import {
   type ServerMessage,
   type SubscribedMessage,
 } from '@headway/protocol';
+import { receivedBefore, startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CreateServerOptions } from '../src/server.js';
 import { formatStreamId, parseStreamId } from '../src/transports/sse.js';
-import { delay, startHub, type TestHub } from './helpers.js';
 
 const hubs: TestHub[] = [];
 const streams: SseReader[] = [];
@@ -158,14 +158,6 @@ function events(reader: SseReader, job?: string): (EventMessage & { $id: string 
     .filter((m) => m.type === 'event' && (job === undefined || m.job === job));
 }
 
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await delay(10);
-  }
-}
-
 describe('resume ids', () => {
   it('parses and formats <jobId>:<seq> entries, job ids with colons included', () => {
     const map = parseStreamId('a:1,video.2:seg:17, b-3:0');
@@ -272,7 +264,7 @@ describe('GET /v1/stream', () => {
     );
     const c = await createJob(hub);
     await progress(hub, a, 50);
-    await until(() => events(s).length === 2);
+    await waitFor(() => events(s).length === 2);
     expect(events(s).map((e) => [e.job, e.seq])).toEqual([
       [c, 1],
       [a, 2],
@@ -286,7 +278,7 @@ describe('GET /v1/stream', () => {
     );
     // A finished job leaves the id: there is nothing left to resume for it.
     await hub.server.hub.publish(b, [{ kind: 'completed' }]);
-    await until(() => events(s).length === 3);
+    await waitFor(() => events(s).length === 3);
     expect([...parseStreamId(events(s)[2]!.$id!).keys()].sort()).toEqual([a, c].sort());
   });
 
@@ -319,9 +311,13 @@ describe('GET /v1/stream', () => {
     await s.message('subscribed');
     await progress(hub, mine, 30);
     await progress(hub, mine, 40);
-    await until(() => events(s).length === 2);
-    await delay(50);
-    expect(events(s).map((e) => e.seq)).toEqual([2, 3]);
+    // A sentinel event after them: a second copy of either would be on the stream before it.
+    const before = await receivedBefore(
+      () => events(s),
+      (e) => e.seq === 4,
+      () => progress(hub, mine, 50),
+    );
+    expect(before.map((e) => e.seq)).toEqual([2, 3]);
   });
 
   it('reports a job that is not visible as an error event and goes on with the others', async () => {
@@ -338,7 +334,7 @@ describe('GET /v1/stream', () => {
     expect(subscribed.jobs.map((j) => j.id)).toEqual([mine]);
     await progress(hub, theirs, 50);
     await progress(hub, mine, 50);
-    await until(() => events(s).length === 1);
+    await waitFor(() => events(s).length === 1);
     expect(events(s)[0]!.job).toBe(mine);
   });
 
@@ -394,7 +390,7 @@ describe('GET /v1/stream', () => {
     expect(second.status).toBe(429);
     expect(second.body.error.code).toBe(ErrorCode.TOO_MANY_CONNECTIONS);
     first.abort();
-    await until(() => hub.server.context.connections.count('alice') === 0);
+    await waitFor(() => hub.server.context.connections.count('alice') === 0);
     const third = await openStream(`${hub.url}/v1/stream?job=${job}&token=${token}`);
     await third.message('subscribed');
   });

@@ -4,9 +4,9 @@
  * empty store; the suite only talks to the `Store` interface.
  */
 import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
+import { FIXTURE_TIME, runningJob } from '@headway/test-helpers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type JobWrite, type Store, StoreConflictError } from '../src/store/store.js';
-import { FIXTURE_TIME, runningJob } from './store-fixtures.js';
 
 export interface StoreFixture {
   store: Store;

@@ -6,9 +6,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { jobLine, shortDuration, WatchExit, type WatchIo, watch } from '../src/commands/watch.js';
-import { startHub, type TestHub } from './helpers.js';
 
 const hubs: TestHub[] = [];
 const dirs: string[] = [];
@@ -45,14 +45,6 @@ function io(tty = false): Captured {
   return captured;
 }
 
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 function env(hub: TestHub, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { HEADWAY_URL: hub.url, HEADWAY_API_KEY: hub.apiKey, ...extra };
 }
@@ -64,7 +56,7 @@ async function watchNewJob() {
   await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
   const out = io();
   const exit = watch([job], env(hub), out);
-  await until(() => out.out.includes('queued'));
+  await waitFor(() => out.out.includes('queued'), "out.out.includes('queued')", 10_000);
   return { hub, job, out, exit };
 }
 
@@ -80,10 +72,10 @@ describe('headway watch <job>', () => {
     });
     const out = io();
     const exit = watch([job], env(hub), out);
-    await until(() => out.out.includes('queued'));
+    await waitFor(() => out.out.includes('queued'), "out.out.includes('queued')", 10_000);
     await hub.server.hub.publish(job, [{ kind: 'stage', name: 'download' }]);
     await hub.server.hub.publish(job, [{ kind: 'progress', percent: 50, message: 'fetching' }]);
-    await until(() => out.out.includes('fetching'));
+    await waitFor(() => out.out.includes('fetching'), "out.out.includes('fetching')", 10_000);
     await hub.server.hub.publish(job, [{ kind: 'stage', name: 'encode' }, { kind: 'completed' }]);
     expect(await exit).toBe(WatchExit.COMPLETED);
     const lines = out.out.trim().split('\n');
@@ -150,7 +142,7 @@ describe('headway watch <job>', () => {
     await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
     const out = io(true);
     const exit = watch([job], env(hub), out);
-    await until(() => out.out.includes('connected (ws)'));
+    await waitFor(() => out.out.includes('connected (ws)'), "out.out.includes('connected (ws)')", 10_000);
     for (const percent of [20, 60]) {
       await hub.server.hub.publish(job, [{ kind: 'progress', percent }]);
       await new Promise((r) => setTimeout(r, 150));
@@ -180,11 +172,11 @@ describe('headway watch --user', () => {
     await hub.server.hub.createJob({ id: uid('bob'), owner: 'bob', name: 'not alice' });
     const out = io();
     const exit = watch(['--user', 'alice'], env(hub), out);
-    await until(() => out.out.includes(first));
+    await waitFor(() => out.out.includes(first), 'out.out.includes(first)', 10_000);
     const second = uid();
     await hub.server.hub.createJob({ id: second, owner: 'alice', name: 'second' });
     await hub.server.hub.publish(second, [{ kind: 'progress', percent: 70 }]);
-    await until(() => /70%\s+running/.test(out.out));
+    await waitFor(() => /70%\s+running/.test(out.out), '/70%\\s+running/.test(out.out)', 10_000);
     out.abort();
     expect(await exit).toBe(WatchExit.INTERRUPTED);
     expect(out.out).toContain(`${second} second`);
@@ -221,7 +213,7 @@ describe('headway watch --user', () => {
     await hub.server.hub.createJob({ id: job, owner: 'alice', name: job });
     const out = io();
     const exit = watch(['--transport', 'poll', job], env(hub), out);
-    await until(() => out.err.includes('connected (poll)'));
+    await waitFor(() => out.err.includes('connected (poll)'), "out.err.includes('connected (poll)')", 10_000);
     await hub.server.hub.publish(job, [{ kind: 'progress', percent: 30 }]);
     await hub.server.hub.publish(job, [{ kind: 'completed' }]);
     expect(await exit).toBe(WatchExit.COMPLETED);

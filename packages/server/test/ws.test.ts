@@ -1,10 +1,18 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CloseCode, ErrorCode, type EventMessage, PROTOCOL_VERSION } from '@headway/protocol';
-import { afterEach, describe, expect, it } from 'vitest';
+import {
+  connect,
+  receivedBefore,
+  startHub,
+  type TestClient,
+  type TestHub,
+  waitFor,
+} from '@headway/test-helpers';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CreateServerOptions } from '../src/server.js';
 import { WsTransport } from '../src/transports/ws.js';
-import { connect, delay, startHub, type TestClient, type TestHub } from './helpers.js';
 
 const hubs: TestHub[] = [];
 const clients: TestClient[] = [];
@@ -13,6 +21,7 @@ let n = 0;
 const uid = (prefix = 'job') => `${prefix}-${process.pid}-${++n}`;
 
 afterEach(async () => {
+  vi.useRealTimers();
   await Promise.all(clients.splice(0).map((c) => c.close()));
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   await Promise.all(hubs.splice(0).map((h) => h.close()));
@@ -217,9 +226,15 @@ describe('ws transport: subscriptions', () => {
     const scoped = await client.next('subscribed', (m) => m.id === 'by-user');
     expect(scoped.jobs.map((j) => j.id)).toContain(job);
     const last = await progress(hub, job, 30);
-    await client.next('event', (e) => e.job === job && e.seq === last);
-    await delay(50);
-    const seqs = eventsOf(client, job).map((e) => e.seq);
+    // A sentinel event after them: a second copy of any would arrive before it.
+    const before = await receivedBefore(
+      () => client.received,
+      (m) => m.type === 'event' && m.job === job && m.seq === last + 1,
+      () => progress(hub, job, 1),
+    );
+    const seqs = before
+      .filter((m): m is EventMessage => m.type === 'event' && m.job === job)
+      .map((e) => e.seq);
     expect(seqs).toEqual(Array.from({ length: 30 }, (_, i) => last - 29 + i));
   });
 
@@ -456,10 +471,13 @@ describe('ws transport: bad input and limits', () => {
   it('drops messages over the rate with RATE_LIMITED and closes a sustained flood', async () => {
     const hub = await hubWith({ limits: { messagesPerSecond: 5 } });
     const client = await login(hub, await hub.token('alice'));
+    // The bucket refills by the clock: the test stops the clock and moves it on
+    // by a second, rather than waiting for one.
+    vi.useFakeTimers({ toFake: ['Date'] });
     for (let i = 0; i < 8; i++) client.send({ type: 'ping', ts: i });
     const limited = await client.next('error');
     expect(limited.code).toBe(ErrorCode.RATE_LIMITED);
-    await delay(1100);
+    vi.setSystemTime(Date.now() + 1100);
     client.send({ type: 'ping', ts: 100 });
     await client.next('pong', (p) => p.ts === 100);
     expect(client.pending('pong').length).toBeLessThanOrEqual(6);
@@ -518,12 +536,11 @@ describe('ws transport: slow readers and shutdown', () => {
         message,
       }));
       await hub.server.hub.publish(job, batch);
-      await delay(1);
+      await sleep(1);
     }
     const done = await hub.server.hub.publish(job, [{ kind: 'completed', result: { ok: true } }]);
-    await delay(50);
 
-    expect(await counter(hub, 'collapsed')).toBeGreaterThan(0);
+    await waitFor(async () => (await counter(hub, 'collapsed')) > 0, 'queued progress to collapse');
     expect(transport.stats().peakOutboxBytes).toBeLessThanOrEqual(limits.outboxHardBytes);
 
     rawSocket(client).resume();
@@ -562,7 +579,7 @@ describe('ws transport: slow readers and shutdown', () => {
     for (let i = 0; i < 30 && (await counter(hub, 'slowReaderCloses')) === 0; i++) {
       const batch = Array.from({ length: 100 }, () => ({ kind: 'log' as const, message }));
       await hub.server.hub.publish(job, batch);
-      await delay(1);
+      await sleep(1);
     }
     await hub.server.hub.publish(job, [{ kind: 'completed' }]);
     expect(await counter(hub, 'slowReaderCloses')).toBe(1);

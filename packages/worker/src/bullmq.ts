@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Json, JsonObject, StageInput } from '@headway/protocol';
-import { ErrorCode } from '@headway/protocol/codes';
+import { ErrorCode, JOB_ID_CHARACTERS, JOB_ID_MAX_LENGTH } from '@headway/protocol/codes';
 import { Job, type Queue, QueueEvents, UnrecoverableError, type Worker } from 'bullmq';
 import { WorkerErrorCode } from './errors.js';
 import type { JobHandle, ProgressReport } from './job-handle.js';
@@ -74,7 +74,7 @@ export const ATTEMPT_FAILED = 'BULLMQ_ATTEMPT_FAILED';
 /** Code of the error of a job that BullMQ gave up on. */
 export const JOB_FAILED = 'BULLMQ_FAILED';
 
-const MAX_ID = 128;
+const MAX_ID = JOB_ID_MAX_LENGTH;
 
 /**
  * The Headway id of a BullMQ job's attempt: `bullmq:<queue>:<job id>` for the
@@ -87,7 +87,7 @@ export function bullmqJobId(queueName: string, jobId: string, attempt = 1): stri
 }
 
 function clean(id: string): string {
-  const safe = id.replace(/[^A-Za-z0-9._:-]/g, '_');
+  const safe = id.replace(new RegExp(`[^${JOB_ID_CHARACTERS}]`, 'g'), '_');
   if (safe.length <= MAX_ID - 20) return safe;
   const hash = createHash('sha256').update(id).digest('base64url').slice(0, 10).replace(/[-_]/g, '0');
   return `${safe.slice(0, MAX_ID - 32)}.${hash}`;

@@ -1,7 +1,7 @@
-import type { JobState, ServerMessage } from '@headway/protocol';
+import { backoffDelay, type JobState, type ServerMessage } from '@headway/protocol';
 import { CloseCode, closeAction, ErrorCode } from '@headway/protocol/codes';
 import WebSocket from 'ws';
-import { backoffDelay, type HubClient } from './hub-client.js';
+import type { HubClient } from './hub-client.js';
 import type { HeadwayWorkerOptions } from './options.js';
 
 /** What the channel reports to its worker. */
@@ -16,6 +16,8 @@ export interface ControlHost {
 
 /** Delay before trying the socket again after a close that says "do not reconnect", ms. */
 const STOP_RETRY_MS = 60_000; // 1 minute
+/** Time the hub has to answer the closing handshake when the worker closes, ms. */
+const CLOSE_HANDSHAKE_MS = 1_000; // 1 second
 /** Time the socket stays open without any job to watch, ms. */
 const IDLE_CLOSE_MS = 30_000; // 30 seconds
 /** Time to wait for `subscribed` before the subscription is tried again, ms. */
@@ -123,7 +125,8 @@ export class ControlChannel {
     return this.state === 'open' && this.jobs.get(job)?.subscribed === true;
   }
 
-  close(): void {
+  /** Stop watching; resolves once the socket has closed, so that none of its timers outlives the worker. */
+  close(): Promise<void> {
     this.state = 'closed';
     this.clearTimers();
     this.stopPolling();
@@ -132,7 +135,16 @@ export class ControlChannel {
     this.outgoing = [];
     const ws = this.ws;
     this.ws = null;
-    if (ws) closeQuietly(ws, 1000);
+    if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      // ws waits 30 s for the hub's answer to a close; a worker that is closing does not.
+      const cut = setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_MS);
+      ws.once('close', () => {
+        clearTimeout(cut);
+        resolve();
+      });
+      closeQuietly(ws, 1000);
+    });
   }
 
   // -------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-import type { Control, EventInput } from '@headway/protocol';
+import { backoffDelay, type Control, type EventInput } from '@headway/protocol';
 import { ErrorCode } from '@headway/protocol/codes';
 import { HeadwayWorkerError, WorkerErrorCode } from './errors.js';
-import { backoffDelay, type HubClient, hubError, isRetryableStatus, sleep } from './hub-client.js';
+import { type HubClient, hubError, isRetryableStatus, notifyRetry, sleep } from './hub-client.js';
 import type { HeadwayWorkerOptions } from './options.js';
 
 /** An event as it goes on the wire: every one carries an idempotency key. */
@@ -76,6 +76,8 @@ export class EventSender {
   private dropped = 0;
   private lastDropReport = Number.NEGATIVE_INFINITY;
   private sentEvents = 0;
+  /** Why the last request is sent again, for `onRetry`. */
+  private retryCause: HeadwayWorkerError | undefined;
 
   constructor(
     private readonly options: HeadwayWorkerOptions,
@@ -196,10 +198,19 @@ export class EventSender {
           continue;
         }
         this.failures++;
-        await sleep(
-          backoffDelay(this.failures, this.options.retry, retryAfterMs ?? undefined),
-          this.stopping.signal,
-        );
+        const delayMs = backoffDelay(this.failures, this.options.retry, retryAfterMs ?? undefined);
+        notifyRetry(this.options, {
+          request: 'POST /v1/events',
+          attempt: this.failures,
+          delayMs,
+          error: this.retryCause,
+        });
+        try {
+          await sleep(delayMs, { signal: this.stopping.signal });
+        } catch (err) {
+          // `stop()` cuts the wait short and the loop ends; anything else is a bug.
+          if (!this.stopping.signal.aborted) throw err;
+        }
       }
     } finally {
       this.sending = false;
@@ -259,14 +270,16 @@ export class EventSender {
     let response: Awaited<ReturnType<HubClient['send']>>;
     try {
       response = await this.client.send('POST', '/v1/events', body);
-    } catch {
-      return this.retryLater(batch, undefined);
+    } catch (err) {
+      return this.retryLater(batch, undefined, err as HeadwayWorkerError);
     } finally {
       this.inFlight = [];
     }
     if (this.stopped) return null;
     if (response.status === 200) return this.settle(batch, response.body);
-    if (isRetryableStatus(response.status)) return this.retryLater(batch, response.retryAfterMs);
+    if (isRetryableStatus(response.status)) {
+      return this.retryLater(batch, response.retryAfterMs, hubError(response));
+    }
     const error = hubError(response);
     if ((response.status === 400 || response.status === 413) && batch.length > 1) {
       // Something in the request spoils all of it: send each event on its own to find it.
@@ -279,8 +292,13 @@ export class EventSender {
     return null;
   }
 
-  private retryLater(batch: Item[], retryAfterMs: number | undefined): number | undefined | null {
+  private retryLater(
+    batch: Item[],
+    retryAfterMs: number | undefined,
+    cause: HeadwayWorkerError | undefined,
+  ): number | undefined | null {
     if (this.stopped) return null;
+    this.retryCause = cause;
     this.requeue(batch);
     return retryAfterMs;
   }
@@ -289,10 +307,9 @@ export class EventSender {
   private settle(batch: Item[], body: unknown): number | undefined | null {
     const results = (body as { results?: PublishManyResult[] } | undefined)?.results;
     if (!Array.isArray(results)) {
-      this.options.onError(
-        new HeadwayWorkerError(WorkerErrorCode.BAD_RESPONSE, 'the hub answered without results'),
-      );
-      return this.retryLater(batch, undefined);
+      const error = new HeadwayWorkerError(WorkerErrorCode.BAD_RESPONSE, 'the hub answered without results');
+      this.options.onError(error);
+      return this.retryLater(batch, undefined, error);
     }
     const byJob = new Map<string, Item[]>();
     for (const item of batch) {
@@ -318,6 +335,7 @@ export class EventSender {
       if (RETRYABLE_CODES.has(error.code)) {
         for (const item of items) again.add(item);
         retry = true;
+        this.retryCause = error;
       } else if (ENDING_CODES.has(error.code)) {
         for (const item of items) item.deferred?.reject(error);
         this.hooks.ended(result.job, error);
@@ -337,6 +355,7 @@ export class EventSender {
       }
     }
     // A job missing from the answer was not applied: send it again.
+    if (byJob.size > 0 && !retry) this.retryCause = undefined;
     for (const items of byJob.values()) {
       for (const item of items) again.add(item);
       retry = true;

@@ -1,6 +1,7 @@
+import { backoffDelay } from '@headway/protocol';
 import type { ErrorCode } from '@headway/protocol/codes';
 import { HeadwayWorkerError, WorkerErrorCode } from './errors.js';
-import type { HeadwayWorkerOptions, RetryOptions } from './options.js';
+import type { HeadwayWorkerOptions, RetryInfo } from './options.js';
 
 /** One answer of the hub. */
 export interface HubResponse {
@@ -14,23 +15,6 @@ export interface HubResponse {
 /** True for answers worth retrying: overload, rate limits and server errors. */
 export function isRetryableStatus(status: number): boolean {
   return status === 429 || status >= 500;
-}
-
-/**
- * Delay before retry number `attempt` (1-based): a random delay up to
- * `initialDelayMs × 2^(attempt-1)` capped at `maxDelayMs` ("full jitter", so
- * that workers the hub turned away together do not come back together), and
- * never shorter than the hub's `Retry-After`.
- */
-export function backoffDelay(
-  attempt: number,
-  retry: RetryOptions,
-  retryAfterMs?: number,
-  random: () => number = Math.random,
-): number {
-  const cap = Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** Math.max(0, attempt - 1));
-  const jittered = Math.round(cap * random());
-  return retryAfterMs !== undefined ? Math.max(retryAfterMs, jittered) : jittered;
 }
 
 /** `Retry-After` in ms: delta-seconds or an HTTP date. */
@@ -77,7 +61,15 @@ export class HubClient {
       accept: 'application/json',
     };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const signal = AbortSignal.any([this.closing, AbortSignal.timeout(this.options.requestTimeoutMs)]);
+    // A timer cleared with the request, where `AbortSignal.timeout` would leave one
+    // behind for `requestTimeoutMs` after every request.
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () => timeout.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+      this.options.requestTimeoutMs,
+    );
+    timer.unref();
+    const signal = AbortSignal.any([this.closing, timeout.signal]);
     let res: Response;
     let text: string;
     try {
@@ -93,6 +85,8 @@ export class HubClient {
       throw new HeadwayWorkerError(WorkerErrorCode.UNREACHABLE, `${method} ${path}: no answer (${why})`, {
         cause: err,
       });
+    } finally {
+      clearTimeout(timer);
     }
     let parsed: unknown;
     if (text !== '') {
@@ -147,24 +141,51 @@ export class HubClient {
         );
       }
       retried = true;
-      await sleep(backoffDelay(attempt, retry, response?.retryAfterMs), this.closing);
+      const delayMs = backoffDelay(attempt, retry, response?.retryAfterMs);
+      notifyRetry(this.options, { request: `${method} ${path}`, attempt, delayMs, error: failure! });
+      try {
+        await sleep(delayMs, { signal: this.closing });
+      } catch (err) {
+        // Closing cuts the wait short; the next attempt then fails at once and ends the loop.
+        if (!this.closing.aborted) throw err;
+      }
     }
   }
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) {
-      resolve();
+/** Tell `onRetry` of a retry; a listener that throws does not stop it. */
+export function notifyRetry(options: HeadwayWorkerOptions, info: RetryInfo): void {
+  try {
+    options.onRetry(info);
+  } catch {
+    // The listener's failure is its own.
+  }
+}
+
+/**
+ * Resolves after `ms`; once `signal` aborts, rejects with its reason: the
+ * contract of `setTimeout(ms, undefined, {signal})` from `node:timers/promises`,
+ * and the worker's one wait.
+ *
+ * Why not that function itself: vitest's fake timers do not replace
+ * `node:timers/promises` (https://github.com/vitest-dev/vitest/issues/10871),
+ * and the retry tests drive these waits with a fake clock. Once that is fixed,
+ * the worker uses that function instead.
+ */
+export function sleep(ms: number, { signal }: { signal: AbortSignal }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
       return;
     }
-    const done = () => {
+    const onAbort = () => {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
+      reject(signal.reason);
     };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -11,6 +11,7 @@ export type {
   ControlMode,
   HeadwayWorkerOptions,
   HeadwayWorkerOptionsInput,
+  RetryInfo,
   RetryOptions,
 } from './options.js';
 export { retryDefaults, workerDefaults } from './options.js';

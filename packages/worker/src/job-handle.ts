@@ -8,22 +8,27 @@ import type {
   JsonObject,
   LogLevel,
 } from '@headway/protocol';
+import { TERMINAL_STATUSES } from '@headway/protocol';
 import { ErrorCode } from '@headway/protocol/codes';
 import { HeadwayWorkerError, JobAbortedError, WorkerErrorCode } from './errors.js';
 import type { Deferred, OutgoingEvent } from './event-sender.js';
 import type { HeadwayWorkerOptions } from './options.js';
+import {
+  type FailOptions,
+  failure,
+  invalidValue,
+  isSignificant,
+  MAX_NAME,
+  type ProgressData,
+  type ProgressReport,
+  progressData,
+  sameProgress,
+  truncate,
+} from './report-data.js';
 
-/** A progress report: a percent, or a count (with its total, when known). */
-export type ProgressReport =
-  | { percent: number; current?: number; total?: number; unit?: string }
-  | { percent?: number; current: number; total?: number; unit?: string };
+export type { FailOptions, ProgressReport } from './report-data.js';
 
-export interface FailOptions {
-  /** Whether trying again may succeed (shown to users; default false). */
-  retryable?: boolean;
-  /** A stable code for the failure. Default: the error's `code` when it is a string, else `FAILED`. */
-  code?: string;
-}
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 /** Everything but `parent` of a job to create under this one; `owner` defaults to this job's. */
 export type ChildInput = Omit<CreateJobInput, 'parent' | 'owner'> & { owner?: string };
@@ -45,25 +50,8 @@ export interface HandleHost {
   hold(delta: 1 | -1): void;
 }
 
-/** Longest `message` the hub takes, in characters. */
-const MAX_MESSAGE = 4096;
-const MAX_NAME = 128;
-const MAX_CODE = 128;
-const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
-const TERMINAL: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
-
-type ProgressData = { percent?: number; current?: number; total?: number; unit?: string; message?: string };
-
 /** How a job ended for this handle. */
 type Ending = 'reported' | 'cancelled' | 'remote' | 'gone';
-
-function invalidValue(message: string): TypeError {
-  return Object.assign(new TypeError(message), { code: ErrorCode.INVALID_VALUE });
-}
-
-function truncate(text: string, max = MAX_MESSAGE): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
 
 /**
  * One job as a worker sees it: report progress, stages, logs, metadata and the
@@ -357,7 +345,7 @@ export class JobHandle {
       control.cancelRequested !== this.ctl.cancelRequested || control.paused !== this.ctl.paused;
     this.ctl = { ...control };
     if (this.ending === null) {
-      if (status !== null && TERMINAL.includes(status)) {
+      if (status !== null && TERMINAL_STATUSES.includes(status)) {
         if (status === 'cancelled') this.end('remote', WorkerErrorCode.CANCELLED, 'the job was cancelled');
         else this.end('remote', ErrorCode.JOB_FINISHED, `the job was ${status} elsewhere`);
       } else if (control.cancelRequested) {
@@ -411,100 +399,4 @@ export class JobHandle {
     }
     this.waiters.clear();
   }
-}
-
-// ---------------------------------------------------------------------------
-
-function finite(value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value);
-}
-
-function progressData(report: ProgressReport, message: string | undefined): ProgressData {
-  if (typeof report !== 'object' || report === null) {
-    throw invalidValue('progress takes {percent} or {current, total?, unit?}');
-  }
-  const { percent, current, total, unit } = report;
-  const data: ProgressData = {};
-  if (percent !== undefined) {
-    if (!finite(percent) || percent < 0 || percent > 100) throw invalidValue('percent must be 0–100');
-    data.percent = percent;
-  }
-  if (current !== undefined) {
-    if (!finite(current) || current < 0) throw invalidValue('current must be a finite number ≥ 0');
-    data.current = current;
-  }
-  if (total !== undefined) {
-    if (!finite(total) || total < 0) throw invalidValue('total must be a finite number ≥ 0');
-    data.total = total;
-  }
-  if (data.current !== undefined && data.total !== undefined && data.current > data.total) {
-    throw invalidValue('current may not exceed total');
-  }
-  if (data.percent === undefined && data.current === undefined) {
-    throw invalidValue('progress needs a percent or a current count');
-  }
-  if (unit !== undefined) {
-    if (typeof unit !== 'string' || unit.length === 0 || unit.length > 32) {
-      throw invalidValue('unit must be 1–32 characters');
-    }
-    data.unit = unit;
-  }
-  if (message !== undefined) {
-    if (typeof message !== 'string') throw invalidValue('message must be a string');
-    data.message = truncate(message);
-  }
-  return data;
-}
-
-function effectivePercent(p: ProgressData): number | undefined {
-  if (p.percent !== undefined) return p.percent;
-  if (p.current !== undefined && p.total !== undefined)
-    return p.total === 0 ? 0 : (p.current / p.total) * 100;
-  return undefined;
-}
-
-/** Worth a report of its own: the first one, a new message, unit or total, or a big enough move. */
-function isSignificant(next: ProgressData, last: ProgressData | null, minDelta: number): boolean {
-  if (last === null) return true;
-  if (next.message !== undefined && next.message !== last.message) return true;
-  if (next.unit !== last.unit || next.total !== last.total) return true;
-  const a = effectivePercent(next);
-  const b = effectivePercent(last);
-  if (a !== undefined && b !== undefined) return Math.abs(a - b) >= minDelta;
-  // A count of unknown extent: any change counts.
-  return next.current !== last.current || a !== b;
-}
-
-function sameProgress(a: ProgressData, b: ProgressData | null): boolean {
-  return (
-    b !== null &&
-    a.percent === b.percent &&
-    a.current === b.current &&
-    a.total === b.total &&
-    a.unit === b.unit &&
-    a.message === b.message
-  );
-}
-
-function failure(
-  error: unknown,
-  options: FailOptions,
-): { code?: string; message: string; retryable: boolean } {
-  let message: string;
-  let code = options.code;
-  if (typeof error === 'string') message = error;
-  else if (typeof error === 'object' && error !== null) {
-    const e = error as { message?: unknown; code?: unknown; name?: unknown };
-    message = typeof e.message === 'string' ? e.message : String(error);
-    if (code === undefined && typeof e.code === 'string') code = e.code;
-  } else message = String(error);
-  if (code !== undefined && (typeof code !== 'string' || code.length === 0 || code.length > MAX_CODE)) {
-    throw invalidValue(`error code must be 1–${MAX_CODE} characters`);
-  }
-  const out: { code?: string; message: string; retryable: boolean } = {
-    message: truncate(message === '' ? 'failed' : message),
-    retryable: options.retryable ?? false,
-  };
-  if (code !== undefined) out.code = code;
-  return out;
 }

@@ -1,18 +1,27 @@
+import type { BackoffOptions } from '@headway/protocol';
 import type WebSocket from 'ws';
 import { type HeadwayWorkerError, WorkerErrorCode } from './errors.js';
 
-/** Backoff of retried requests: capped exponential with full jitter. */
-export interface RetryOptions {
-  /** Upper bound of the first delay, ms. */
-  initialDelayMs: number;
-  /** Upper bound of any delay, ms (a longer `Retry-After` from the hub still wins). */
-  maxDelayMs: number;
+/** Backoff of retried requests: capped exponential with full jitter (`backoffDelay` of `@headway/protocol`). */
+export interface RetryOptions extends BackoffOptions {
   /**
    * Attempts of a request whose caller waits for it (`createJob`, reads) before
    * it fails with `HW_WORKER_UNREACHABLE`. Reported events are retried until they
    * are delivered, or until `close()` gives up on them.
    */
   maxAttempts: number;
+}
+
+/** A request that failed (no answer, 429 or 5xx) and is about to be sent again. */
+export interface RetryInfo {
+  /** Method and path, e.g. `POST /v1/events`. */
+  request: string;
+  /** The attempt that failed: 1 for the first, and so on. */
+  attempt: number;
+  /** Wait before the next attempt, ms. */
+  delayMs: number;
+  /** Why it failed, when known: `HW_WORKER_UNREACHABLE` (no answer) or the hub's code. */
+  error: HeadwayWorkerError | undefined;
 }
 
 /** How the worker learns of cancel and pause requests while it is not reporting. */
@@ -51,6 +60,8 @@ export interface HeadwayWorkerOptions {
   closeTimeoutMs: number;
   /** Called with errors that have no caller to reject: dropped events, refused reports. */
   onError: (err: HeadwayWorkerError) => void;
+  /** Called before a failed request is sent again, to log it, say. Default: nothing. */
+  onRetry: (retry: RetryInfo) => void;
   /** The `fetch` to use. Default: the global one (keep-alive connections). */
   fetch: typeof fetch;
   /** A `ws`-compatible WebSocket class. Default: the `ws` package. */
@@ -122,6 +133,7 @@ export function resolveWorkerOptions(input: HeadwayWorkerOptionsInput = {}): Hea
   const options: HeadwayWorkerOptions = {
     ...workerDefaults,
     onError: defaultOnError,
+    onRetry: () => {},
     fetch: globalThis.fetch,
     WebSocket: undefined,
     ...stripUndefined(rest),
@@ -151,6 +163,7 @@ export function resolveWorkerOptions(input: HeadwayWorkerOptionsInput = {}): Hea
   }
   if (typeof options.fetch !== 'function') throw invalid('fetch', '"fetch" must be a function');
   if (typeof options.onError !== 'function') throw invalid('onError', '"onError" must be a function');
+  if (typeof options.onRetry !== 'function') throw invalid('onRetry', '"onRetry" must be a function');
   return options;
 }
 

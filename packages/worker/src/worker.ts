@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { CreateJobInput, JobState } from '@headway/protocol';
-import { ErrorCode } from '@headway/protocol/codes';
+import { ErrorCode, JOB_ID, TERMINAL_STATUSES } from '@headway/protocol/codes';
 import { ControlChannel } from './control-channel.js';
 import { HeadwayWorkerError, WorkerErrorCode } from './errors.js';
 import { type Deferred, EventSender, type OutgoingEvent } from './event-sender.js';
@@ -20,9 +20,6 @@ export interface CreateJobOptions {
    */
   watch?: boolean;
 }
-
-/** Job ids the hub accepts: 1–128 letters, digits and `._:-`. */
-const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * A worker's connection to a Headway hub: creates jobs, reports their events,
@@ -161,7 +158,7 @@ export class HeadwayWorker {
 
   /**
    * Deliver what is queued (for up to `closeTimeoutMs`), then stop: close the
-   * control socket and every timer. Events still undelivered are dropped and
+   * control socket (resolving once it has closed) and every timer. Events still undelivered are dropped and
    * reported to `onError` with `HW_WORKER_DROPPED`. Jobs left open stay as they
    * are in the hub. Idempotent.
    */
@@ -179,7 +176,7 @@ export class HeadwayWorker {
       }
       const dropped = this.sender.stop();
       this.closing.abort();
-      this.control.close();
+      const socketClosed = this.control.close();
       for (const handle of this.handles.values()) handle.dispose();
       this.handles.clear();
       if (this.holdTimer) clearInterval(this.holdTimer);
@@ -192,6 +189,7 @@ export class HeadwayWorker {
           ),
         );
       }
+      await socketClosed;
     })();
     return this.closePromise;
   }
@@ -254,7 +252,7 @@ export class HeadwayWorker {
 }
 
 function isTerminal(state: JobState): boolean {
-  return state.status === 'completed' || state.status === 'failed' || state.status === 'cancelled';
+  return TERMINAL_STATUSES.includes(state.status);
 }
 
 function invalid(message: string): TypeError {

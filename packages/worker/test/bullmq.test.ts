@@ -1,10 +1,11 @@
 /**
- * The BullMQ bridge against the real Redis on 127.0.0.1:6379 and the real
+ * The BullMQ bridge against the real Redis (`REDIS_URL`) and the real
  * `bullmq` package: a unique queue per test, obliterated afterwards.
  */
 import type { JobEvent, JobState } from '@headway/protocol';
+import { JOB_ID } from '@headway/protocol/codes';
+import { REDIS_URL, requireRedis, startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import { type Job, Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ATTEMPT_FAILED,
@@ -15,32 +16,10 @@ import {
   progressFromBullMQ,
 } from '../src/bullmq.js';
 import { HeadwayWorker, WorkerErrorCode } from '../src/index.js';
-import { startHub, type TestHub, waitFor } from './helpers.js';
 
-const connection = { host: '127.0.0.1', port: 6379 };
-
-async function redisAvailable(): Promise<boolean> {
-  const client = new Redis({
-    ...connection,
-    lazyConnect: true,
-    connectTimeout: 1000,
-    maxRetriesPerRequest: 0,
-  });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
-}
-
-const available = await redisAvailable();
-if (!available && process.env.CI === 'true')
-  throw new Error('Redis is required on 127.0.0.1:6379 when CI=true');
-if (!available) console.warn('bullmq.test.ts skipped: no Redis on 127.0.0.1:6379');
+const redisUrl = new URL(REDIS_URL);
+const connection = { host: redisUrl.hostname, port: Number(redisUrl.port || 6379) };
+const redis = await requireRedis();
 
 describe('progressFromBullMQ', () => {
   it('maps numbers and objects', () => {
@@ -65,11 +44,11 @@ describe('progressFromBullMQ', () => {
     expect(bullmqJobId('my queue', 'a/b')).toBe('bullmq:my_queue:a_b');
     const long = bullmqJobId('q', 'x'.repeat(300), 3);
     expect(long.length).toBeLessThanOrEqual(128);
-    expect(long).toMatch(/^[A-Za-z0-9._:-]+$/);
+    expect(long).toMatch(JOB_ID);
   });
 });
 
-describe.skipIf(!available)('bridgeBullMQ', () => {
+describe.skipIf(redis.skip)(redis.title('bridgeBullMQ'), () => {
   let hub: TestHub;
   let queue: Queue;
   let worker: Worker | null;
@@ -108,8 +87,8 @@ describe.skipIf(!available)('bridgeBullMQ', () => {
         const res = await hub.get<JobState>(`/v1/jobs/${id}`);
         return res.status === 200 && check(res.body) ? res.body : null;
       },
-      10_000,
       `job ${id}`,
+      10_000,
     );
   }
 
@@ -203,15 +182,11 @@ describe.skipIf(!available)('bridgeBullMQ', () => {
     const token = await hub.token('carol');
     expect((await hub.post(`/v1/jobs/${id}/cancel`, {}, token)).status).toBe(200);
 
-    await waitFor(() => reason !== null, 2000, 'processor abort');
+    await waitFor(() => reason !== null, 'processor abort', 2000);
     expect(reason).toMatchObject({ code: WorkerErrorCode.CANCELLED });
     await until(id, (s) => s.status === 'cancelled');
     // BullMQ failed it for good: no second attempt.
-    await waitFor(
-      async () => (await queue.getJob(added.id!))?.finishedOn !== undefined,
-      5000,
-      'bullmq failure',
-    );
+    await waitFor(async () => (await queue.getJob(added.id!))?.finishedOn !== undefined, 'bullmq failure');
     const job = await queue.getJob(added.id!);
     expect(job?.attemptsMade).toBe(1);
     expect(await queue.getJobState(added.id!)).toBe('failed');
@@ -240,7 +215,7 @@ describe.skipIf(!available)('bridgeBullMQ', () => {
     await until(id, (s) => s.progress.percent === 5);
     const token = await hub.token('dave');
     await hub.post(`/v1/jobs/${id}/cancel`, {}, token);
-    await waitFor(() => reason !== null, 2000, 'processor abort');
+    await waitFor(() => reason !== null, 'processor abort', 2000);
     expect(reason).toBe('cancelled in Headway');
     expect((await until(id, (s) => s.status === 'cancelled')).status).toBe('cancelled');
   });
@@ -261,7 +236,7 @@ describe.skipIf(!available)('bridgeBullMQ', () => {
     await until(id, (s) => s.status === 'queued');
     await kept.remove();
     await until(id, (s) => s.status === 'cancelled');
-    await waitFor(() => errors.length === 1, 5000, 'owner error');
+    await waitFor(() => errors.length === 1, 'owner error');
     expect((await hub.get(`/v1/jobs/${bullmqJobId(queue.name, orphan.id!)}`)).status).toBe(404);
     expect(await state(id)).toMatchObject({ owner: 'erin' });
   });

@@ -4,16 +4,10 @@
  * WebSocket control subscription and over the polling fallback.
  */
 import type { JobEvent, JobState } from '@headway/protocol';
+import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ControlMode, HeadwayWorker, type JobHandle, WorkerErrorCode } from '../src/index.js';
-import {
-  type RecordedRequest,
-  startHub,
-  startTcpProxy,
-  type TcpProxy,
-  type TestHub,
-  waitFor,
-} from './helpers.js';
+import { type RecordedRequest, startTcpProxy, type TcpProxy } from './helpers.js';
 
 /** The requirement: a request reaches an idle worker within a second. */
 const CONTROL_DEADLINE_MS = 1000;
@@ -86,7 +80,7 @@ describe.each(['websocket', 'poll'] as const)('control over %s', (mode) => {
   it('a cancel from the browser aborts the signal of a silent worker within a second', async () => {
     const w = open(mode);
     const job = await runningJob(w, 'alice');
-    if (mode === 'websocket') await waitFor(() => job.state?.seq === 2, 5000, 'subscription');
+    if (mode === 'websocket') await waitFor(() => job.state?.seq === 2, 'subscription');
     const token = await hub.token('alice');
     const before = reports();
 
@@ -99,7 +93,7 @@ describe.each(['websocket', 'poll'] as const)('control over %s', (mode) => {
     expect(job.signal.reason).toMatchObject({ name: 'AbortError', code: WorkerErrorCode.CANCELLED });
     await expect(job.checkpoint()).rejects.toMatchObject({ code: WorkerErrorCode.CANCELLED });
     // The SDK acknowledged it.
-    await waitFor(async () => (await state(job.id)).status === 'cancelled', 5000, 'cancelled');
+    await waitFor(async () => (await state(job.id)).status === 'cancelled', 'cancelled');
     expect(await kinds(job.id)).toEqual(['created', 'progress', 'cancel_requested', 'cancelled']);
     // Later reports and outcomes are ignored.
     job.progress({ percent: 90 });
@@ -113,19 +107,19 @@ describe.each(['websocket', 'poll'] as const)('control over %s', (mode) => {
     const job = await runningJob(w, 'bob');
     const token = await hub.token('bob');
     await hub.post(`/v1/jobs/${job.id}/pause`, {}, token);
-    await waitFor(() => job.control.paused, CONTROL_DEADLINE_MS, 'pause to arrive');
+    await waitFor(() => job.control.paused, 'pause to arrive', CONTROL_DEADLINE_MS);
 
     let passed = false;
     const waiting = job.checkpoint().then(() => {
       passed = true;
     });
-    await waitFor(async () => (await state(job.id)).status === 'paused', 5000, 'paused');
+    await waitFor(async () => (await state(job.id)).status === 'paused', 'paused');
     expect(passed).toBe(false);
 
     await hub.post(`/v1/jobs/${job.id}/resume`, {}, token);
-    await waitFor(() => passed, CONTROL_DEADLINE_MS, 'checkpoint to resolve');
+    await waitFor(() => passed, 'checkpoint to resolve', CONTROL_DEADLINE_MS);
     await waiting;
-    await waitFor(async () => (await state(job.id)).status === 'running', 5000, 'running');
+    await waitFor(async () => (await state(job.id)).status === 'running', 'running');
     expect(await kinds(job.id)).toEqual([
       'created',
       'progress',
@@ -143,12 +137,12 @@ describe.each(['websocket', 'poll'] as const)('control over %s', (mode) => {
     const job = await runningJob(w, 'carol');
     const token = await hub.token('carol');
     await hub.post(`/v1/jobs/${job.id}/pause`, {}, token);
-    await waitFor(() => job.control.paused, CONTROL_DEADLINE_MS, 'pause to arrive');
+    await waitFor(() => job.control.paused, 'pause to arrive', CONTROL_DEADLINE_MS);
     const waiting = job.checkpoint();
-    await waitFor(async () => (await state(job.id)).status === 'paused', 5000, 'paused');
+    await waitFor(async () => (await state(job.id)).status === 'paused', 'paused');
     await hub.post(`/v1/jobs/${job.id}/cancel`, {}, token);
     await expect(waiting).rejects.toMatchObject({ name: 'AbortError', code: WorkerErrorCode.CANCELLED });
-    await waitFor(async () => (await state(job.id)).status === 'cancelled', 5000, 'cancelled');
+    await waitFor(async () => (await state(job.id)).status === 'cancelled', 'cancelled');
   });
 
   it('a deleted job aborts the signal with HW_ERR_JOB_DELETED or HW_ERR_NOT_FOUND', async () => {
@@ -159,7 +153,7 @@ describe.each(['websocket', 'poll'] as const)('control over %s', (mode) => {
     await abortedWithin(job.signal, CONTROL_DEADLINE_MS).catch(() => {
       // Already aborted before the listener: checked below.
     });
-    await waitFor(() => job.signal.aborted, CONTROL_DEADLINE_MS, 'abort');
+    await waitFor(() => job.signal.aborted, 'abort', CONTROL_DEADLINE_MS);
     expect(['HW_ERR_JOB_DELETED', 'HW_ERR_NOT_FOUND']).toContain(
       (job.signal.reason as { code: string }).code,
     );
@@ -184,12 +178,12 @@ describe('control subscription', () => {
     proxy = await startTcpProxy(hub.url);
     const w = open('websocket', proxy.url);
     const job = await runningJob(w, 'frank');
-    await waitFor(() => job.state?.seq === 2, 5000, 'subscription');
+    await waitFor(() => job.state?.seq === 2, 'subscription');
     proxy.cut();
     // Progress reported meanwhile is what the resubscription resumes from.
     job.progress({ percent: 20 });
     await w.flush();
-    await waitFor(() => job.state?.seq === 3, 5000, 'resubscription');
+    await waitFor(() => job.state?.seq === 3, 'resubscription');
     const token = await hub.token('frank');
     const before = reports();
     const aborted = abortedWithin(job.signal, CONTROL_DEADLINE_MS);
@@ -207,7 +201,7 @@ describe('control subscription', () => {
     job.log('still working');
     await w.flush();
     expect(job.signal.aborted).toBe(true);
-    await waitFor(async () => (await state(job.id)).status === 'cancelled', 5000, 'cancelled');
+    await waitFor(async () => (await state(job.id)).status === 'cancelled', 'cancelled');
   });
 
   it('onControl listeners see each change', async () => {
@@ -217,9 +211,9 @@ describe('control subscription', () => {
     job.onControl((control) => seen.push(control.paused));
     const token = await hub.token('hank');
     await hub.post(`/v1/jobs/${job.id}/pause`, {}, token);
-    await waitFor(() => seen.length === 1, CONTROL_DEADLINE_MS, 'pause');
+    await waitFor(() => seen.length === 1, 'pause', CONTROL_DEADLINE_MS);
     await hub.post(`/v1/jobs/${job.id}/resume`, {}, token);
-    await waitFor(() => seen.length === 2, CONTROL_DEADLINE_MS, 'resume');
+    await waitFor(() => seen.length === 2, 'resume', CONTROL_DEADLINE_MS);
     expect(seen).toEqual([true, false]);
     await job.complete();
   });

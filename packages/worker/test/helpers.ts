@@ -1,13 +1,11 @@
 /**
  * Helpers of the worker suites: a recording fake `fetch` for the fake-timer
  * tests, a TCP proxy that can cut every connection, an HTTP proxy that drops a
- * connection after the hub answered, and polling for a condition.
+ * connection after the hub answered.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createNetServer, Socket } from 'node:net';
 import type { Control } from '@headway/protocol';
-
-export { startHub, type TestHub } from '../../server/test/helpers.js';
 
 export interface RecordedRequest {
   method: string;
@@ -194,19 +192,4 @@ export async function startDropProxy(targetUrl: string): Promise<DropProxy> {
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-/** Poll `check` every 10 ms until it returns a truthy value, for up to `timeoutMs`. */
-export async function waitFor<T>(
-  check: () => T | Promise<T>,
-  timeoutMs = 5000,
-  what = 'condition',
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }

@@ -4,9 +4,10 @@
  * network error and sent the same events again. Each is applied once.
  */
 import type { JobEvent, JobState } from '@headway/protocol';
+import { startHub, type TestHub } from '@headway/test-helpers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HeadwayWorker } from '../src/index.js';
-import { type DropProxy, startDropProxy, startHub, type TestHub } from './helpers.js';
+import { type DropProxy, startDropProxy } from './helpers.js';
 
 let hub: TestHub;
 let proxy: DropProxy;

@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { JobEvent, JobState } from '@headway/protocol';
+import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseRunArgs, run } from '../../server/src/commands/run.js';
 import { type RunCommandOptions, runCommand } from '../src/index.js';
-import { startHub, type TestHub, waitFor } from './helpers.js';
 
 let hub: TestHub;
 let dir: string;
@@ -68,7 +68,6 @@ async function state(id: string): Promise<JobState> {
 async function jobOf(owner: string): Promise<JobState> {
   return waitFor(
     async () => (await hub.get<{ jobs: JobState[] }>(`/v1/jobs?owner=${owner}`)).body.jobs[0],
-    5000,
     `a job of ${owner}`,
   );
 }
@@ -184,7 +183,7 @@ for (let i = 0; ; i++) { console.log('tick ' + (i % 100) + '%'); await sleep(50)
     const { result, stdout } = exec({ command: node, args: [path], owner: 'erin', graceMs: 5000 });
     const job = await jobOf('erin');
     // Its handler is installed once it prints.
-    await waitFor(() => stdout.text().includes('tick'), 5000, 'output');
+    await waitFor(() => stdout.text().includes('tick'), 'output');
     const token = await hub.token('erin');
     await hub.post(`/v1/jobs/${job.id}/cancel`, {}, token);
     const outcome = await result;
@@ -203,7 +202,7 @@ for (;;) { console.log('50%'); await sleep(50); }
     );
     const { result, stdout } = exec({ command: node, args: [path], owner: 'frank', graceMs: 300 });
     const job = await jobOf('frank');
-    await waitFor(() => stdout.text().includes('50%'), 5000, 'output');
+    await waitFor(() => stdout.text().includes('50%'), 'output');
     await hub.post(`/v1/jobs/${job.id}/cancel`, {}, await hub.token('frank'));
     const outcome = await result;
     expect(outcome).toMatchObject({ status: 'cancelled', signal: 'SIGKILL', exitCode: 137 });
@@ -219,11 +218,11 @@ for (let i = 1; i <= 40; i++) { console.log('item ' + i + '/40'); await sleep(25
     );
     const { result } = exec({ command: node, args: [path], owner: 'gina' });
     const job = await jobOf('gina');
-    await waitFor(async () => (await state(job.id)).progress.current !== undefined, 5000, 'progress');
+    await waitFor(async () => (await state(job.id)).progress.current !== undefined, 'progress');
     const token = await hub.token('gina');
     await hub.post(`/v1/jobs/${job.id}/pause`, {}, token);
     try {
-      await waitFor(async () => (await state(job.id)).status === 'paused', 5000, 'paused');
+      await waitFor(async () => (await state(job.id)).status === 'paused', 'paused');
       // Output written before the stop may still arrive; then nothing while stopped.
       await new Promise((r) => setTimeout(r, 300));
       const stopped = await state(job.id);

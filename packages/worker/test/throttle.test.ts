@@ -3,8 +3,8 @@
  * fake `fetch` standing in for the hub (the network is tested in the other suites).
  */
 import type { JobState } from '@headway/protocol';
+import { runningJob } from '@headway/test-helpers';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { runningJob } from '../../server/test/store-fixtures.js';
 import { HeadwayWorker, type HeadwayWorkerError, type JobHandle, WorkerErrorCode } from '../src/index.js';
 import { FakeHub } from './helpers.js';
 

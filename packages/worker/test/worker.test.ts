@@ -1,7 +1,7 @@
 import type { JobEvent, JobState } from '@headway/protocol';
+import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HeadwayWorker, HeadwayWorkerError, WorkerErrorCode } from '../src/index.js';
-import { startHub, type TestHub } from './helpers.js';
 
 let hub: TestHub;
 let worker: HeadwayWorker | null = null;
@@ -196,14 +196,11 @@ describe('reporting', () => {
   });
 });
 
-async function waitForState(id: string, check: (s: JobState) => boolean): Promise<JobState> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
+function waitForState(id: string, check: (s: JobState) => boolean): Promise<JobState> {
+  return waitFor(async () => {
     const s = await state(id);
-    if (check(s)) return s;
-    if (Date.now() > deadline) throw new Error(`job ${id} did not reach the expected state`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    return check(s) ? s : undefined;
+  }, `job ${id} to reach the expected state`);
 }
 
 function catchError(fn: () => unknown): unknown {

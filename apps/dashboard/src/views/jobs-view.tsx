@@ -7,6 +7,7 @@
  * thousand jobs reporting ten times a second.
  */
 import type { JobState } from '@headway/client';
+import { JOB_ID } from '@headway/protocol/codes';
 import { formatEta, formatPercent, formatStage, ProgressBar, useJobs } from '@headway/react';
 import { type KeyboardEvent, memo, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { StatusBadge } from '../components/status-badge.js';
@@ -275,7 +276,7 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
             e.preventDefault();
             // An exact id opens the job.
             const id = filters.q.trim();
-            if (/^[A-Za-z0-9._:-]{1,128}$/.test(id) && jobs.some((j) => j.id === id)) navigate(jobPath(id));
+            if (JOB_ID.test(id) && jobs.some((j) => j.id === id)) navigate(jobPath(id));
           }}
         >
           <label className="field field--grow">

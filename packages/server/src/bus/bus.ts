@@ -10,7 +10,7 @@ import type { Delivery } from '../delivery.js';
  * from the store, which is the source of truth. A bus says when it may have lost
  * messages in bulk (`onResync`), and the hub then checks every job it follows.
  *
- * Topic keys are the hub's (`topicKey` in hub.ts): `j:<job id>`, `u:<owner>`, `*`.
+ * Topic keys are the hub's (`topicKey` in hub/topics.ts): `j:<job id>`, `u:<owner>`, `*`.
  */
 export interface Bus {
   readonly kind: string;

@@ -10,7 +10,7 @@ import {
   type JobState,
   type TransportKind,
 } from '@headway/client';
-import { CloseCode } from '@headway/protocol';
+import { CloseCode, JOB_ID } from '@headway/protocol';
 import WebSocket from 'ws';
 import { unknownOption } from '../nearest-flag.js';
 import {
@@ -120,7 +120,7 @@ export function parseWatchArgs(argv: string[]): WatchArgs | 'help' {
   if ((args.job === undefined) === (args.user === undefined)) {
     throw new UsageError('give a job id or --user <user> (one of them)');
   }
-  if (args.job !== undefined && !/^[A-Za-z0-9._:-]{1,128}$/.test(args.job)) {
+  if (args.job !== undefined && !JOB_ID.test(args.job)) {
     throw new UsageError('a job id is 1–128 letters, digits or ._:-');
   }
   return args;

@@ -21,7 +21,13 @@
  * - The unit rate (`current` per second) starts over when the unit or the total
  *   changes, since counts of different things cannot be compared.
  */
-import type { Eta, EtaSample, JobStatus, Progress } from '@headway/protocol';
+import {
+  type Eta,
+  type EtaSample,
+  type JobStatus,
+  type Progress,
+  TERMINAL_STATUSES,
+} from '@headway/protocol';
 
 /** Samples closer than this to the previous one are merged into the next. */
 export const MIN_SAMPLE_INTERVAL_MS = 250;
@@ -120,7 +126,7 @@ export function restartClock(estimator: EtaSample | null, at: number): EtaSample
  * has finished.
  */
 export function estimateEta(estimator: EtaSample | null, progress: Progress, status: JobStatus): Eta | null {
-  if (status === 'paused' || status === 'completed' || status === 'failed' || status === 'cancelled') {
+  if (status === 'paused' || TERMINAL_STATUSES.includes(status)) {
     return null;
   }
   if (estimator === null || estimator.samples < 2 || !(estimator.percentRate > 0)) return null;

@@ -3,8 +3,9 @@
  * descending, then id descending, and a page's `next` cursor is the position of
  * its last job in that order.
  */
-import { ErrorCode } from '@headway/protocol';
+import { ErrorCode, type JobState } from '@headway/protocol';
 import { HeadwayError } from '../errors.js';
+import type { ListJobsPage } from './store.js';
 
 /** Most jobs in one page. */
 export const MAX_PAGE = 500;
@@ -39,4 +40,19 @@ export function decodeCursor(cursor: string): Cursor {
     // Falls through to the error below.
   }
   throw new HeadwayError(ErrorCode.INVALID_VALUE, 'invalid cursor');
+}
+
+/**
+ * The page of a query that read up to `limit + 1` rows in page order: the first
+ * `limit` jobs, and the cursor after the last of them when a row was left over.
+ */
+export function pageOf<R>(
+  rows: readonly R[],
+  limit: number,
+  jobOf: (row: R) => JobState,
+  positionOf: (row: R) => Cursor,
+): ListJobsPage {
+  const page: ListJobsPage = { jobs: rows.slice(0, limit).map(jobOf) };
+  if (rows.length > limit) page.next = encodeCursor(positionOf(rows[limit - 1]));
+  return page;
 }

@@ -1,7 +1,9 @@
 import type { JobEvent, JobState } from '@headway/protocol';
 import Database from 'better-sqlite3';
-import { decodeCursor, encodeCursor, pageLimit } from './cursor.js';
+import { decodeCursor, pageLimit, pageOf } from './cursor.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
+import { eventColumns, eventOfRow, inIdOrder, jobColumns, MAX_DESCENDANT_DEPTH } from './rows.js';
+import { type EventRow, type JobRow, type ListRow, SQL } from './sqlite-sql.js';
 import {
   type JobWrite,
   type ListJobsPage,
@@ -12,7 +14,7 @@ import {
   type SweepOptions,
   type SweepResult,
 } from './store.js';
-import { toMs } from './timestamps.js';
+import { sweepInBatches } from './sweep.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:` for a store that lives as long as the process. */
@@ -21,8 +23,6 @@ export interface SqliteStoreOptions {
 
 /** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
-/** Bounds the recursive walk of `descendants` should a parent chain ever form a cycle. */
-const MAX_DEPTH = 64;
 
 /**
  * Codes (or code prefixes, for the extended `SQLITE_IOERR_*` family) that mean the
@@ -41,95 +41,29 @@ const UNAVAILABLE_CODES = [
   'SQLITE_NOTADB',
 ];
 
-interface JobRow {
-  id: string;
-  owner: string;
-  parent: string | null;
-  status: string;
-  seq: number;
-  updatedAt: number;
-  finishedAt: number | null;
-  state: string;
-  prevSeq: number;
-}
-
-interface EventRow {
-  seq: number;
-  kind: JobEvent['kind'];
-  at: number;
-  data: string;
-}
-
 function prepareAll(db: Database.Database) {
   return {
-    getJob: db.prepare<[string], string>('SELECT state FROM jobs WHERE id = ?').pluck(),
-    getJobs: db.prepare<[string], { id: string; state: string }>(
-      'SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))',
-    ),
-    getEvents: db.prepare<[string, number, number], EventRow>(
-      'SELECT seq, kind, at, data FROM events WHERE job = ? AND seq > ? ORDER BY seq LIMIT ?',
-    ),
-    findKeys: db.prepare<[string, string], { key: string; seq: number }>(
-      'SELECT key, seq FROM idempotency_keys WHERE job = ? AND key IN (SELECT value FROM json_each(?))',
-    ),
-    // Both writes carry their own precondition, so a conflict shows as zero changed rows
-    // rather than needing a separate read.
-    insertJob: db.prepare<[JobRow]>(
-      `INSERT INTO jobs (id, owner, parent, status, seq, updated_at, finished_at, state)
-       VALUES (@id, @owner, @parent, @status, @seq, @updatedAt, @finishedAt, @state)
-       ON CONFLICT (id) DO NOTHING`,
-    ),
-    updateJob: db.prepare<[JobRow]>(
-      `UPDATE jobs SET owner = @owner, parent = @parent, status = @status, seq = @seq,
-         updated_at = @updatedAt, finished_at = @finishedAt, state = @state
-       WHERE id = @id AND seq = @prevSeq`,
-    ),
-    insertEvent: db.prepare<[string, number, string, number, string]>(
-      'INSERT INTO events (job, seq, kind, at, data) VALUES (?, ?, ?, ?, ?)',
-    ),
-    insertKey: db.prepare<[string, string, number]>(
-      'INSERT INTO idempotency_keys (job, key, seq) VALUES (?, ?, ?)',
-    ),
-    descendants: db
-      .prepare<{ id: string; maxDepth: number }, string>(
-        `WITH RECURSIVE tree (id, depth) AS (
-           SELECT id, 1 FROM jobs WHERE parent = @id
-           UNION ALL
-           SELECT jobs.id, tree.depth + 1 FROM jobs JOIN tree ON jobs.parent = tree.id
-           WHERE tree.depth < @maxDepth
-         )
-         SELECT id FROM tree WHERE id <> @id GROUP BY id ORDER BY MIN(depth), id`,
-      )
-      .pluck(),
-    deleteEventsOf: db.prepare<[string]>('DELETE FROM events WHERE job = ?'),
-    deleteKeysOf: db.prepare<[string]>('DELETE FROM idempotency_keys WHERE job = ?'),
-    deleteJob: db.prepare<[string]>('DELETE FROM jobs WHERE id = ?'),
-    insertTombstone: db.prepare<[string, number]>(
-      `INSERT INTO tombstones (id, deleted_at) VALUES (?, ?)
-       ON CONFLICT (id) DO UPDATE SET deleted_at = excluded.deleted_at`,
-    ),
-    isDeleted: db.prepare<[string], number>('SELECT 1 FROM tombstones WHERE id = ?').pluck(),
-    sweepEvents: db.prepare<[number, number]>(
-      'DELETE FROM events WHERE (job, seq) IN (SELECT job, seq FROM events WHERE at < ? LIMIT ?)',
-    ),
-    finishedJobs: db
-      .prepare<[number, number], string>(
-        'SELECT id FROM jobs WHERE finished_at < ? ORDER BY finished_at, id LIMIT ?',
-      )
-      .pluck(),
-    sweepEventsOfJobs: db.prepare<[string, number]>(
-      `DELETE FROM events WHERE (job, seq) IN (
-         SELECT job, seq FROM events WHERE job IN (SELECT value FROM json_each(?)) LIMIT ?)`,
-    ),
-    sweepKeysOfJobs: db.prepare<[string, number]>(
-      `DELETE FROM idempotency_keys WHERE (job, key) IN (
-         SELECT job, key FROM idempotency_keys WHERE job IN (SELECT value FROM json_each(?)) LIMIT ?)`,
-    ),
-    deleteFinishedJob: db.prepare<[string, number]>('DELETE FROM jobs WHERE id = ? AND finished_at < ?'),
-    sweepTombstones: db.prepare<[number, number]>(
-      'DELETE FROM tombstones WHERE id IN (SELECT id FROM tombstones WHERE deleted_at < ? LIMIT ?)',
-    ),
-    ping: db.prepare<[], number>('SELECT 1').pluck(),
+    getJob: db.prepare<[string], string>(SQL.getJob).pluck(),
+    getJobs: db.prepare<[string], { id: string; state: string }>(SQL.getJobs),
+    getEvents: db.prepare<[string, number, number], EventRow>(SQL.getEvents),
+    findKeys: db.prepare<[string, string], { key: string; seq: number }>(SQL.findKeys),
+    insertJob: db.prepare<[JobRow]>(SQL.insertJob),
+    updateJob: db.prepare<[JobRow]>(SQL.updateJob),
+    insertEvent: db.prepare<[string, number, string, number, string]>(SQL.insertEvent),
+    insertKey: db.prepare<[string, string, number]>(SQL.insertKey),
+    descendants: db.prepare<{ id: string; maxDepth: number }, string>(SQL.descendants).pluck(),
+    deleteEventsOf: db.prepare<[string]>(SQL.deleteEventsOf),
+    deleteKeysOf: db.prepare<[string]>(SQL.deleteKeysOf),
+    deleteJob: db.prepare<[string]>(SQL.deleteJob),
+    insertTombstone: db.prepare<[string, number]>(SQL.insertTombstone),
+    isDeleted: db.prepare<[string], number>(SQL.isDeleted).pluck(),
+    sweepEvents: db.prepare<[number, number]>(SQL.sweepEvents),
+    finishedJobs: db.prepare<[number, number], string>(SQL.finishedJobs).pluck(),
+    sweepEventsOfJobs: db.prepare<[string, number]>(SQL.sweepEventsOfJobs),
+    sweepKeysOfJobs: db.prepare<[string, number]>(SQL.sweepKeysOfJobs),
+    deleteFinishedJob: db.prepare<[string, number]>(SQL.deleteFinishedJob),
+    sweepTombstones: db.prepare<[number, number]>(SQL.sweepTombstones),
+    ping: db.prepare<[], number>(SQL.ping).pluck(),
   };
 }
 
@@ -207,18 +141,9 @@ export class SqliteStore implements Store {
   /** Jobs in the order of `ids`, skipping missing ones and repeats. */
   async getJobs(ids: readonly string[]): Promise<JobState[]> {
     if (ids.length === 0) return [];
-    return this.use((s) => {
-      const byId = new Map<string, string>();
-      for (const row of s.getJobs.all(JSON.stringify(ids))) byId.set(row.id, row.state);
-      const jobs: JobState[] = [];
-      for (const id of ids) {
-        const state = byId.get(id);
-        if (state === undefined) continue;
-        byId.delete(id);
-        jobs.push(JSON.parse(state) as JobState);
-      }
-      return jobs;
-    });
+    return this.use((s) =>
+      inIdOrder(ids, s.getJobs.all(JSON.stringify(ids)), (state) => JSON.parse(state) as JobState),
+    );
   }
 
   async listJobs(query: ListJobsQuery): Promise<ListJobsPage> {
@@ -258,18 +183,17 @@ export class SqliteStore implements Store {
         stmt = this.db.prepare<Record<string, unknown>, ListRow>(sql);
         this.listCache.set(sql, stmt);
       }
-      const rows = stmt.all(params);
-      const page: ListJobsPage = { jobs: rows.slice(0, limit).map((r) => JSON.parse(r.state) as JobState) };
-      if (rows.length > limit) {
-        const last = rows[limit - 1];
-        page.next = encodeCursor({ updatedAt: last.updatedAt, id: last.id });
-      }
-      return page;
+      return pageOf(
+        stmt.all(params),
+        limit,
+        (r) => JSON.parse(r.state) as JobState,
+        (r) => ({ updatedAt: r.updatedAt, id: r.id }),
+      );
     });
   }
 
   async descendants(id: string): Promise<string[]> {
-    return this.use((s) => s.descendants.all({ id, maxDepth: MAX_DEPTH }));
+    return this.use((s) => s.descendants.all({ id, maxDepth: MAX_DESCENDANT_DEPTH }));
   }
 
   async getEvents(job: string, since: number, limit: number): Promise<JobEvent[]> {
@@ -277,15 +201,7 @@ export class SqliteStore implements Store {
     const n = Math.floor(limit);
     if (!(n > 0)) return [];
     return this.use((s) =>
-      s.getEvents.all(job, since, n).map(
-        (r): JobEvent => ({
-          job,
-          seq: r.seq,
-          kind: r.kind,
-          data: JSON.parse(r.data) as JobEvent['data'],
-          at: new Date(r.at).toISOString(),
-        }),
-      ),
+      s.getEvents.all(job, since, n).map((r) => eventOfRow(job, { ...r, data: JSON.parse(r.data) })),
     );
   }
 
@@ -305,29 +221,19 @@ export class SqliteStore implements Store {
         .transaction(() => {
           const conflicts: string[] = [];
           for (const w of writes) {
-            const st = w.state;
-            const row: JobRow = {
-              id: st.id,
-              owner: st.owner,
-              parent: st.parent,
-              status: st.status,
-              seq: st.seq,
-              updatedAt: toMs(st.updatedAt),
-              finishedAt: st.finishedAt === null ? null : toMs(st.finishedAt),
-              state: JSON.stringify(st),
-              prevSeq: w.prevSeq,
-            };
+            const row: JobRow = { ...jobColumns(w.state), prevSeq: w.prevSeq };
             const changed = (w.prevSeq === 0 ? s.insertJob : s.updateJob).run(row).changes;
             if (changed !== 1) {
-              conflicts.push(st.id);
+              conflicts.push(row.id);
               continue;
             }
             // Once the batch is known to fail, only the remaining preconditions matter.
             if (conflicts.length > 0) continue;
             for (const e of w.events) {
-              s.insertEvent.run(e.job, e.seq, e.kind, toMs(e.at), JSON.stringify(e.data ?? null));
+              const { at, data } = eventColumns(e);
+              s.insertEvent.run(e.job, e.seq, e.kind, at, data);
             }
-            for (const k of w.keys) s.insertKey.run(st.id, k.key, k.seq);
+            for (const k of w.keys) s.insertKey.run(row.id, k.key, k.seq);
           }
           // Throwing inside the transaction rolls back every write of the batch.
           if (conflicts.length > 0) throw new StoreConflictError([...new Set(conflicts)]);
@@ -359,47 +265,39 @@ export class SqliteStore implements Store {
 
   /**
    * Each statement deletes at most `batchSize` rows and runs in its own implicit
-   * transaction; the loop yields to the event loop between statements so that
-   * commits and reads interleave with a long sweep.
+   * transaction, except the removal of a batch of jobs, which is one.
    */
   async sweep(options: SweepOptions): Promise<SweepResult> {
-    const batch = Math.max(1, Math.floor(options.batchSize) || 1);
-    const result: SweepResult = { events: 0, jobs: 0 };
-
-    result.events += await this.drain((s) => s.sweepEvents.run(options.eventsBefore, batch).changes, batch);
-
-    for (;;) {
-      const ids = this.use((s) => s.finishedJobs.all(options.jobsBefore, batch));
-      if (ids.length === 0) break;
-      const list = JSON.stringify(ids);
-      // A finished job's log may be long: empty it in batches first, so that the
-      // transaction that removes the job rows has (almost) nothing left to delete.
-      result.events += await this.drain((s) => s.sweepEventsOfJobs.run(list, batch).changes, batch);
-      await this.drain((s) => s.sweepKeysOfJobs.run(list, batch).changes, batch);
-      const removed = this.use((s) =>
-        this.db
-          .transaction(() => {
-            let events = 0;
-            let jobs = 0;
-            for (const id of ids) {
-              // Re-checked here: the job may have changed while the loop yielded.
-              if (s.deleteFinishedJob.run(id, options.jobsBefore).changes === 0) continue;
-              jobs++;
-              events += s.deleteEventsOf.run(id).changes;
-              s.deleteKeysOf.run(id);
-            }
-            return { events, jobs };
-          })
-          .immediate(),
-      );
-      result.events += removed.events;
-      result.jobs += removed.jobs;
-      await yieldToEventLoop();
-      if (removed.jobs === 0) break;
-    }
-
-    await this.drain((s) => s.sweepTombstones.run(options.jobsBefore, batch).changes, batch);
-    return result;
+    const { eventsBefore, jobsBefore } = options;
+    return sweepInBatches(
+      {
+        deleteOldEvents: async (batch) => this.use((s) => s.sweepEvents.run(eventsBefore, batch).changes),
+        finishedJobs: async (batch) => this.use((s) => s.finishedJobs.all(jobsBefore, batch)),
+        deleteEventsOfJobs: async (ids, batch) =>
+          this.use((s) => s.sweepEventsOfJobs.run(JSON.stringify(ids), batch).changes),
+        deleteKeysOfJobs: async (ids, batch) =>
+          this.use((s) => s.sweepKeysOfJobs.run(JSON.stringify(ids), batch).changes),
+        deleteFinishedJobs: async (ids) =>
+          this.use((s) =>
+            this.db
+              .transaction(() => {
+                const removed: SweepResult = { events: 0, jobs: 0 };
+                for (const id of ids) {
+                  // Re-checked here: the job may have changed while the sweep yielded.
+                  if (s.deleteFinishedJob.run(id, jobsBefore).changes === 0) continue;
+                  removed.jobs++;
+                  removed.events += s.deleteEventsOf.run(id).changes;
+                  s.deleteKeysOf.run(id);
+                }
+                return removed;
+              })
+              .immediate(),
+          ),
+        deleteOldTombstones: async (batch) =>
+          this.use((s) => s.sweepTombstones.run(jobsBefore, batch).changes),
+      },
+      options.batchSize,
+    );
   }
 
   async ping(): Promise<boolean> {
@@ -423,17 +321,6 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 
-  /** Repeats a batched delete until it removes fewer rows than a full batch. */
-  private async drain(step: (s: Statements) => number, batch: number): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const n = this.use(step);
-      total += n;
-      if (n < batch) return total;
-      await yieldToEventLoop();
-    }
-  }
-
   /** Runs `fn` against the migrated schema's prepared statements. */
   private use<T>(fn: (s: Statements) => T): T {
     return this.guard(() => {
@@ -453,12 +340,6 @@ export class SqliteStore implements Store {
   }
 }
 
-interface ListRow {
-  id: string;
-  updatedAt: number;
-  state: string;
-}
-
 function toStoreError(err: unknown, message: string): unknown {
   if (err instanceof StoreUnavailableError || err instanceof StoreConflictError) return err;
   const code = err instanceof Database.SqliteError ? err.code : undefined;
@@ -466,8 +347,4 @@ function toStoreError(err: unknown, message: string): unknown {
     return new StoreUnavailableError(`${message}: ${code}`, { cause: err });
   }
   return err;
-}
-
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }

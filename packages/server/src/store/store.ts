@@ -10,6 +10,7 @@
  * processes can share one database without ever forking a job's log.
  */
 import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
+import { ServerErrorCode } from '../error-codes.js';
 
 /** One job's changes in a commit. */
 export interface JobWrite {
@@ -57,7 +58,7 @@ export interface SweepResult {
 
 /** Thrown by `commit` when a write's `prevSeq` does not match the stored job (or a created job exists). */
 export class StoreConflictError extends Error {
-  readonly code = 'HW_STORE_CONFLICT';
+  readonly code = ServerErrorCode.STORE_CONFLICT;
   constructor(readonly jobs: string[]) {
     super(`conflicting write for job(s) ${jobs.join(', ')}`);
     this.name = 'StoreConflictError';
@@ -66,7 +67,7 @@ export class StoreConflictError extends Error {
 
 /** Thrown when the store cannot be reached; the hub answers 503 and retries nothing itself. */
 export class StoreUnavailableError extends Error {
-  readonly code = 'HW_STORE_UNAVAILABLE';
+  readonly code = ServerErrorCode.STORE_UNAVAILABLE;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'StoreUnavailableError';

@@ -23,35 +23,41 @@
  * prepends its own id line to the shared JSON.
  */
 import type { ServerResponse } from 'node:http';
-import { CloseCode, ErrorCode, type JobEvent, type JobState, type ServerMessage } from '@headway/protocol';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import {
+  CloseCode,
+  ErrorCode,
+  type JobEvent,
+  type JobState,
+  type ServerMessage,
+  TERMINAL_STATUSES,
+} from '@headway/protocol';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth.js';
+import { BoundedMap } from '../bounded-map.js';
 import type { ServerContext } from '../context.js';
 import type { Delivery } from '../delivery.js';
 import { HeadwayError } from '../errors.js';
 import type { Subscriber, Topic } from '../hub.js';
 import { Outbox, type OutboxConfig, type OutboxSocket } from '../outbox.js';
 import { canSee, canWatchAll, limitedUser, scopeUser } from '../policy.js';
-import { bearerToken, cookieValue, SESSION_COOKIE } from './credentials.js';
+import { SnapshotHold } from '../snapshot-hold.js';
 import { Heartbeat, tokenExpired } from './heartbeat.js';
 import { scopeSnapshot } from './scope-snapshot.js';
+import { credentialOf, formatStreamId, parseRequest, type StreamRequest } from './stream-request.js';
 import { welcomeMessage } from './welcome.js';
+
+export { formatStreamId, parseStreamId, type StreamRequest, TOKEN_COOKIE } from './stream-request.js';
 
 /** Path of the SSE endpoint. */
 export const SSE_PATH = '/v1/stream';
-/** Cookie that may carry the credential (for pages that cannot put it in the URL): the session cookie. */
-export const TOKEN_COOKIE = SESSION_COOKIE;
 
 /** Deliveries held while a stream's snapshot is read; past it the stream is closed as a slow reader. */
-const MAX_PENDING_DELIVERIES = 10_000;
+const MAX_HELD_DELIVERIES = 10_000;
 /** Longest SSE id, bytes: unfinished scope jobs beyond it are left out (they resume from their state). */
 const MAX_ID_BYTES = 4096; // 4 KiB
 /** Jobs whose last delivered seq a stream remembers for de-duplication. */
 const MAX_SEEN_JOBS = 1024;
-const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'deleted']);
-const QUERY_KEYS = new Set(['job', 'scope', 'since', 'token']);
-const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const NL2 = Buffer.from('\n\n');
 /**
  * The heartbeat: a comment line keeps proxies from timing out an idle stream;
@@ -59,40 +65,6 @@ const NL2 = Buffer.from('\n\n');
  * a stream that went silent.
  */
 const HEARTBEAT = Buffer.from(': heartbeat\nevent: ping\ndata:\n\n');
-
-/** What a stream asked for: jobs, a scope, and the seq reached per job. */
-export interface StreamRequest {
-  jobs: string[];
-  scope: 'user' | 'all' | null;
-  since: Map<string, number>;
-}
-
-/**
- * Parse a resume id (`Last-Event-ID` or `?since=`): `<jobId>:<seq>` entries joined
- * by commas. Throws `HW_ERR_INVALID_MESSAGE` on anything else.
- */
-export function parseStreamId(text: string): Map<string, number> {
-  const since = new Map<string, number>();
-  if (text.trim() === '') return since;
-  for (const entry of text.split(',')) {
-    const colon = entry.lastIndexOf(':');
-    const job = entry.slice(0, colon).trim();
-    const seqText = entry.slice(colon + 1).trim();
-    const seq = Number(seqText);
-    if (colon < 1 || !JOB_ID.test(job) || !/^\d{1,15}$/.test(seqText)) {
-      throw new HeadwayError(ErrorCode.INVALID_MESSAGE, 'resume id: expected "<jobId>:<seq>" entries');
-    }
-    since.set(job, seq);
-  }
-  return since;
-}
-
-/** Format a resume id from `[jobId, seq]` entries. */
-export function formatStreamId(entries: Iterable<readonly [string, number]>): string {
-  let text = '';
-  for (const [job, seq] of entries) text += `${text === '' ? '' : ','}${job}:${seq}`;
-  return text;
-}
 
 /**
  * The SSE transport: parses and authorizes stream requests, keeps one
@@ -212,43 +184,6 @@ export class SseTransport {
   }
 }
 
-/** The credential of a stream request: `?token=`, then `Authorization: Bearer`, then the cookie. */
-function credentialOf(request: FastifyRequest): string | undefined {
-  const query = new URL(request.url, 'http://localhost').searchParams.get('token');
-  if (query) return query;
-  const header = bearerToken(request.headers.authorization);
-  if (header) return header;
-  const cookie = cookieValue(request.headers.cookie, TOKEN_COOKIE);
-  if (cookie === null) return undefined;
-  try {
-    return decodeURIComponent(cookie);
-  } catch {
-    return undefined;
-  }
-}
-
-function parseRequest(request: FastifyRequest, maxJobs: number): StreamRequest {
-  const params = new URL(request.url, 'http://localhost').searchParams;
-  const bad = (message: string) => new HeadwayError(ErrorCode.INVALID_MESSAGE, message);
-  for (const key of params.keys()) if (!QUERY_KEYS.has(key)) throw bad(`unknown query parameter "${key}"`);
-  const jobs = new Set<string>();
-  for (const value of params.getAll('job')) {
-    for (const job of value.split(',')) {
-      if (!JOB_ID.test(job)) throw bad('job: 1–128 letters, digits or ._:-');
-      jobs.add(job);
-    }
-  }
-  if (jobs.size > maxJobs) throw bad(`at most ${maxJobs} jobs per stream`);
-  const scopeParam = params.get('scope');
-  if (scopeParam !== null && scopeParam !== 'user' && scopeParam !== 'all') {
-    throw bad('scope: "user" or "all"');
-  }
-  const lastEventId = request.headers['last-event-id'];
-  // EventSource reconnects to the URL it was opened with: its Last-Event-ID is newer than `since`.
-  const resumeText = typeof lastEventId === 'string' ? lastEventId : (params.get('since') ?? '');
-  return { jobs: [...jobs], scope: scopeParam, since: parseStreamId(resumeText) };
-}
-
 /** The part of the response the outbox writes to, shaped like a `ws` WebSocket. */
 function responseSocket(res: ServerResponse): OutboxSocket {
   return {
@@ -274,13 +209,13 @@ class SseConnection implements Subscriber {
   /** Seq reached per job, for the id: the requested jobs and the unfinished jobs of the scope. */
   private readonly ids = new Map<string, number>();
   /** Last seq delivered per job (least recently updated first), to drop duplicates. */
-  private readonly seen = new Map<string, number>();
+  private readonly seen = new BoundedMap<string, number>(MAX_SEEN_JOBS);
   /** Frames of multi-job streams, each with its own id line. */
   private readonly frames = new WeakMap<Delivery, Buffer>();
   private readonly topics: Topic[] = [];
   private readonly single: boolean;
-  /** Deliveries that arrive while the snapshot is read; null once it is sent. */
-  private pending: Delivery[] | null = [];
+  /** Deliveries that arrive while the snapshot is read. */
+  private readonly held = new SnapshotHold<Delivery>(MAX_HELD_DELIVERIES);
   private closed = false;
   private detached = false;
 
@@ -310,7 +245,8 @@ class SseConnection implements Subscriber {
     const { ctx, principal, stream } = this;
     this.write(welcomeMessage(ctx, principal));
     // Listen first, then read: an event committed meanwhile is either in the
-    // snapshot or held in `pending`, never lost; the overlap is dropped by seq.
+    // snapshot or held, never lost; the overlap is dropped by seq.
+    this.held.start();
     for (const job of stream.jobs) this.listen({ job });
     let owner: string | undefined;
     if (stream.scope === 'all') this.listen({ all: true });
@@ -347,33 +283,27 @@ class SseConnection implements Subscriber {
     }
     for (const state of jobs.values()) {
       this.noteSeen(state.id, state.seq);
-      if (this.explicit.has(state.id) || !TERMINAL.has(state.status)) this.ids.set(state.id, state.seq);
+      if (this.explicit.has(state.id) || !TERMINAL_STATUSES.includes(state.status))
+        this.ids.set(state.id, state.seq);
     }
     const only = this.single ? jobs.get(stream.jobs[0]!) : undefined;
     const id = this.single ? (only ? `${only.id}:${only.seq}` : undefined) : this.idText();
     this.write({ type: 'subscribed', id: 'stream', jobs: [...jobs.values()], events, recovered }, id);
-    const raced = this.pending ?? [];
-    this.pending = null;
-    for (const d of raced) this.deliver(d);
+    for (const d of this.held.release()) this.deliver(d);
   }
 
   /** Hub callback: a committed event on one of this stream's topics. */
   deliver(d: Delivery): void {
     if (this.closed) return;
-    if (this.pending) {
-      if (this.pending.length >= MAX_PENDING_DELIVERIES) {
-        this.close(CloseCode.SLOW_READER, 'too far behind: reconnect and resume');
-      } else {
-        this.pending.push(d);
-      }
-      return;
-    }
+    const verdict = this.held.offer(d);
+    if (verdict === 'full') this.close(CloseCode.SLOW_READER, 'too far behind: reconnect and resume');
+    if (verdict !== 'open') return;
     // Requested jobs were checked when the stream opened; scope deliveries one by one.
     if (!this.explicit.has(d.job) && !canSee(this.principal, d.state)) return;
     if (d.seq <= (this.seen.get(d.job) ?? 0)) return;
     this.noteSeen(d.job, d.seq);
     if (!this.single) {
-      if (!this.explicit.has(d.job) && TERMINAL.has(d.kind)) this.ids.delete(d.job);
+      if (!this.explicit.has(d.job) && d.terminal) this.ids.delete(d.job);
       else {
         // Re-inserted: the map's order is least recently updated first, for trimming.
         this.ids.delete(d.job);
@@ -400,7 +330,7 @@ class SseConnection implements Subscriber {
     this.closed = true;
     if (this.detached) return;
     this.detached = true;
-    this.pending = null;
+    this.held.drop();
     for (const topic of this.topics) this.ctx.hub.unsubscribe(topic, this);
     this.ctx.metrics.subscriptions.dec(this.topics.length);
     this.outbox.dispose();
@@ -439,9 +369,9 @@ class SseConnection implements Subscriber {
   }
 
   private noteSeen(job: string, seq: number): void {
+    // Re-inserted: least recently updated first, the first forgotten.
     this.seen.delete(job);
     this.seen.set(job, seq);
-    if (this.seen.size > MAX_SEEN_JOBS) this.seen.delete(this.seen.keys().next().value!);
   }
 }
 

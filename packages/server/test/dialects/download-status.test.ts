@@ -5,10 +5,11 @@
  * polling, against a real hub. The seed's client has no credential: only public
  * jobs are served. Timings are scaled down.
  */
+
+import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { startHub, type TestHub } from '../helpers.js';
-import { appHtml, browserSuite, createJob, portOf, report, uniqueId, waitFor, wsBase } from './helpers.js';
+import { appHtml, browserSuite, createJob, portOf, report, uniqueId, wsBase } from './helpers.js';
 
 /** The 30 s keep-alive becomes 300 ms; the 1 s, 2 s … reconnect delays 100 ms, 200 ms … */
 const PING_SCALE = 0.01;

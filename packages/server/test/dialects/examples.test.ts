@@ -4,10 +4,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
+import { type Browser, launch } from '@headway/test-helpers/browser';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type TestHub } from '../helpers.js';
-import { type Chromium, launchChromium, waitFor } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
@@ -46,11 +46,11 @@ function startExample(name: string, hub: TestHub): Promise<{ url: string; child:
 
 describe('examples', () => {
   let hub: TestHub;
-  let browser: Chromium;
+  let browser: Browser;
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {
-    [hub, browser] = await Promise.all([startHub(), launchChromium()]);
+    [hub, browser] = await Promise.all([startHub(), launch()]);
   });
   afterAll(async () => {
     for (const child of children) child.kill();

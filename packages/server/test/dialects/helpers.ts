@@ -1,18 +1,15 @@
 /**
- * Helpers of the dialect suites: a worker that reports over REST, waiting for a
- * condition, and real Chromium (Debian's, driven by playwright-core) for the
- * seeds whose clients are browser code.
+ * Helpers of the dialect suites: a worker that reports over REST, and the front
+ * ends of the seeds whose clients are browser code, served to real Chromium.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { JobState } from '@headway/protocol';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { TestHub } from '@headway/test-helpers';
+import { type Browser, launch } from '@headway/test-helpers/browser';
+import type { Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import type { TestHub } from '../helpers.js';
 
 /** A job id no other test uses. */
 export function uniqueId(prefix: string): string {
@@ -48,65 +45,6 @@ export async function report(hub: TestHub, job: string, ...events: Record<string
     res = await hub.post(`/v1/jobs/${job}/events`, { events });
   }
   expect(res.status, JSON.stringify(res.body)).toBe(200);
-}
-
-/**
- * Poll `check` until it returns something other than undefined or false, and
- * return that; fail after `timeoutMs`.
- */
-export async function waitFor<T>(
-  check: () => T | null | undefined | false | Promise<T | null | undefined | false>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    // null is "not yet" too: the seed clients start their state at null.
-    if (value !== undefined && value !== null && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-export const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-export interface Chromium {
-  context: BrowserContext;
-  close(): Promise<void>;
-}
-
-/** Debian's Chromium with a fresh profile, removed on close. */
-export async function launchChromium(): Promise<Chromium> {
-  const profile = mkdtempSync(join(tmpdir(), 'headway-chromium-'));
-  let context: BrowserContext;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-    });
-  } catch (err) {
-    rmSync(profile, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    context,
-    async close() {
-      await context.close();
-      rmSync(profile, { recursive: true, force: true });
-    },
-  };
 }
 
 export interface AppServer {
@@ -181,10 +119,10 @@ export function browserSuite(
   hub: () => TestHub | undefined,
   beforeClose?: (page: Page) => Promise<void>,
 ): BrowserSuite {
-  let browser: Chromium | undefined;
+  let browser: Browser | undefined;
   let app: AppServer | undefined;
   beforeAll(async () => {
-    browser = await launchChromium();
+    browser = await launch();
   });
   afterAll(async () => {
     await browser?.close();

@@ -6,11 +6,11 @@
  * Reconnect delays and the polling interval are scaled by `SCALE`.
  */
 import { ErrorCode } from '@headway/protocol';
+import { connect, startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { connect, startHub, type TestHub } from '../helpers.js';
-import { appHtml, browserSuite, createJob, portOf, report, uniqueId, waitFor, wsBase } from './helpers.js';
+import { appHtml, browserSuite, createJob, portOf, report, uniqueId, wsBase } from './helpers.js';
 
 /** The seed's 2 s … 10 s reconnect delays and 2 s polling become 100 ms … 500 ms and 100 ms. */
 const SCALE = 0.05;

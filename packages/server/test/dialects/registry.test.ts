@@ -6,9 +6,9 @@
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect, startHub, TEST_API_KEY, TEST_JWT_SECRET, type TestHub } from '@headway/test-helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer } from '../../src/server.js';
-import { connect, startHub, TEST_API_KEY, TEST_JWT_SECRET, type TestHub } from '../helpers.js';
 import { createJob, uniqueId, wsBase } from './helpers.js';
 
 /** The HTTP status an upgrade of `path` is refused with, or 101 when it is accepted. */

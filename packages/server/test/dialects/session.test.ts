@@ -4,10 +4,10 @@
  * (cross-site WebSocket hijacking).
  */
 import { ErrorCode } from '@headway/protocol';
+import { connect, startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_COOKIE } from '../../src/transports/dialects/index.js';
-import { connect, startHub, type TestHub } from '../helpers.js';
-import { createJob, uniqueId, waitFor, wsBase } from './helpers.js';
+import { createJob, uniqueId, wsBase } from './helpers.js';
 
 const APP = 'https://app.example.com';
 const EVIL = 'https://evil.example';

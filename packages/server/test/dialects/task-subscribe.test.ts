@@ -6,10 +6,10 @@
  */
 import { createServer, type Server } from 'node:http';
 import { ErrorCode } from '@headway/protocol';
+import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startHub, type TestHub } from '../helpers.js';
-import { createJob, portOf, report, uniqueId, waitFor, wsBase } from './helpers.js';
+import { createJob, portOf, report, uniqueId, wsBase } from './helpers.js';
 
 /** The seed's 30 s heartbeat and 2 s polling become 300 ms and 20 ms. */
 const TIME_SCALE = 0.01;

@@ -6,10 +6,10 @@
  * `/api/jobs/{id}/progress-history?since=`. Backoffs are scaled by `SCALE`.
  */
 import { ErrorCode } from '@headway/protocol';
+import { connect, startHub, type TestClient, type TestHub, waitFor } from '@headway/test-helpers';
 import type { Page } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, startHub, type TestClient, type TestHub } from '../helpers.js';
-import { appHtml, browserSuite, createJob, portOf, report, uniqueId, waitFor, wsBase } from './helpers.js';
+import { appHtml, browserSuite, createJob, portOf, report, uniqueId, wsBase } from './helpers.js';
 
 /** 3 s … 30 s become 60 ms … 600 ms. */
 const SCALE = 0.02;

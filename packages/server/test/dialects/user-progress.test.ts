@@ -5,9 +5,10 @@
  * message. The browser token travels in the HttpOnly session cookie, set by the
  * hub for a front end served from another port of the same host.
  */
+
+import { connect, startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import { describe, expect, it } from 'vitest';
-import { connect, startHub, type TestHub } from '../helpers.js';
-import { appHtml, browserSuite, createJob, report, uniqueId, waitFor, wsBase } from './helpers.js';
+import { appHtml, browserSuite, createJob, report, uniqueId, wsBase } from './helpers.js';
 
 interface Update {
   stage: string;

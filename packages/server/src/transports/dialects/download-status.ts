@@ -11,18 +11,9 @@
  * `job not found` and a 1000 close (over REST, 404).
  */
 import type { JobState, Json } from '@headway/protocol';
-import type { FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
 import type { Delivery } from '../../delivery.js';
 import { notFound } from '../../errors.js';
-import {
-  DialectClose,
-  DialectConnection,
-  type DialectServer,
-  type Snapshot,
-  type Upgrade,
-  type WsEndpoint,
-} from './base.js';
+import { DialectClose, DialectConnection, type Snapshot } from './base.js';
 import {
   reported,
   reportedNumber,
@@ -91,10 +82,6 @@ function encode(d: Delivery): string | null {
 }
 
 class DownloadStatusConnection extends DialectConnection {
-  constructor(server: DialectServer, ws: WebSocket, upgrade: Upgrade) {
-    super(server, ws, upgrade, 'download-status', encode);
-  }
-
   async start(): Promise<void> {
     if (!(await this.admitAnonymous())) {
       this.close(DialectClose.TRY_AGAIN_LATER, 'too many connections from this address');
@@ -131,25 +118,16 @@ function isJsonPing(text: string): boolean {
   }
 }
 
-export function downloadStatus({ ctx, prefix }: DialectEnv): Dialect {
-  const endpoint: WsEndpoint = {
-    dialect: 'download-status',
-    path: '/ws/download/:job_id',
-    connect: (server, ws, upgrade) => new DownloadStatusConnection(server, ws, upgrade),
-  };
+export function downloadStatus({ ctx }: DialectEnv): Dialect {
   return {
-    endpoints: [endpoint],
-    routes(app: FastifyInstance) {
-      app.get<{ Params: { jobId: string } }>(
-        `${prefix}/api/status/:jobId`,
-        { schema: { hide: true } },
-        async function pollStatus(request) {
-          const { jobId } = request.params;
-          const state = await ctx.hub.getJob(jobId);
-          if (state === null || !state.public) throw notFound(jobId);
-          return downloadStatusData(state);
-        },
-      );
+    endpoint: { path: '/ws/download/:job_id', encode, connect: (init) => new DownloadStatusConnection(init) },
+    routes: {
+      '/api/status/:jobId': async function pollStatus(request) {
+        const { jobId } = request.params;
+        const state = await ctx.hub.getJob(jobId);
+        if (state === null || !state.public) throw notFound(jobId);
+        return downloadStatusData(state);
+      },
     },
   };
 }

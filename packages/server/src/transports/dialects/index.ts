@@ -6,16 +6,15 @@
  * topics like any transport.
  *
  * `registerDialects` registers the session cookie endpoints (always) and the
- * enabled dialects' HTTP routes, and returns the upgrader of their WebSocket
- * endpoints. Which dialects are served, and under which path prefix, comes from
- * `options.dialects`.
+ * enabled dialects' HTTP routes, and returns their WebSocket endpoints, which
+ * the hub's one socket server serves beside the native protocol. Which
+ * dialects are served, and under which path prefix, comes from `options.dialects`.
  */
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../../context.js';
-import { DIALECT_NAMES, type DialectName, type DialectOptions } from '../../options.js';
-import { DialectServer, type WsEndpoint } from './base.js';
+import { DIALECT_NAMES, DIALECT_PREFIX, type DialectName, type DialectOptions } from '../../options.js';
+import type { SocketEndpoint } from '../socket-server.js';
+import { type DialectEndpoint, type DialectRoute, type DialectRouteTypes, socketEndpoint } from './base.js';
 import { downloadStatus } from './download-status.js';
 import { jobStream } from './job-stream.js';
 import { registerSession } from './session.js';
@@ -26,15 +25,16 @@ import { userProgress } from './user-progress.js';
 /** What a dialect needs from the server that hosts it. */
 export interface DialectEnv {
   ctx: ServerContext;
-  /** Put before every path of the dialect: `''` or e.g. `/compat`. */
-  prefix: string;
 }
 
-/** One seed protocol: its WebSocket endpoints and its HTTP routes (polling fallbacks, history). */
+/** One seed protocol: its WebSocket endpoint and its HTTP routes (polling fallbacks, history). */
 export interface Dialect {
-  endpoints: WsEndpoint[];
-  /** Register the HTTP routes, each path under `env.prefix`. */
-  routes(app: FastifyInstance): void;
+  endpoint: DialectEndpoint;
+  /**
+   * GET routes by path (without the prefix). They are the seeds' API rather than
+   * Headway's, so they stay out of the OpenAPI document.
+   */
+  routes?: Record<string, DialectRoute>;
 }
 
 /** Every dialect by name; each call makes a fresh instance (its own rate limiters and counters). */
@@ -49,39 +49,28 @@ export const dialectFactories: Readonly<Record<DialectName, (env: DialectEnv) =>
 export interface Dialects {
   /** The enabled dialects. */
   readonly enabled: readonly DialectName[];
-  /** Open dialect WebSocket connections. */
-  readonly connectionCount: number;
-  /** Take an HTTP upgrade for a dialect path; false for any other path. */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
-  /** Close every dialect connection with "going away". */
-  close(): Promise<void>;
+  /** Their WebSocket endpoints, for the hub's socket server. */
+  readonly endpoints: readonly SocketEndpoint[];
 }
 
 /**
  * Register the session endpoints and the enabled dialects' routes on `app`, and
- * return their WebSocket side. Call before `listen`.
+ * return their WebSocket endpoints. Call before `listen`.
  */
 export function registerDialects(app: FastifyInstance, ctx: ServerContext): Dialects {
   checkDialectOptions(ctx.options.dialects);
   registerSession(app, ctx);
   const { enabled, prefix } = ctx.options.dialects;
   const names = [...new Set(enabled)];
-  const env: DialectEnv = { ctx, prefix };
+  const env: DialectEnv = { ctx };
   const dialects = names.map((name) => dialectFactories[name](env));
-  for (const d of dialects) d.routes(app);
-  const server = new DialectServer(
-    ctx,
-    prefix,
-    dialects.flatMap((d) => d.endpoints),
-  );
-  return {
-    enabled: names,
-    get connectionCount() {
-      return server.connectionCount;
-    },
-    handleUpgrade: (req, socket, head) => server.handleUpgrade(req, socket, head),
-    close: () => server.close(),
-  };
+  for (const d of dialects) {
+    for (const [path, route] of Object.entries(d.routes ?? {})) {
+      app.get<DialectRouteTypes>(`${prefix}${path}`, { schema: { hide: true } }, route);
+    }
+  }
+  const endpoints = names.map((name, i) => socketEndpoint(prefix, name, dialects[i]!.endpoint));
+  return { enabled: names, endpoints };
 }
 
 /**
@@ -94,7 +83,7 @@ export function checkDialectOptions(options: DialectOptions): void {
       throw new TypeError(`dialects.enabled: unknown dialect "${name}" (known: ${DIALECT_NAMES.join(', ')})`);
     }
   }
-  if (options.prefix !== '' && !/^(\/[A-Za-z0-9._~-]+)+$/.test(options.prefix)) {
+  if (options.prefix !== '' && !DIALECT_PREFIX.test(options.prefix)) {
     throw new TypeError(`dialects.prefix must be '' or a path such as '/compat' (got "${options.prefix}")`);
   }
   for (const key of ['streamConnectionsPerMinute', 'dashboardConnectionsPerUser'] as const) {

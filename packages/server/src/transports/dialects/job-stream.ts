@@ -12,20 +12,12 @@
  * `error` message (code HW_ERR_NOT_FOUND) and a 1000 close, the same for both.
  */
 import { ErrorCode, type JobState } from '@headway/protocol';
-import type { FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
 import type { Principal } from '../../auth.js';
+import { BoundedMap } from '../../bounded-map.js';
 import type { Delivery } from '../../delivery.js';
 import { HeadwayError, notFound } from '../../errors.js';
 import { canSee } from '../../policy.js';
-import {
-  DialectClose,
-  DialectConnection,
-  type DialectServer,
-  type Snapshot,
-  type Upgrade,
-  type WsEndpoint,
-} from './base.js';
+import { DialectClose, DialectConnection, type Snapshot } from './base.js';
 import { elapsedSeconds, reportedNumber, resultUrl, stageName, wholePercent } from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
 import { requestPrincipal } from './session.js';
@@ -50,7 +42,7 @@ const MAX_TRACKED_ADDRESSES = 100_000;
  * `MAX_TRACKED_ADDRESSES` the oldest windows are forgotten.
  */
 export class ConnectionRateLimiter {
-  private readonly windows = new Map<string, { start: number; count: number }>();
+  private readonly windows = new BoundedMap<string, { start: number; count: number }>(MAX_TRACKED_ADDRESSES);
 
   constructor(
     /** Connections per minute; 0 or less disables the limit. */
@@ -68,10 +60,6 @@ export class ConnectionRateLimiter {
       this.windows.delete(ip);
       window = { start: now, count: 0 };
       this.windows.set(ip, window);
-      for (const key of this.windows.keys()) {
-        if (this.windows.size <= MAX_TRACKED_ADDRESSES) break;
-        this.windows.delete(key);
-      }
     }
     if (window.count >= this.perMinute) return false;
     window.count++;
@@ -174,10 +162,6 @@ function encode(d: Delivery): string | null {
 }
 
 class JobStreamConnection extends DialectConnection {
-  constructor(server: DialectServer, ws: WebSocket, upgrade: Upgrade) {
-    super(server, ws, upgrade, 'job-stream', encode);
-  }
-
   private get jobId(): string {
     return this.upgrade.params.job_id!;
   }
@@ -214,7 +198,7 @@ class JobStreamConnection extends DialectConnection {
     if (d.terminal) this.closeAfterFlush(DialectClose.NORMAL, 'job finished');
   }
 
-  override onHeartbeat(): void {
+  protected override onHeartbeat(): void {
     this.sendJson({ type: 'heartbeat', timestamp: new Date().toISOString() });
   }
 
@@ -226,48 +210,43 @@ class JobStreamConnection extends DialectConnection {
   }
 }
 
-export function jobStream({ ctx, prefix }: DialectEnv): Dialect {
+export function jobStream({ ctx }: DialectEnv): Dialect {
   const limiter = new ConnectionRateLimiter(ctx.options.dialects.streamConnectionsPerMinute);
-  const endpoint: WsEndpoint = {
-    dialect: 'job-stream',
-    path: '/api/v1/jobs/:job_id/stream',
-    admit: (upgrade) => (limiter.take(upgrade.ip) ? null : 429),
-    connect: (server, ws, upgrade) => new JobStreamConnection(server, ws, upgrade),
-  };
   return {
-    endpoints: [endpoint],
-    routes(app: FastifyInstance) {
+    endpoint: {
+      path: '/api/v1/jobs/:job_id/stream',
+      admit: (upgrade) => (limiter.take(upgrade.ip) ? null : 429),
+      encode,
+      connect: (init) => new JobStreamConnection(init),
+    },
+    routes: {
       // The polling fallback reads `progress` and `status` until completed or failed.
-      app.get<{ Params: { job_id: string }; Querystring: { token?: string } }>(
-        `${prefix}/api/v1/jobs/:job_id`,
-        { schema: { hide: true } },
-        async function pollJob(request) {
-          const principal = await requestPrincipal(ctx, request.headers, request.query.token);
-          const id = request.params.job_id;
-          const state = await ctx.hub.getJob(id);
-          if (state === null || !(state.public || (principal !== null && canSee(principal, state)))) {
-            throw notFound(id);
-          }
-          return {
-            job_id: state.id,
-            status: streamStatus(state),
-            progress: wholePercent(state.progress.percent),
-            stage: stageName(state),
-            message: state.message ?? '',
-            result_url:
-              state.status === 'completed'
-                ? (resultUrl(state, 'result_url', 'resultUrl', 'url') ?? null)
-                : null,
-            duration_seconds:
-              state.status === 'completed'
-                ? (reportedNumber(state, 'duration_seconds') ?? elapsedSeconds(state))
-                : null,
-            error: streamError(state),
-            created_at: state.createdAt,
-            updated_at: state.updatedAt,
-          };
-        },
-      );
+      '/api/v1/jobs/:job_id': async function pollJob(request) {
+        const principal = await requestPrincipal(ctx, request.headers, request.query.token);
+        const id = request.params.job_id;
+        const state = await ctx.hub.getJob(id);
+        if (state === null || !(state.public || (principal !== null && canSee(principal, state)))) {
+          throw notFound(id);
+        }
+        return {
+          job_id: state.id,
+          status: streamStatus(state),
+          progress: wholePercent(state.progress.percent),
+          stage: stageName(state),
+          message: state.message ?? '',
+          result_url:
+            state.status === 'completed'
+              ? (resultUrl(state, 'result_url', 'resultUrl', 'url') ?? null)
+              : null,
+          duration_seconds:
+            state.status === 'completed'
+              ? (reportedNumber(state, 'duration_seconds') ?? elapsedSeconds(state))
+              : null,
+          error: streamError(state),
+          created_at: state.createdAt,
+          updated_at: state.updatedAt,
+        };
+      },
     },
   };
 }

@@ -11,21 +11,12 @@
  * close, as is a connection that subscribes to nothing within the
  * authentication timeout.
  */
-import { ErrorCode, type JobState } from '@headway/protocol';
-import type { FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
+import { ErrorCode, JOB_ID, type JobState } from '@headway/protocol';
 import type { Principal } from '../../auth.js';
 import type { Delivery } from '../../delivery.js';
 import { HeadwayError, notFound } from '../../errors.js';
 import { canSee } from '../../policy.js';
-import {
-  DialectClose,
-  DialectConnection,
-  type DialectServer,
-  type Snapshot,
-  type Upgrade,
-  type WsEndpoint,
-} from './base.js';
+import { DialectClose, DialectConnection, type Snapshot } from './base.js';
 import { elapsedSeconds, leftStage, reportedNumber, resultUrl, stageName } from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
 import { requestPrincipal } from './session.js';
@@ -64,7 +55,6 @@ export interface TaskErrorPayload {
 
 /** Code of the `error` message for a cancelled task (the seed has no cancel message). */
 export const CANCELLED_CODE = 'CANCELLED';
-const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const TIME_ESTIMATE_SHAPE = 'task-subscribe:time_estimate';
 
 export function progressPayload(state: JobState, timestamp: string): ProgressPayload {
@@ -157,12 +147,6 @@ type ClientMessage =
   | { type: 'ping'; timestamp?: unknown };
 
 class TaskSubscribeConnection extends DialectConnection {
-  private authTimer: NodeJS.Timeout | null = null;
-
-  constructor(server: DialectServer, ws: WebSocket, upgrade: Upgrade) {
-    super(server, ws, upgrade, 'task-subscribe', encode);
-  }
-
   /** The task of the URL, named in errors that concern no task of their own. */
   private get pathTask(): string {
     return this.upgrade.params.taskId!;
@@ -170,19 +154,12 @@ class TaskSubscribeConnection extends DialectConnection {
 
   async start(): Promise<void> {
     // The token arrives in the first `subscribe`; a connection that never sends one is closed.
-    this.authTimer = setTimeout(() => {
-      this.authTimer = null;
-      if (this.principal !== null) return;
-      this.ctx.metrics.clientErrors.inc({ code: ErrorCode.UNAUTHORIZED });
-      this.sendError(this.pathTask, ErrorCode.UNAUTHORIZED, 'no subscribe with a token in time');
-      this.close(DialectClose.POLICY_VIOLATION, 'no subscribe in time');
-    }, this.ctx.options.limits.authTimeoutMs);
-    this.authTimer.unref();
+    this.server.awaitAuth(this);
   }
 
-  protected override onDetach(): void {
-    if (this.authTimer) clearTimeout(this.authTimer);
-    this.authTimer = null;
+  override authTimedOut(): void {
+    this.sendError(this.pathTask, ErrorCode.UNAUTHORIZED, 'no subscribe with a token in time');
+    this.close(DialectClose.POLICY_VIOLATION, 'no subscribe in time');
   }
 
   protected override async onMessage(text: string): Promise<void> {
@@ -196,7 +173,7 @@ class TaskSubscribeConnection extends DialectConnection {
         await this.subscribeTask(parsed.taskId, parsed.token);
         return;
       case 'unsubscribe':
-        this.unsubscribe({ job: parsed.taskId });
+        this.unlisten({ job: parsed.taskId });
         return;
       case 'get_state':
         await this.getState(parsed.taskId);
@@ -223,16 +200,15 @@ class TaskSubscribeConnection extends DialectConnection {
         this.close(DialectClose.TRY_AGAIN_LATER, 'too many connections for this user');
         return;
       }
-      if (this.authTimer) clearTimeout(this.authTimer);
-      this.authTimer = null;
+      this.server.authenticated(this);
     }
     this.principal = principal;
-    if (this.isSubscribed({ job: taskId })) {
+    if (this.isListening({ job: taskId })) {
       await this.getState(taskId);
       return;
     }
     const max = this.ctx.options.limits.maxSubscriptions;
-    if (this.subscriptionCount >= max) {
+    if (this.topicCount >= max) {
       this.sendError(taskId, ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${max} subscriptions per connection`);
       return;
     }
@@ -295,35 +271,26 @@ function parse(text: string): ClientMessage | ErrorCode {
   }
 }
 
-export function taskSubscribe({ ctx, prefix }: DialectEnv): Dialect {
-  const endpoint: WsEndpoint = {
-    dialect: 'task-subscribe',
-    path: '/ws/progress/:taskId',
-    connect: (server, ws, upgrade) => new TaskSubscribeConnection(server, ws, upgrade),
-  };
+export function taskSubscribe({ ctx }: DialectEnv): Dialect {
   return {
-    endpoints: [endpoint],
-    routes(app: FastifyInstance) {
+    endpoint: { path: '/ws/progress/:taskId', encode, connect: (init) => new TaskSubscribeConnection(init) },
+    routes: {
       // The polling fallback: everything the WebSocket messages carry, in one answer.
-      app.get<{ Params: { taskId: string } }>(
-        `${prefix}/api/progress/:taskId`,
-        { schema: { hide: true } },
-        async function pollTask(request) {
-          const principal = await requestPrincipal(ctx, request.headers);
-          if (principal === null) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'missing credentials');
-          const { taskId } = request.params;
-          const state = await ctx.hub.getJob(taskId);
-          if (state === null || !canSee(principal, state)) throw notFound(taskId);
-          return {
-            taskId,
-            status: state.status,
-            payload: progressPayload(state, state.updatedAt),
-            timeEstimate: timeEstimatePayload(state),
-            complete: state.status === 'completed' ? completePayload(state) : null,
-            error: errorPayload(state),
-          };
-        },
-      );
+      '/api/progress/:taskId': async function pollTask(request) {
+        const principal = await requestPrincipal(ctx, request.headers);
+        if (principal === null) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'missing credentials');
+        const { taskId } = request.params;
+        const state = await ctx.hub.getJob(taskId);
+        if (state === null || !canSee(principal, state)) throw notFound(taskId);
+        return {
+          taskId,
+          status: state.status,
+          payload: progressPayload(state, state.updatedAt),
+          timeEstimate: timeEstimatePayload(state),
+          complete: state.status === 'completed' ? completePayload(state) : null,
+          error: errorPayload(state),
+        };
+      },
     },
   };
 }

@@ -16,20 +16,12 @@
  * job sends status `cancelled`.
  */
 import { ErrorCode, type JobEvent, type JobState } from '@headway/protocol';
-import type { FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
 import { ConnectionCounter } from '../../context.js';
 import type { Delivery } from '../../delivery.js';
 import { HeadwayError, notFound } from '../../errors.js';
 import { canSee } from '../../policy.js';
 import { reduce } from '../../state/index.js';
-import {
-  DialectClose,
-  DialectConnection,
-  type DialectServer,
-  type Upgrade,
-  type WsEndpoint,
-} from './base.js';
+import { DialectClose, DialectConnection, type DialectInit } from './base.js';
 import { reportedString, UNSHOWN_KINDS, wholePercent } from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
 import { requestPrincipal } from './session.js';
@@ -114,12 +106,10 @@ function encode(d: Delivery): string | null {
 
 class UserDashboardConnection extends DialectConnection {
   constructor(
-    server: DialectServer,
-    ws: WebSocket,
-    upgrade: Upgrade,
+    init: DialectInit,
     private readonly perUser: ConnectionCounter,
   ) {
-    super(server, ws, upgrade, 'user-dashboard', encode);
+    super(init);
   }
 
   async start(): Promise<void> {
@@ -180,33 +170,28 @@ async function history(ctx: DialectEnv['ctx'], state: JobState, sinceMs: number)
   return folded === null ? current() : entries;
 }
 
-export function userDashboard({ ctx, prefix }: DialectEnv): Dialect {
+export function userDashboard({ ctx }: DialectEnv): Dialect {
   const perUser = new ConnectionCounter(ctx.options.dialects.dashboardConnectionsPerUser);
-  const endpoint: WsEndpoint = {
-    dialect: 'user-dashboard',
-    path: '/api/ws/progress',
-    connect: (server, ws, upgrade) => new UserDashboardConnection(server, ws, upgrade, perUser),
-  };
   return {
-    endpoints: [endpoint],
-    routes(app: FastifyInstance) {
-      app.get<{ Params: { job_id: string }; Querystring: { since?: string; token?: string } }>(
-        `${prefix}/api/jobs/:job_id/progress-history`,
-        { schema: { hide: true } },
-        async function progressHistory(request) {
-          const principal = await requestPrincipal(ctx, request.headers, request.query.token);
-          if (principal === null) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'missing credentials');
-          const { since } = request.query;
-          const sinceMs = since === undefined || since === '' ? Number.NEGATIVE_INFINITY : Date.parse(since);
-          if (Number.isNaN(sinceMs)) {
-            throw new HeadwayError(ErrorCode.INVALID_VALUE, 'since must be an ISO 8601 time');
-          }
-          const id = request.params.job_id;
-          const state = await ctx.hub.getJob(id);
-          if (state === null || !canSee(principal, state)) throw notFound(id);
-          return history(ctx, state, sinceMs);
-        },
-      );
+    endpoint: {
+      path: '/api/ws/progress',
+      encode,
+      connect: (init) => new UserDashboardConnection(init, perUser),
+    },
+    routes: {
+      '/api/jobs/:job_id/progress-history': async function progressHistory(request) {
+        const principal = await requestPrincipal(ctx, request.headers, request.query.token);
+        if (principal === null) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'missing credentials');
+        const { since } = request.query;
+        const sinceMs = since === undefined || since === '' ? Number.NEGATIVE_INFINITY : Date.parse(since);
+        if (Number.isNaN(sinceMs)) {
+          throw new HeadwayError(ErrorCode.INVALID_VALUE, 'since must be an ISO 8601 time');
+        }
+        const id = request.params.job_id;
+        const state = await ctx.hub.getJob(id);
+        if (state === null || !canSee(principal, state)) throw notFound(id);
+        return history(ctx, state, sinceMs);
+      },
     },
   };
 }

@@ -8,17 +8,10 @@
  * `?token=`); it must belong to `user_id` (an API key or admin token may watch
  * any user). A missing, invalid or foreign credential closes with 1008.
  */
-import type { EventKind, JobState } from '@headway/protocol';
-import type { WebSocket } from 'ws';
+import { type EventKind, type JobState, TERMINAL_STATUSES } from '@headway/protocol';
 import type { Delivery } from '../../delivery.js';
 import { canSee, isPrivileged } from '../../policy.js';
-import {
-  DialectClose,
-  DialectConnection,
-  type DialectServer,
-  type Upgrade,
-  type WsEndpoint,
-} from './base.js';
+import { DialectClose, DialectConnection } from './base.js';
 import { etaSeconds, stageName, UNSHOWN_KINDS, wholePercent } from './fields.js';
 import type { Dialect, DialectEnv } from './index.js';
 
@@ -40,7 +33,7 @@ export interface UserProgressMessage {
 const SILENT: ReadonlySet<EventKind> = new Set([...UNSHOWN_KINDS, 'metadata', 'deleted']);
 
 export function userProgressMessage(state: JobState): UserProgressMessage {
-  const ended = state.status === 'completed' || state.status === 'failed' || state.status === 'cancelled';
+  const ended = TERMINAL_STATUSES.includes(state.status);
   const message: UserProgressMessage = {
     stage: ended ? state.status : stageName(state),
     progress: wholePercent(state.progress.percent),
@@ -57,10 +50,6 @@ function encode(d: Delivery): string | null {
 }
 
 class UserProgressConnection extends DialectConnection {
-  constructor(server: DialectServer, ws: WebSocket, upgrade: Upgrade) {
-    super(server, ws, upgrade, 'user-progress', encode);
-  }
-
   async start(): Promise<void> {
     const user = this.upgrade.params.user_id!;
     const principal = await this.upgradePrincipalOrNull();
@@ -86,10 +75,5 @@ class UserProgressConnection extends DialectConnection {
 }
 
 export function userProgress(_env: DialectEnv): Dialect {
-  const endpoint: WsEndpoint = {
-    dialect: 'user-progress',
-    path: '/ws/:user_id',
-    connect: (server, ws, upgrade) => new UserProgressConnection(server, ws, upgrade),
-  };
-  return { endpoints: [endpoint], routes() {} };
+  return { endpoint: { path: '/ws/:user_id', encode, connect: (init) => new UserProgressConnection(init) } };
 }

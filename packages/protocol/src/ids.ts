@@ -1,0 +1,8 @@
+/** Schemas of the ids that appear in paths, bodies and messages. */
+import { Type } from '@sinclair/typebox';
+import { JOB_ID, JOB_ID_MAX_LENGTH } from './codes.js';
+
+/** Job ids: 1–128 characters of letters, digits and `._:-` (the pattern of `JOB_ID`). */
+export const JobId = Type.String({ minLength: 1, maxLength: JOB_ID_MAX_LENGTH, pattern: JOB_ID.source });
+/** User ids (token `sub`, job owner). */
+export const UserId = Type.String({ minLength: 1, maxLength: 256 });

@@ -1,0 +1,79 @@
+/**
+ * Rows as both SQL stores write and read them: a job is its indexed columns
+ * plus the whole state as JSON, and an event is its seq, kind, time and data.
+ * Times are milliseconds in the database and ISO-8601 strings outside it.
+ */
+import type { JobEvent, JobState } from '@headway/protocol';
+import { toMs } from './timestamps.js';
+
+/** Bounds the recursive walk of `descendants` should a parent chain ever form a cycle. */
+export const MAX_DESCENDANT_DEPTH = 64;
+
+/** The columns of a job row. */
+export interface JobColumns {
+  id: string;
+  owner: string;
+  parent: string | null;
+  status: string;
+  seq: number;
+  updatedAt: number;
+  finishedAt: number | null;
+  /** The whole state, serialized. */
+  state: string;
+}
+
+/** The row of a job state. */
+export function jobColumns(state: JobState): JobColumns {
+  return {
+    id: state.id,
+    owner: state.owner,
+    parent: state.parent,
+    status: state.status,
+    seq: state.seq,
+    updatedAt: toMs(state.updatedAt),
+    finishedAt: state.finishedAt === null ? null : toMs(state.finishedAt),
+    state: JSON.stringify(state),
+  };
+}
+
+/** The columns of an event row: its time in ms and its data serialized (`null` when absent). */
+export function eventColumns(event: JobEvent): { at: number; data: string } {
+  return { at: toMs(event.at), data: JSON.stringify(event.data ?? null) };
+}
+
+/** An event row as read back; PostgreSQL returns BIGINTs as strings. */
+export interface EventRow {
+  seq: number | string;
+  kind: JobEvent['kind'];
+  at: number | string;
+  data: JobEvent['data'];
+}
+
+/** The event of a job's log stored in `row`. */
+export function eventOfRow(job: string, row: EventRow): JobEvent {
+  return {
+    job,
+    seq: Number(row.seq),
+    kind: row.kind,
+    data: row.data,
+    at: new Date(Number(row.at)).toISOString(),
+  };
+}
+
+/** Jobs in the order of `ids`, skipping missing ones and repeats. */
+export function inIdOrder<S>(
+  ids: readonly string[],
+  rows: Iterable<{ id: string; state: S }>,
+  toState: (stored: S) => JobState,
+): JobState[] {
+  const byId = new Map<string, S>();
+  for (const row of rows) byId.set(row.id, row.state);
+  const jobs: JobState[] = [];
+  for (const id of ids) {
+    const stored = byId.get(id);
+    if (stored === undefined) continue;
+    byId.delete(id);
+    jobs.push(toState(stored));
+  }
+  return jobs;
+}

@@ -1,0 +1,400 @@
+/**
+ * What every WebSocket connection shares, whatever protocol it speaks (the
+ * native one in `ws.ts`, a seed's in `dialects/`): the message rate and the
+ * count of invalid messages, handling messages one after another, the hub
+ * topics it listens on, the deliveries held while a snapshot is read, the
+ * connection limits it counts against, its outbox, the heartbeat's checks, and
+ * closing. A protocol subclass only reads its messages and writes its own.
+ */
+import { ErrorCode } from '@headway/protocol';
+import type { RawData, WebSocket } from 'ws';
+import type { Principal } from '../auth.js';
+import type { ConnectionLimiter, ServerContext } from '../context.js';
+import type { Delivery } from '../delivery.js';
+import { type Subscriber, type Topic, topicKey } from '../hub.js';
+import { Outbox } from '../outbox.js';
+import { SnapshotHold, type SnapshotSeqs } from '../snapshot-hold.js';
+import { pingSocket, tokenExpired } from './heartbeat.js';
+import { MessageRate, WindowCount } from './rate-limit.js';
+import type { SocketServer, Upgrade } from './socket-server.js';
+
+/** The situations in which every endpoint closes a connection. */
+export type CloseSituation =
+  | 'slowReader'
+  | 'shutdown'
+  | 'tokenExpired'
+  | 'authTimeout'
+  | 'flood'
+  | 'invalidMessages'
+  | 'internalError';
+
+/** A protocol's close code for each situation; null: the connection stays open. */
+export type CloseCodes = Readonly<Record<CloseSituation, number | null>>;
+
+/** Close reasons (at most 123 bytes by the protocol; these stay short). */
+const REASONS: Readonly<Record<CloseSituation, string>> = {
+  slowReader: 'too far behind: reconnect and resume',
+  shutdown: 'server going away, reconnect',
+  tokenExpired: 'token expired',
+  authTimeout: 'no credentials in time',
+  flood: 'message flood',
+  invalidMessages: 'too many invalid messages',
+  internalError: 'internal error',
+};
+
+/** What a connection sends first and the seqs it covers: live deliveries at or below them are dropped. */
+export interface Snapshot {
+  frames: unknown[];
+  seen: SnapshotSeqs;
+}
+
+/** Deliveries held back while a snapshot is read; more means the connection cannot keep up. */
+const MAX_HELD = 1_000;
+/** Longest wait for a last message to leave before a closing connection is closed anyway, ms. */
+const CLOSE_FLUSH_MS = 5_000; // 5 seconds
+const CLOSE_FLUSH_POLL_MS = 20;
+
+/**
+ * One WebSocket connection. Subclasses start in `start` (authenticate,
+ * subscribe, send the first messages), read frames in `onText`/`onMessage`, and
+ * filter or follow up deliveries in `accepts` and `delivered`. The connection is
+ * the hub subscriber for all of its topics, so the hub hands it each delivery
+ * once even when several of its topics cover the job.
+ */
+export abstract class SocketConnection implements Subscriber {
+  /** Who the client is; null until authenticated, and for anonymous clients. */
+  principal: Principal | null = null;
+  /** Heartbeat sweeps since the last pong or message. */
+  idleSweeps = 0;
+  /** When the connection is closed unless it authenticated, ms since epoch (see `SocketServer.awaitAuth`). */
+  authDeadline = 0;
+  /** When the upgrade was accepted, ms since epoch. */
+  readonly openedAt = Date.now();
+  readonly outbox: Outbox;
+  /** Resolves when the socket has closed. */
+  readonly closed: Promise<void>;
+  protected readonly ctx: ServerContext;
+
+  private state: 'open' | 'closing' | 'closed' = 'open';
+  private detached = false;
+  /** Topic key → the topic and how many of the connection's subscriptions listen on it. */
+  private topics: Map<string, { topic: Topic; count: number }> | null = null;
+  private counts: { counter: ConnectionLimiter; key: string }[] = [];
+  private readonly held = new SnapshotHold<Delivery>(MAX_HELD);
+  /** Messages are handled one after another, so that answers keep the order of requests. */
+  private chain: Promise<void> = Promise.resolve();
+  private closeTimer: NodeJS.Timeout | null = null;
+  private readonly rate: MessageRate;
+  /** Messages the connection could not use, in the current window. */
+  private readonly invalid = new WindowCount();
+
+  constructor(
+    readonly server: SocketServer,
+    readonly ws: WebSocket,
+    readonly upgrade: Upgrade,
+    /** Label of the connection in metrics and logs. */
+    readonly transport: string,
+    private readonly closeCodes: CloseCodes,
+    /** The bytes of a delivery in this protocol, or null to skip it; default the native `event`. */
+    encode?: (delivery: Delivery) => Buffer | null,
+  ) {
+    this.ctx = server.ctx;
+    this.rate = new MessageRate(this.ctx.options.limits.messagesPerSecond);
+    this.outbox = new Outbox(ws, server.outboxConfig(transport, encode), () => this.closeFor('slowReader'));
+    this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
+  }
+
+  /** Neither closed nor closing. */
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  /** Runs once, right after the upgrade. */
+  abstract start(): Promise<void>;
+
+  /** A text frame. Default: `onMessage`, after the messages before it. */
+  protected onText(text: string): void {
+    this.run(() => this.onMessage(text));
+  }
+
+  /** A text message, handled after the ones before it. Ignored unless overridden. */
+  protected onMessage(_text: string): void | Promise<void> {}
+
+  /** A binary frame. Default: counted as invalid. */
+  protected onBinary(): void {
+    this.countInvalid();
+  }
+
+  /** A message dropped for the rate limit. Default: nothing is said. */
+  protected onDropped(): void {}
+
+  /** Called on every heartbeat sweep, after the protocol-level ping. */
+  protected onHeartbeat(): void {}
+
+  /** Whether a delivery of one of the connection's topics goes to the client. Default: all. */
+  protected accepts(_delivery: Delivery): boolean {
+    return true;
+  }
+
+  /** Called after a delivery was queued for the client. */
+  protected delivered(_delivery: Delivery): void {}
+
+  /** Released when the connection ends: timers of the subclass. */
+  protected onDetach(): void {}
+
+  /** @internal The authentication deadline passed (see `SocketServer.awaitAuth`). */
+  authTimedOut(): void {
+    this.closeFor('authTimeout');
+  }
+
+  /** @internal The server shuts down. */
+  shutDown(): void {
+    this.closeFor('shutdown');
+  }
+
+  /** @internal A heartbeat sweep: an expired token closes; otherwise a ping (or termination of a silent peer). */
+  sweep(nowSeconds: number): void {
+    if (!this.isOpen) return;
+    if (tokenExpired(this.principal, nowSeconds)) this.closeFor('tokenExpired');
+    else if (pingSocket(this)) this.onHeartbeat();
+  }
+
+  // -------------------------------------------------------------------------
+  // Hub
+
+  /** Hub callback: a committed event on one of this connection's topics. */
+  deliver(delivery: Delivery): void {
+    if (!this.isOpen) return;
+    const verdict = this.held.offer(delivery);
+    if (verdict === 'open') this.forward(delivery);
+    else if (verdict === 'full') this.closeFor('slowReader');
+  }
+
+  private forward(delivery: Delivery): void {
+    if (!this.accepts(delivery)) return;
+    if (this.outbox.push(delivery)) this.delivered(delivery);
+  }
+
+  /** Listen on a topic, once more: the hub is told on the first. */
+  protected listen(topic: Topic): void {
+    if (this.detached) return;
+    const topics = (this.topics ??= new Map());
+    const key = topicKey(topic);
+    const entry = topics.get(key);
+    if (entry) entry.count++;
+    else {
+      topics.set(key, { topic, count: 1 });
+      this.ctx.hub.subscribe(topic, this);
+    }
+    this.ctx.metrics.subscriptions.inc();
+  }
+
+  /** Undo one `listen`: the hub is told on the last. */
+  protected unlisten(topic: Topic): void {
+    const key = topicKey(topic);
+    const entry = this.topics?.get(key);
+    if (!entry) return;
+    if (--entry.count === 0) {
+      this.topics!.delete(key);
+      this.ctx.hub.unsubscribe(topic, this);
+    }
+    this.ctx.metrics.subscriptions.dec();
+  }
+
+  protected isListening(topic: Topic): boolean {
+    return this.topics?.has(topicKey(topic)) ?? false;
+  }
+
+  /** Topics listened on. */
+  protected get topicCount(): number {
+    return this.topics?.size ?? 0;
+  }
+
+  /**
+   * Listen, then read what to send first: listening before reading means an
+   * event committed meanwhile is either in the snapshot or held and sent after
+   * it, never lost; held deliveries the snapshot already covers are dropped, and
+   * so are later ones it covers. When `read` returns null (nothing to watch),
+   * the listening is undone.
+   */
+  protected async subscribeWithSnapshot(
+    topic: Topic,
+    read: () => Promise<Snapshot | null>,
+  ): Promise<Snapshot | null> {
+    this.held.start();
+    this.listen(topic);
+    let snapshot: Snapshot | null = null;
+    try {
+      snapshot = await read();
+    } finally {
+      const seen = [...(snapshot?.seen ?? [])];
+      const held = this.held.release(seen);
+      if (snapshot === null) this.unlisten(topic);
+      if (this.isOpen) {
+        if (snapshot !== null) for (const frame of snapshot.frames) this.sendJson(frame);
+        this.outbox.cover(seen);
+        for (const d of held) if (this.covers(d)) this.forward(d);
+      }
+    }
+    return snapshot;
+  }
+
+  /** Whether one of the connection's current topics covers the delivery. */
+  private covers(d: Delivery): boolean {
+    const topics = this.topics;
+    if (!topics) return false;
+    return (
+      topics.has(topicKey({ job: d.job })) ||
+      topics.has(topicKey({ user: d.state.owner })) ||
+      topics.has(topicKey({ all: true }))
+    );
+  }
+
+  /** Count the connection under `key`; released when it ends. False at the limit. */
+  protected async admit(counter: ConnectionLimiter, key: string): Promise<boolean> {
+    // The user's count may be shared across processes (Redis), so it is awaited.
+    const admitted = !this.detached && (await counter.acquire(key));
+    if (admitted && this.detached) {
+      // Closed while the count was taken: give the slot back.
+      counter.release(key);
+      return false;
+    }
+    if (!admitted) {
+      if (!this.detached) this.ctx.metrics.clientErrors.inc({ code: ErrorCode.TOO_MANY_CONNECTIONS });
+      return false;
+    }
+    this.counts.push({ counter, key });
+    return true;
+  }
+
+  // -------------------------------------------------------------------------
+  // Inbound
+
+  /** @internal Run a task after the ones before it, while the connection is open. */
+  run(task: () => void | Promise<void>): void {
+    this.chain = this.chain
+      .then(async () => {
+        if (this.isOpen) await task();
+      })
+      .catch((err: unknown) => {
+        this.server.logger.error({ err, transport: this.transport }, 'websocket connection failed');
+        this.closeFor('internalError');
+      });
+  }
+
+  /** @internal A frame from the client. */
+  receive(data: RawData, isBinary: boolean): void {
+    if (!this.isOpen) return;
+    this.idleSweeps = 0;
+    if (!this.takeToken(Date.now())) return;
+    if (isBinary) this.onBinary();
+    else this.onText(frameText(data));
+  }
+
+  /**
+   * Count a message the connection could not use; too many in a short time
+   * close the connection. Returns false when it closed.
+   */
+  protected countInvalid(code: ErrorCode = ErrorCode.INVALID_MESSAGE): boolean {
+    if (this.invalid.add(Date.now()) > this.ctx.options.limits.maxInvalidMessages) {
+      this.ctx.metrics.clientErrors.inc({ code });
+      this.closeFor('invalidMessages');
+      return false;
+    }
+    return true;
+  }
+
+  /** Token bucket of `messagesPerSecond` (burst of the same size); a sustained flood closes. */
+  private takeToken(now: number): boolean {
+    const verdict = this.rate.take(now);
+    if (verdict === 'flood') {
+      this.ctx.metrics.clientErrors.inc({ code: ErrorCode.RATE_LIMITED });
+      this.closeFor('flood');
+    } else if (verdict === 'drop') {
+      this.onDropped();
+    }
+    return verdict === 'take';
+  }
+
+  // -------------------------------------------------------------------------
+  // Outbound and closing
+
+  /** Queue a message, in order with the deliveries. */
+  sendJson(message: unknown): void {
+    this.sendBytes(Buffer.from(JSON.stringify(message)));
+  }
+
+  sendBytes(bytes: Buffer): void {
+    if (this.state === 'closed') return;
+    this.outbox.send(bytes);
+  }
+
+  /** Hand what is queued to the socket, as far as it takes it (the rest is dropped), and close. */
+  close(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.outbox.flush();
+    this.detach();
+    this.ws.close(code, reason);
+  }
+
+  /** Close with the protocol's code for the situation, if it closes in it. */
+  protected closeFor(situation: CloseSituation): void {
+    const code = this.closeCodes[situation];
+    if (code !== null) this.close(code, REASONS[situation]);
+  }
+
+  /**
+   * Stop listening and close once everything queued has reached the socket (a
+   * final message must not be cut off by the close), or after a few seconds.
+   */
+  closeAfterFlush(code: number, reason: string): void {
+    if (this.state !== 'open') return;
+    this.state = 'closing';
+    this.leaveHub();
+    const deadline = Date.now() + CLOSE_FLUSH_MS;
+    const attempt = (): void => {
+      this.closeTimer = null;
+      if (this.detached) return;
+      this.outbox.flush();
+      if (this.outbox.queuedBytes === 0 || this.outbox.isClosed || Date.now() >= deadline) {
+        this.close(code, reason);
+        return;
+      }
+      this.closeTimer = setTimeout(attempt, CLOSE_FLUSH_POLL_MS);
+      this.closeTimer.unref();
+    };
+    attempt();
+  }
+
+  /** Leave the hub and release everything the connection holds. Idempotent. */
+  detach(): void {
+    this.state = 'closed';
+    if (this.detached) return;
+    this.detached = true;
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    this.closeTimer = null;
+    this.held.drop();
+    this.leaveHub();
+    this.outbox.dispose();
+    for (const { counter, key } of this.counts) counter.release(key);
+    this.counts = [];
+    this.onDetach();
+  }
+
+  private leaveHub(): void {
+    if (!this.topics) return;
+    for (const { topic, count } of this.topics.values()) {
+      this.ctx.hub.unsubscribe(topic, this);
+      this.ctx.metrics.subscriptions.dec(count);
+    }
+    this.topics = null;
+  }
+}
+
+/** The UTF-8 text of a frame, however `ws` delivered its bytes. */
+function frameText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
