@@ -23,6 +23,7 @@ export const EventDataSchemas = {
   created: Type.Object({
     owner: Type.String(),
     name: Type.String(),
+    kind: Type.Optional(Type.String()),
     parent: Type.Union([Type.String(), Type.Null()]),
     stages: Type.Array(Type.Object({ name: Type.String(), weight: Type.Number() })),
     metadata: JsonObjectSchema(),

@@ -67,7 +67,10 @@ export const EtaSampleSchema = Type.Object(
     }),
     samples: Type.Integer({ description: 'Number of samples folded.' }),
   },
-  { description: 'Estimator state folded by the reducer for the ETA; internal, clients may ignore it.' },
+  {
+    description:
+      'Estimator state the reducer folds for the ETA. Internal to the hub: stored with the job, never part of the job JSON.',
+  },
 );
 export type EtaSample = Static<typeof EtaSampleSchema>;
 
@@ -113,6 +116,12 @@ export const JobStateSchema = Type.Object(
     id: Type.String(),
     owner: Type.String({ description: 'The user who may watch and control the job.' }),
     name: Type.String(),
+    kind: Nullable(
+      Type.String({
+        description:
+          'What sort of work the job is (`transcode`, `import`), as given at creation; null when none.',
+      }),
+    ),
     parent: Nullable(Type.String({ description: 'Id of the batch this job belongs to.' })),
     status: JobStatusSchema,
     progress: ProgressSchema,
@@ -131,7 +140,6 @@ export const JobStateSchema = Type.Object(
     startedAt: Nullable(IsoTime('First transition to running')),
     finishedAt: Nullable(IsoTime('Time the job reached a terminal status')),
     seq: Type.Integer({ minimum: 1, description: 'Seq of the last event folded into this state.' }),
-    estimator: Nullable(EtaSampleSchema),
   },
   { $id: 'JobState', description: 'A job and its current state.' },
 );

@@ -5,7 +5,7 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { EventInputSchema, Reason } from './event-input.js';
-import { JobId, UserId } from './ids.js';
+import { JobId, JobKind, UserId } from './ids.js';
 import { JOB_STATUSES } from './job-state.js';
 import { JsonObjectSchema } from './json.js';
 
@@ -37,6 +37,7 @@ export const CreateJobBody = Type.Object(
     id: Type.Optional(JobId),
     owner: UserId,
     name: Type.Optional(Type.String({ maxLength: 256 })),
+    kind: Type.Optional(JobKind),
     parent: Type.Optional(JobId),
     stages: Type.Optional(Type.Array(StageInputSchema, { maxItems: 64 })),
     metadata: Type.Optional(JsonObjectSchema()),
@@ -111,20 +112,48 @@ export const EventsQuery = Type.Object(
 );
 
 const STATUS = `(${JOB_STATUSES.join('|')})`;
+/** A point in time in a query string. */
+const Time = (description: string) => Type.String({ minLength: 1, maxLength: 64, description });
 /** `GET /v1/jobs`. */
 export const JobListQuery = Type.Object(
   {
+    q: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description: 'A part of the id, name or owner, in any case (e.g. `video-1`, `lecture`).',
+      }),
+    ),
     owner: Type.Optional(UserId),
     status: Type.Optional(
       Type.String({
         pattern: `^${STATUS}(,${STATUS})*$`,
+        errorMessage: `a status or a comma-separated list of them: ${JOB_STATUSES.join(', ')}`,
         description: 'One status or a comma-separated list, e.g. `queued,running`.',
       }),
     ),
+    kind: Type.Optional(JobKind),
     parent: Type.Optional(JobId),
+    createdAfter: Type.Optional(Time('Jobs created at or after this time (ISO 8601).')),
+    createdBefore: Type.Optional(Time('Jobs created before this time (ISO 8601).')),
+    updatedAfter: Type.Optional(Time('Jobs last updated at or after this time (ISO 8601).')),
+    updatedBefore: Type.Optional(Time('Jobs last updated before this time (ISO 8601).')),
+    order: Type.Optional(
+      Type.Union([Type.Literal('updated'), Type.Literal('created')], {
+        default: 'updated',
+        description: 'Most recently `updated` (default) or `created` first.',
+      }),
+    ),
+    counts: Type.Optional(
+      Type.Boolean({ description: 'Also count the jobs matching every filter but `status`, per status.' }),
+    ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_JOBS_PAGE, default: DEFAULT_JOBS_PAGE })),
     cursor: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 1024, description: '`next` of the previous page.' }),
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description: '`next` of the previous page (same query).',
+      }),
     ),
   },
   { additionalProperties: false },

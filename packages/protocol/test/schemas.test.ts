@@ -65,7 +65,7 @@ describe('response schemas', () => {
     startedAt: '2026-01-01T00:00:00.500Z',
     finishedAt: null,
     seq: 3,
-    estimator: { at: 1, percent: 40, current: 4, percentRate: 5, unitRate: 0.5, jitter: 0.1, samples: 2 },
+    kind: 'transcode',
   };
 
   it('resolves references to the components', () => {

@@ -42,7 +42,7 @@ function job(patch: Partial<JobState> = {}): JobState {
     startedAt: at,
     finishedAt: null,
     seq: 7,
-    estimator: null,
+    kind: null,
     ...patch,
   };
 }

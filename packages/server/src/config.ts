@@ -12,7 +12,6 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config-error.js';
-import { unknownOption } from './nearest-flag.js';
 import {
   MIN_JWT_SECRET_BYTES,
   nonEmpty,
@@ -27,6 +26,7 @@ import {
   parsePrefix,
   parseServerUrl,
 } from './config-values.js';
+import { unknownOption } from './nearest-flag.js';
 import { defaultLimits, defaultRetention, type HeadwayOptionsInput } from './options.js';
 
 export { ConfigError, type ConfigErrorReason } from './config-error.js';

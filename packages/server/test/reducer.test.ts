@@ -8,7 +8,14 @@ import type {
   ReportableKind,
 } from '@headway/protocol';
 import { describe, expect, it } from 'vitest';
-import { createdData, isTerminal, prepareControl, prepareEvent, reduce } from '../src/state/index.js';
+import {
+  createdData,
+  estimatorOf,
+  isTerminal,
+  prepareControl,
+  prepareEvent,
+  reduce,
+} from '../src/state/index.js';
 
 const T0 = Date.parse('2025-03-01T12:00:00.000Z');
 /** ISO time `ms` after T0: tests never read the clock. */
@@ -163,8 +170,11 @@ describe('reduce: created', () => {
       startedAt: null,
       finishedAt: null,
       seq: 1,
-      estimator: null,
+      kind: null,
     });
+    // The estimator is the hub's own: never in the job's JSON.
+    expect(estimatorOf(state)).toBeNull();
+    expect(JSON.parse(JSON.stringify(state))).not.toHaveProperty('estimator');
   });
 
   it('refuses created on an existing job and any other event before created', () => {
@@ -752,7 +762,7 @@ describe('eta in the state', () => {
     let state = steady(6);
     state = report(state, reports.paused, 12_000);
     expect(state.eta).toBeNull();
-    expect(state.estimator?.percentRate).toBe(1);
+    expect(estimatorOf(state)?.percentRate).toBe(1);
     state = report(state, reports.resumed, 500_000);
     expect(state.eta).toMatchObject({ seconds: 90, rate: 1 });
     state = report(state, { kind: 'progress', percent: 12 }, 502_000);

@@ -6,6 +6,7 @@
 import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
 import { FIXTURE_TIME, runningJob } from '@headway/test-helpers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { estimatorOf, withEstimator } from '../src/state/hidden-estimator.js';
 import { type JobWrite, type Store, StoreConflictError } from '../src/store/store.js';
 
 export interface StoreFixture {
@@ -123,33 +124,37 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
     });
 
     describe('jobs', () => {
-      it('creates a job with prevSeq 0 and reads the same state back', async () => {
-        const state = jobState('j1', {
-          owner: 'bob',
-          status: 'running',
-          progress: { percent: 42.5, current: 425, total: 1000, unit: 'bytes' },
-          stage: { name: 'encode', index: 1, count: 2, percent: 85 },
-          stages: [
-            { name: 'download', weight: 1, startedAt: iso(T0 - 2000), endedAt: iso(T0 - 1000) },
-            { name: 'encode', weight: 3, startedAt: iso(T0 - 1000), endedAt: null },
-          ],
-          message: 'encoding – 1080p ✓',
-          eta: { seconds: 12.5, confidence: 0.7, rate: 33.3, unit: 'bytes' },
-          metadata: { file: 'a.mp4', tags: ['x', 'y'], nested: { n: 1, ok: true, nothing: null } },
-          control: { cancelRequested: true, paused: false },
-          public: true,
-          startedAt: iso(T0 - 2000),
-          seq: 2,
-          estimator: {
-            at: T0,
-            percent: 42.5,
-            current: 425,
-            percentRate: 1.5,
-            unitRate: 15,
-            jitter: 0.1,
-            samples: 4,
-          },
-        });
+      it('creates a job with prevSeq 0 and reads the same state back, with its hidden estimator', async () => {
+        const estimator = {
+          at: T0,
+          percent: 42.5,
+          current: 425,
+          percentRate: 1.5,
+          unitRate: 15,
+          jitter: 0.1,
+          samples: 4,
+        };
+        const state = withEstimator(
+          jobState('j1', {
+            owner: 'bob',
+            status: 'running',
+            progress: { percent: 42.5, current: 425, total: 1000, unit: 'bytes' },
+            stage: { name: 'encode', index: 1, count: 2, percent: 85 },
+            stages: [
+              { name: 'download', weight: 1, startedAt: iso(T0 - 2000), endedAt: iso(T0 - 1000) },
+              { name: 'encode', weight: 3, startedAt: iso(T0 - 1000), endedAt: null },
+            ],
+            message: 'encoding – 1080p ✓',
+            eta: { seconds: 12.5, confidence: 0.7, rate: 33.3, unit: 'bytes' },
+            metadata: { file: 'a.mp4', tags: ['x', 'y'], nested: { n: 1, ok: true, nothing: null } },
+            control: { cancelRequested: true, paused: false },
+            public: true,
+            startedAt: iso(T0 - 2000),
+            seq: 2,
+            kind: 'transcode',
+          }),
+          estimator,
+        );
         await store.commit([
           {
             state,
@@ -158,7 +163,11 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
             keys: [],
           },
         ]);
-        expect(await store.getJob('j1')).toEqual(state);
+        const read = await store.getJob('j1');
+        expect(read).toEqual(state);
+        // The estimator survives the store, and stays out of the job's JSON.
+        expect(estimatorOf(read!)).toEqual(estimator);
+        expect(JSON.parse(JSON.stringify(read))).not.toHaveProperty('estimator');
         expect(await store.getJob('missing')).toBeNull();
       });
 

@@ -23,6 +23,7 @@ const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 /**
  * The data of the `created` event for a create request: name defaults to the id,
+ * kind is left out when not given,
  * each stage's weight to 1, metadata to {}, public to false, parent to null.
  * @throws HeadwayError INVALID_VALUE for a bad stage plan or metadata that is not an object.
  */
@@ -33,6 +34,7 @@ export function createdData(input: CreateJobInput & { id: string }): EventDataMa
   return {
     owner: input.owner,
     name: input.name ?? input.id,
+    ...(input.kind === undefined ? {} : { kind: input.kind }),
     parent: input.parent ?? null,
     stages: normalizePlan(input.stages),
     metadata: { ...(input.metadata ?? {}) },

@@ -86,6 +86,7 @@
  */
 import type {
   ChildrenSummary,
+  EtaSample,
   EventDataMap,
   JobEvent,
   JobState,
@@ -96,6 +97,7 @@ import type {
 import { ErrorCode, TERMINAL_STATUSES } from '@headway/protocol';
 import { HeadwayError } from '../errors.js';
 import { estimateEta, foldSample, resetUnitBasis, restartClock } from './eta.js';
+import { estimatorOf, withEstimator } from './hidden-estimator.js';
 import {
   endStage,
   enterStage,
@@ -120,22 +122,31 @@ export function isTerminal(status: JobStatus): boolean {
 export function reduce(state: JobState | null, event: JobEvent): JobState {
   if (event.kind === 'created') {
     if (state !== null) throw new HeadwayError(ErrorCode.JOB_EXISTS, `job "${event.job}" already exists`);
-    return initialState(event as JobEvent<'created'>);
+    return hide(initialState(event as JobEvent<'created'>));
   }
   if (state === null) {
     throw new HeadwayError(ErrorCode.INTERNAL, `event "${event.kind}" folded before the job was created`);
   }
-  const base: JobState = { ...state, seq: event.seq, updatedAt: event.at };
+  const base: Folding = { ...state, seq: event.seq, updatedAt: event.at, estimator: estimatorOf(state) };
   if (isTerminal(state.status)) {
-    if (event.kind === 'deleted') return base;
-    if (event.kind === 'children') return { ...base, children: { ...(event.data as ChildrenSummary) } };
+    if (event.kind === 'deleted') return hide(base);
+    if (event.kind === 'children') return hide({ ...base, children: { ...(event.data as ChildrenSummary) } });
     throw finished(state);
   }
   const next = apply(base, event);
-  return { ...next, eta: estimateEta(next.estimator, next.progress, next.status) };
+  return hide({ ...next, eta: estimateEta(next.estimator, next.progress, next.status) });
 }
 
-function apply(s: JobState, event: JobEvent): JobState {
+/** A state while it is folded: the estimator in plain sight. */
+type Folding = JobState & { estimator: EtaSample | null };
+
+/** The folded state as the hub keeps it: the estimator out of every JSON of the job. */
+function hide(folded: Folding): JobState {
+  const { estimator, ...state } = folded;
+  return withEstimator(state, estimator);
+}
+
+function apply(s: Folding, event: JobEvent): Folding {
   const at = event.at;
   switch (event.kind) {
     case 'progress':
@@ -191,12 +202,13 @@ function apply(s: JobState, event: JobEvent): JobState {
   }
 }
 
-function initialState(event: JobEvent<'created'>): JobState {
+function initialState(event: JobEvent<'created'>): Folding {
   const d = event.data;
   return {
     id: event.job,
     owner: d.owner,
     name: d.name,
+    kind: d.kind ?? null,
     parent: d.parent,
     status: 'queued',
     progress: { percent: 0 },
@@ -220,12 +232,12 @@ function initialState(event: JobEvent<'created'>): JobState {
 }
 
 /** A worker's first sign of life moves a queued job to running. */
-function start(s: JobState, at: string): JobState {
+function start(s: Folding, at: string): Folding {
   if (s.status !== 'queued') return s;
   return { ...s, status: 'running', startedAt: s.startedAt ?? at };
 }
 
-function finish(s: JobState, status: JobStatus, at: string): JobState {
+function finish(s: Folding, status: JobStatus, at: string): Folding {
   return {
     ...s,
     status,
@@ -248,7 +260,7 @@ export function resolveCounts(
   };
 }
 
-function applyProgress(s: JobState, d: EventDataMap['progress'], at: string): JobState {
+function applyProgress(s: Folding, d: EventDataMap['progress'], at: string): Folding {
   let stages = s.stages;
   let stage = s.stage;
   const planned = hasPlan(stages);
@@ -294,7 +306,7 @@ function applyProgress(s: JobState, d: EventDataMap['progress'], at: string): Jo
   };
 }
 
-function applyStage(s: JobState, d: EventDataMap['stage'], at: string): JobState {
+function applyStage(s: Folding, d: EventDataMap['stage'], at: string): Folding {
   const { stages, stage } = enterStage(s.stages, s.stage, d.name, at);
   const percent = hasPlan(stages) ? weightedPercent(stages, stage.index, 0) : s.progress.percent;
   return {
@@ -307,7 +319,7 @@ function applyStage(s: JobState, d: EventDataMap['stage'], at: string): JobState
   };
 }
 
-function applyChildren(s: JobState, d: ChildrenSummary, at: string): JobState {
+function applyChildren(s: Folding, d: ChildrenSummary, at: string): Folding {
   const percent = d.total > 0 ? roundPercent(d.percentSum / d.total) : 0;
   const moving = d.percentSum > 0 || d.completed + d.failed + d.cancelled > 0;
   const next = moving ? start(s, at) : s;

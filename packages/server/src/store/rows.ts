@@ -3,7 +3,8 @@
  * plus the whole state as JSON, and an event is its seq, kind, time and data.
  * Times are milliseconds in the database and ISO-8601 strings outside it.
  */
-import type { JobEvent, JobState } from '@headway/protocol';
+import { JOB_STATUSES, type JobEvent, type JobState, type JobStatus } from '@headway/protocol';
+import { stateOfStored, storedState } from '../state/hidden-estimator.js';
 import { toMs } from './timestamps.js';
 
 /** Bounds the recursive walk of `descendants` should a parent chain ever form a cycle. */
@@ -13,12 +14,16 @@ export const MAX_DESCENDANT_DEPTH = 64;
 export interface JobColumns {
   id: string;
   owner: string;
+  /** Name and kind, for the list's search and filters. */
+  name: string;
+  kind: string | null;
   parent: string | null;
   status: string;
   seq: number;
+  createdAt: number;
   updatedAt: number;
   finishedAt: number | null;
-  /** The whole state, serialized. */
+  /** The whole state, serialized, with the estimator the job JSON leaves out. */
   state: string;
 }
 
@@ -27,13 +32,21 @@ export function jobColumns(state: JobState): JobColumns {
   return {
     id: state.id,
     owner: state.owner,
+    name: state.name,
+    kind: state.kind ?? null,
     parent: state.parent,
     status: state.status,
     seq: state.seq,
+    createdAt: toMs(state.createdAt),
     updatedAt: toMs(state.updatedAt),
     finishedAt: state.finishedAt === null ? null : toMs(state.finishedAt),
-    state: JSON.stringify(state),
+    state: JSON.stringify(storedState(state)),
   };
+}
+
+/** The job state of a stored document: serialized (SQLite) or parsed already (PostgreSQL's JSONB). */
+export function jobOfRow(stored: string | JobState): JobState {
+  return stateOfStored(typeof stored === 'string' ? (JSON.parse(stored) as JobState) : stored);
 }
 
 /** The columns of an event row: its time in ms and its data serialized (`null` when absent). */
@@ -76,4 +89,13 @@ export function inIdOrder<S>(
     jobs.push(toState(stored));
   }
   return jobs;
+}
+
+/** Counts per status from `GROUP BY status` rows, every status present (0 when none). */
+export function statusCounts(
+  rows: Iterable<{ status: JobStatus; n: number | string }>,
+): Record<JobStatus, number> {
+  const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+  for (const row of rows) if (row.status in counts) counts[row.status] = Number(row.n);
+  return counts;
 }
