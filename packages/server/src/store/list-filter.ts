@@ -8,7 +8,7 @@ import type { Cursor } from './cursor.js';
 import type { ListJobsQuery, ListOrder } from './store.js';
 
 export interface SqlBinder {
-  /** A placeholder bound to `value`. */
+  /** A placeholder bound to `value`, for one use (SQLite's `?` are positional). */
   value(value: unknown): string;
   /** A condition that `column` is one of `values`. */
   oneOf(column: string, values: readonly string[]): string;
@@ -43,11 +43,9 @@ export function listConditions(
   if (query.ids !== undefined) where.push(bind.oneOf('id', query.ids));
   if (query.kind !== undefined) where.push(`kind = ${bind.value(query.kind)}`);
   if (query.search !== undefined && query.search !== '') {
-    const pattern = bind.value(likePattern(query.search));
-    where.push(
-      `(lower(id) LIKE ${pattern} ESCAPE '\\' OR lower(name) LIKE ${pattern} ESCAPE '\\'` +
-        ` OR lower(owner) LIKE ${pattern} ESCAPE '\\')`,
-    );
+    const pattern = likePattern(query.search);
+    const like = (column: string) => `lower(${column}) LIKE ${bind.value(pattern)} ESCAPE '\\'`;
+    where.push(`(${like('id')} OR ${like('name')} OR ${like('owner')})`);
   }
   if (query.createdAfter !== undefined) where.push(`created_at >= ${bind.value(query.createdAfter)}`);
   if (query.createdBefore !== undefined) where.push(`created_at < ${bind.value(query.createdBefore)}`);
@@ -55,8 +53,9 @@ export function listConditions(
   if (query.updatedBefore !== undefined) where.push(`updated_at < ${bind.value(query.updatedBefore)}`);
   if (withStatus && after !== undefined) {
     const column = orderColumn(query.order);
-    const at = bind.value(after.at);
-    where.push(`(${column} < ${at} OR (${column} = ${at} AND ${bind.id} < ${bind.value(after.id)}))`);
+    const before = `${column} < ${bind.value(after.at)}`;
+    const tie = `${column} = ${bind.value(after.at)} AND ${bind.id} < ${bind.value(after.id)}`;
+    where.push(`(${before} OR (${tie}))`);
   }
   return where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
 }
