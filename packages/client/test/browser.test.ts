@@ -52,8 +52,15 @@ describe.skipIf(chromium.skip)(chromium.title('shared tabs (Chromium)'), () => {
     const follower = await browser.context.newPage();
     await follower.goto(url);
     await follower.waitForFunction(() => window.hw.client.state === 'connected');
-    // Give the follower time to have opened a connection of its own, were it going to.
-    await new Promise((r) => setTimeout(r, 300));
+    // The follower waits in the queue for the group's Web Lock, which the leader holds
+    // (the group lock is the one each tab's own lock is named under): it connects only
+    // once it leads, so the one connection is the leader's.
+    await follower.waitForFunction(async () => {
+      const { held = [], pending = [] } = await navigator.locks.query();
+      return pending.some(
+        (p) => held.some((h) => h.name === p.name) && held.some((h) => h.name!.startsWith(`${p.name}/`)),
+      );
+    });
     expect(connections()).toBe(1);
     expect(await follower.evaluate(() => window.hw.client.transport)).toBe('ws');
 

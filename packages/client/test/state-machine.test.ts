@@ -3,19 +3,28 @@
  * scripts message by message: states and reasons, backoff, close codes, token
  * refresh, heartbeats, offline/online, visibility, resume and gap filling.
  */
+import type { ClientMessage } from '@headway/protocol';
 import { CloseCode, ErrorCode } from '@headway/protocol/codes';
 import { receivedBefore, waitFor } from '@headway/test-helpers';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { createClient, type HeadwayClient } from '../src/client.js';
 import { ClientErrorCode, type HeadwayClientError } from '../src/errors.js';
 import type { ClientOptions, NetworkTarget, StateChange, VisibilityTarget } from '../src/types.js';
-import { eventMessage, type FakeHub, jobState, progressEvent, startFakeHub } from './fake-hub.js';
+import {
+  eventMessage,
+  type FakeConnection,
+  type FakeHub,
+  jobState,
+  progressEvent,
+  startFakeHub,
+} from './fake-hub.js';
 
 const hubs: FakeHub[] = [];
 const clients: HeadwayClient[] = [];
 
 afterEach(async () => {
+  vi.useRealTimers();
   for (const c of clients.splice(0)) c.close();
   await Promise.all(hubs.splice(0).map((h) => h.close()));
 });
@@ -43,7 +52,43 @@ function client(hub: FakeHub, options: Partial<ClientOptions> = {}) {
   return { c, states, errors };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Fake timers for a test that checks that the client does not try again: every
+ * reconnect, retry and heartbeat the client schedules is then one the test can
+ * run to the end (`vi.runAllTimersAsync`) instead of sleeping past it.
+ */
+function fakeTimers(): void {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+}
+
+/** A WebSocket class for the client that counts the connections it opens. */
+function countingWebSocket(): { WebSocket: ClientOptions['WebSocket']; opened: () => number } {
+  let opened = 0;
+  class Counting extends WebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args);
+      opened++;
+    }
+  }
+  return { WebSocket: Counting as unknown as ClientOptions['WebSocket'], opened: () => opened };
+}
+
+/**
+ * What the fake hub received on `conn` before the client's subscription to a new
+ * job `sentinel`: the client writes its messages to one socket in order, so
+ * anything it sent on the way (an unsubscribe, say) is in there, not racing it.
+ * The sentinel's own subscribe is not included.
+ */
+function sentBefore(c: HeadwayClient, conn: FakeConnection, sentinel: string) {
+  return receivedBefore(
+    () => conn.received,
+    (m) => m.type === 'subscribe' && 'job' in m && m.job === sentinel,
+    () => c.job(sentinel),
+  );
+}
+
+/** A sentinel job's subscription, which a test leaves out of what it compares. */
+const isSentinel = (m: ClientMessage) => m.type === 'subscribe' && 'job' in m && m.job.startsWith('sentinel');
 
 /** An EventTarget with an `onLine` flag, standing in for `window`. */
 function network(): NetworkTarget & { onLine: boolean; set(online: boolean): void } {
@@ -145,8 +190,10 @@ describe('state machine', () => {
   });
 
   it('stops on a close code of the "do not reconnect" range', async () => {
+    fakeTimers();
     const hub = await fake();
-    const { c, states, errors } = client(hub, { minReconnectDelayMs: 10 });
+    const ws = countingWebSocket();
+    const { c, states, errors } = client(hub, { minReconnectDelayMs: 10, WebSocket: ws.WebSocket });
     c.connect();
     (await hub.next()).close(CloseCode.TOO_MANY_CONNECTIONS);
     await waitFor(() => c.state === 'closed');
@@ -156,7 +203,9 @@ describe('state machine', () => {
       code: CloseCode.TOO_MANY_CONNECTIONS,
     });
     expect(errors.map((e) => e.code)).toEqual([ClientErrorCode.STOPPED]);
-    await sleep(100);
+    // Whatever the client still had scheduled has run: it opened no other connection.
+    await vi.runAllTimersAsync();
+    expect(ws.opened()).toBe(1);
     expect(hub.connections).toHaveLength(1);
   });
 
@@ -243,9 +292,12 @@ describe('state machine', () => {
   });
 
   it('pauses while offline and reconnects at once when back online', async () => {
+    fakeTimers();
     const hub = await fake();
     const net = network();
+    const ws = countingWebSocket();
     const { c, states } = client(hub, {
+      WebSocket: ws.WebSocket,
       network: net,
       minReconnectDelayMs: 60_000,
       maxReconnectDelayMs: 60_000,
@@ -257,7 +309,8 @@ describe('state machine', () => {
     expect(c.state).toBe('reconnecting');
     expect(states.at(-1)).toMatchObject({ reason: 'offline' });
     await waitFor(() => first.closed);
-    await sleep(50);
+    await vi.runAllTimersAsync();
+    expect(ws.opened()).toBe(1);
     expect(hub.connections).toHaveLength(1);
     net.set(true);
     await hub.next(2000);
@@ -265,12 +318,15 @@ describe('state machine', () => {
   });
 
   it('does not try while offline at start', async () => {
+    fakeTimers();
     const hub = await fake();
     const net = network();
     net.onLine = false;
-    const { c } = client(hub, { network: net });
+    const ws = countingWebSocket();
+    const { c } = client(hub, { network: net, WebSocket: ws.WebSocket });
     c.connect();
-    await sleep(50);
+    await vi.runAllTimersAsync();
+    expect(ws.opened()).toBe(0);
     expect(c.state).toBe('reconnecting');
     expect(hub.connections).toHaveLength(0);
     net.set(true);
@@ -296,8 +352,11 @@ describe('state machine', () => {
   });
 
   it('closes for good on close(): no more attempts, no timers left', async () => {
+    fakeTimers();
     const hub = await fake();
+    const ws = countingWebSocket();
     const { c, states } = client(hub, {
+      WebSocket: ws.WebSocket,
       random: () => 0.99,
       minReconnectDelayMs: 100,
       maxReconnectDelayMs: 100,
@@ -308,8 +367,9 @@ describe('state machine', () => {
     await waitFor(() => states.some((s) => s.newState === 'reconnecting'));
     c.close();
     expect(states.at(-1)).toMatchObject({ oldState: 'reconnecting', newState: 'closed', reason: 'close' });
-    // The reconnect that was due after ~100 ms never comes.
-    await sleep(250);
+    // The reconnect that was due after ~100 ms never comes, however long one waits.
+    await vi.runAllTimersAsync();
+    expect(ws.opened()).toBe(1);
     expect(hub.connections).toHaveLength(1);
     expect(c.state).toBe('closed');
   });
@@ -479,8 +539,8 @@ describe('resume', () => {
     expect(h.error?.code).toBe(ErrorCode.NOT_FOUND);
     // The failed subscription is not torn down with an unsubscribe the hub would refuse.
     h.close();
-    await sleep(20);
-    expect(conn.received.filter((m) => m.type === 'unsubscribe')).toEqual([]);
+    const before = await sentBefore(c, conn, 'sentinel');
+    expect(before.filter((m) => m.type === 'unsubscribe')).toEqual([]);
   });
 
   it('unsubscribes when the last handle of a job closes, once per tick', async () => {
@@ -491,13 +551,13 @@ describe('resume', () => {
     const conn = await hub.next();
     await conn.next('subscribe');
     a.close();
-    await sleep(10);
-    expect(conn.received.filter((m) => m.type === 'unsubscribe')).toEqual([]);
+    const whileB = await sentBefore(c, conn, 'sentinel-1');
+    expect(whileB.filter((m) => m.type === 'unsubscribe')).toEqual([]);
     b.close();
     // Closing and reopening in the same tick (React StrictMode) changes nothing on the wire.
     c.job('j2').close();
     await conn.next('unsubscribe');
-    await sleep(10);
-    expect(conn.received.map((m) => m.type)).toEqual(['subscribe', 'unsubscribe']);
+    const all = await sentBefore(c, conn, 'sentinel-2');
+    expect(all.filter((m) => !isSentinel(m)).map((m) => m.type)).toEqual(['subscribe', 'unsubscribe']);
   });
 });

@@ -24,7 +24,12 @@ const exported: Record<string, readonly string[]> = {
 };
 
 /** The codes the Python client raises itself or acts on, as string literals in its source. */
-const python = new Set(read('clients/python/headway.py').match(/(?<=")HW_[A-Z_]*[A-Z](?=")/g));
+/** Every `HW_*` string of the Python package's modules. */
+const python = new Set(
+  readdirSync(new URL('../../../clients/python/headway/', import.meta.url))
+    .filter((name) => name.endsWith('.py'))
+    .flatMap((name) => read(`clients/python/headway/${name}`).match(/(?<=")HW_[A-Z_]*[A-Z](?=")/g) ?? []),
+);
 
 interface Row {
   code: string;

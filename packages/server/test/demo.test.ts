@@ -8,7 +8,7 @@ import { createHook } from 'node:async_hooks';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { JobEvent, JobState } from '@headway/protocol';
+import { type JobEvent, type JobState, TERMINAL_STATUSES } from '@headway/protocol';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type DemoHandle, startDemo, Ticker } from '../src/demo/index.js';
 import { createServer, type HeadwayServer } from '../src/server.js';
@@ -141,7 +141,7 @@ async function destroyHooksRan(): Promise<void> {
   for (let i = 0; i < 2; i++) await new Promise((r) => setImmediate(r));
 }
 const isMedia = (j: JobState) => j.name.startsWith('Process ');
-const isFinished = (j: JobState) => ['completed', 'failed', 'cancelled'].includes(j.status);
+const isFinished = (j: JobState) => TERMINAL_STATUSES.includes(j.status);
 /**
  * Timers and immediates created by the demo module and not yet fired or cleared.
  * (Keep-alive sockets of HTTP clients and servers hold timers of their own, so a

@@ -10,7 +10,7 @@ import {
   waitFor,
 } from '@headway/test-helpers';
 import pg from 'pg';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { LATEST_VERSION, migrations } from '../src/store/migrations.js';
 import { PostgresStore, type PostgresStoreOptions } from '../src/store/postgres.js';
 import { type JobWrite, StoreConflictError, StoreUnavailableError } from '../src/store/store.js';
@@ -39,6 +39,28 @@ afterAll(async () => {
   await admin?.end();
   admin = null;
 });
+
+/**
+ * Records every statement of this process that PostgreSQL aborted as a deadlock
+ * victim (40P01), until `stop`; the caller still gets the error as before.
+ */
+function watchDeadlocks(): { seen: string[]; stop(): void } {
+  const seen: string[] = [];
+  const original = pg.Client.prototype.query;
+  const spy = vi.spyOn(pg.Client.prototype, 'query').mockImplementation(function observedQuery(
+    this: pg.Client,
+    ...args: unknown[]
+  ) {
+    const result = (original as (...a: unknown[]) => unknown).apply(this, args);
+    if (result instanceof Promise) {
+      result.catch((err: { code?: string; message?: string }) => {
+        if (err?.code === '40P01') seen.push(err.message ?? '40P01');
+      });
+    }
+    return result as never;
+  });
+  return { seen, stop: () => spy.mockRestore() };
+}
 
 /** A write by `writer`, whose name its events and state carry as their message. */
 function write(id: string, prevSeq: number, seq: number, writer = 'w'): JobWrite {
@@ -268,10 +290,12 @@ describe.skipIf(postgres.skip)(postgres.title('PostgreSQL'), () => {
     });
 
     it('locks jobs in one order, so crossing batches wait for each other instead of deadlocking', async () => {
-      // A deadlock would stall for deadlock_timeout before PostgreSQL breaks it; set high
-      // enough here that a stall cannot pass for a wait.
+      // PostgreSQL breaks a deadlock by aborting one transaction with 40P01, which the
+      // store runs again unnoticed: every statement's failure is watched for that code.
+      // A short deadlock_timeout makes PostgreSQL look for a cycle soon after a wait begins.
       const app = `hw_lock_${randomBytes(4).toString('hex')}`;
-      const connectionString = `${postgresUrlFor(app)}&options=${encodeURIComponent('-c deadlock_timeout=10s')}`;
+      const connectionString = `${postgresUrlFor(app)}&options=${encodeURIComponent('-c deadlock_timeout=50ms')}`;
+      const deadlocks = watchDeadlocks();
       const a = await open({ connectionString });
       const b = await open({ connectionString, schema: a.schema });
       const table = `${pg.escapeIdentifier(a.schema)}.jobs`;
@@ -287,7 +311,6 @@ describe.skipIf(postgres.skip)(postgres.title('PostgreSQL'), () => {
       // their rows when it lets go: one from the front, one from the back.
       const holder = await adminPool().connect();
       let results: PromiseSettledResult<void>[];
-      let elapsed: number;
       try {
         await holder.query('BEGIN');
         await holder.query(`SELECT 1 FROM ${table} WHERE id = 'x05' FOR UPDATE`);
@@ -301,16 +324,15 @@ describe.skipIf(postgres.skip)(postgres.title('PostgreSQL'), () => {
           );
           return rows[0].n >= 2;
         }, 'the two commits to wait for the held row');
-        const released = Date.now();
         await holder.query('COMMIT');
         results = await settled;
-        elapsed = Date.now() - released;
       } finally {
         // Lets go of the row even when the test failed before the COMMIT.
         await holder.query('ROLLBACK').catch(() => {});
         holder.release();
+        deadlocks.stop();
       }
-      expect(elapsed).toBeLessThan(5000);
+      expect(deadlocks.seen).toEqual([]);
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       const lost = results.find((r) => r.status === 'rejected')?.reason;
       expect(lost).toBeInstanceOf(StoreConflictError);

@@ -1,4 +1,4 @@
-import { backoffDelay, type Control, type EventInput } from '@headway/protocol';
+import { backoffDelay, type Control, type EventInput, TERMINAL_STATUSES } from '@headway/protocol';
 import { ErrorCode } from '@headway/protocol/codes';
 import { HeadwayWorkerError, WorkerErrorCode } from './errors.js';
 import { type HubClient, hubError, isRetryableStatus, notifyRetry, sleep } from './hub-client.js';
@@ -40,7 +40,7 @@ const RETRYABLE_CODES = new Set<string>([
 /** Per-job errors that end the job for this worker. */
 const ENDING_CODES = new Set<string>([ErrorCode.JOB_FINISHED, ErrorCode.JOB_DELETED, ErrorCode.NOT_FOUND]);
 /** Kinds that are never dropped when the queue overflows. */
-const KEPT_KINDS = new Set<string>(['completed', 'failed', 'cancelled', 'paused', 'resumed']);
+const KEPT_KINDS = new Set<string>([...TERMINAL_STATUSES, 'paused', 'resumed']);
 /** Shortest time between two reports of dropped events, ms. */
 const DROP_REPORT_INTERVAL_MS = 10_000; // 10 seconds
 

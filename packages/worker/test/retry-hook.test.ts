@@ -19,6 +19,8 @@ function state(id: string): JobState {
 
 beforeEach(() => {
   vi.useFakeTimers();
+  // Every backoff delay is half its cap (50 ms), so the steps below see one retry each.
+  vi.spyOn(Math, 'random').mockReturnValue(0.5);
   fake = new FakeHub();
   retries = [];
   worker = new HeadwayWorker({
@@ -38,6 +40,7 @@ afterEach(async () => {
   await vi.runOnlyPendingTimersAsync();
   await closing;
   vi.useRealTimers();
+  vi.restoreAllMocks();
 });
 
 describe('onRetry', () => {
