@@ -344,7 +344,7 @@ describe('headway run and headway watch find the hub and say what fails in the s
     expect(watch.stdout).toContain('completed');
     hub.child.kill('SIGTERM');
     await exitWithin(hub, EXIT_WITHIN_MS);
-  });
+  }, 45_000);
 
   it('both say "invalid API key" for a wrong key, from the flag or the environment', async () => {
     const { cli: hub, url } = await startHub();
@@ -366,7 +366,7 @@ describe('headway run and headway watch find the hub and say what fails in the s
     expect(((await res.json()) as { error: { message: string } }).error.message).toBe('invalid API key');
     hub.child.kill('SIGTERM');
     await exitWithin(hub, EXIT_WITHIN_MS);
-  });
+  }, 45_000);
 
   it('watch gives up with exit code 5 where nothing listens, as run does with 1, in the same words', async () => {
     const url = `http://127.0.0.1:${await deadPort()}`;
@@ -378,7 +378,7 @@ describe('headway run and headway watch find the hub and say what fails in the s
     const words = `cannot reach the hub at ${url} (connection refused)`;
     expect(watch.stderr).toContain(`headway watch: ${words}`);
     expect(runCli.stderr).toContain(`headway run: ${words}`);
-  });
+  }, 45_000);
 
   it('both default to http://127.0.0.1:7070 and say how to give credentials when there are none', async () => {
     const env = { HEADWAY_DATA_DIR: dataDir };
@@ -398,7 +398,7 @@ describe('headway run and headway watch find the hub and say what fails in the s
       );
       expect(help.stdout).toContain('--api-key <key>');
     }
-  });
+  }, 45_000);
 
   it.each([
     [['run', '--onwer', 'a', '--', 'true'], 'headway run: unknown option --onwer (did you mean --owner?)'],
