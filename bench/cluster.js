@@ -75,6 +75,9 @@ async function startHub(name) {
       prefix,
       '--log-level',
       'warn',
+      // The banner, for its URL line (a pipe gets JSON logs otherwise).
+      '--log-format',
+      'pretty',
       // The latency phase's 100 viewers are one "user" each; the ingest lanes share one key.
       '--connections-per-user',
       '1000',

@@ -4,7 +4,7 @@
  */
 import { closeAction } from '@headway/protocol/codes';
 import { useClient } from '@headway/react';
-import { useEffect, useRef } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { ConnectionIndicator } from './components/connection-indicator.js';
 import { useNotifications } from './notifications.js';
 import { Link, parseRoute, useLocation } from './router.js';
@@ -36,6 +36,8 @@ export function App({ session, onSignOut }: AppProps) {
   const route = parseRoute(pathname);
   const [theme, setTheme] = useTheme();
   const [notifications, toggleNotifications] = useNotifications(client, session.scope);
+  // On a phone the tools fold behind one button, so that the bar stays one line.
+  const [menuOpen, setMenuOpen] = useState(false);
 
   // A close code that says "do not reconnect" ends the session: an expired or refused token.
   useEffect(
@@ -80,7 +82,7 @@ export function App({ session, onSignOut }: AppProps) {
       <header className="topbar">
         <Link to="/" className="brand">
           <img src="/favicon.svg" alt="" width="22" height="22" />
-          Headway
+          <span className="brand__name">Headway</span>
         </Link>
         <nav aria-label="Views" className="topbar__nav">
           <Link to="/" aria-current={route.name === 'jobs' || route.name === 'job' ? 'page' : undefined}>
@@ -93,7 +95,16 @@ export function App({ session, onSignOut }: AppProps) {
           )}
         </nav>
         <ConnectionIndicator />
-        <div className="topbar__tools">
+        <button
+          type="button"
+          className="topbar__menu"
+          aria-expanded={menuOpen}
+          aria-controls="topbar-tools"
+          onClick={() => setMenuOpen((open) => !open)}
+        >
+          Menu
+        </button>
+        <div className="topbar__tools" id="topbar-tools" data-open={menuOpen}>
           <button
             type="button"
             aria-pressed={notifications === 'on'}

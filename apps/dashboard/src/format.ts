@@ -4,9 +4,10 @@
  */
 import type { JobState } from '@headway/client';
 
-const BYTE_UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
+/** Binary units, named as such: 104,857,600 bytes are `100 MiB` (and would be 105 MB). */
+const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
-/** `512 B`, `48 MB`, `1.25 GB` (powers of 1024, like the workers' messages). */
+/** `512 B`, `48 MiB`, `1.25 GiB` (powers of 1024). */
 export function formatBytes(bytes: number): string {
   if (!Number.isFinite(bytes) || bytes < 0) return '';
   let value = bytes;
@@ -69,6 +70,24 @@ export function formatDuration(ms: number): string {
   return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
 }
 
+/**
+ * Every time of day on the page is written by these formatters, in the
+ * browser's locale and its one hour cycle (12- or 24-hour), never a mix.
+ */
+const TIME = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', second: '2-digit' });
+const CLOCK = new Intl.DateTimeFormat(undefined, {
+  hour: 'numeric',
+  minute: '2-digit',
+  second: '2-digit',
+  fractionalSecondDigits: 3,
+});
+const DATE = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+const DATE_TIME = new Intl.DateTimeFormat(undefined, {
+  dateStyle: 'medium',
+  timeStyle: 'medium',
+  hourCycle: TIME.resolvedOptions().hourCycle,
+});
+
 /** `just now`, `5 s ago`, `3 min ago`, `2 h ago`, else the date. */
 export function formatAgo(iso: string | null | undefined, now: number): string {
   if (!iso) return '';
@@ -79,30 +98,26 @@ export function formatAgo(iso: string | null | undefined, now: number): string {
   if (seconds < 60) return `${seconds} s ago`;
   if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
   if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h ago`;
-  return new Date(at).toLocaleDateString();
+  return DATE.format(at);
 }
 
-const pad = (n: number, width = 2) => String(n).padStart(width, '0');
-
-/** Local time with milliseconds, for the event log: `14:03:07.215`. */
+/** Local time with milliseconds, for the event log: `14:03:07.215` (or `2:03:07.215 PM`). */
 export function formatClock(iso: string): string {
   const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return iso;
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  return Number.isNaN(d.getTime()) ? iso : CLOCK.format(d);
 }
 
-/** Local time to the second: `14:03:07`. */
+/** Local time to the second: `14:03:07` (or `2:03:07 PM`). */
 export function formatTime(iso: string): string {
   const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return iso;
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return Number.isNaN(d.getTime()) ? iso : TIME.format(d);
 }
 
-/** Local date and time, to the second. */
+/** Local date and time, to the second, in the same hour cycle as `formatTime`. */
 export function formatDateTime(iso: string | null | undefined): string {
   if (!iso) return '';
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+  return Number.isNaN(d.getTime()) ? iso : DATE_TIME.format(d);
 }
 
 /** Jobs that have not finished. */

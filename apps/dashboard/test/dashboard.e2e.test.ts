@@ -289,6 +289,18 @@ describe.skipIf(chromium.skip)(chromium.title('the dashboard in Chromium'), () =
       15_000,
     );
     expect(await page.textContent('.log tr[data-seq]:first-child .log__kind')).toBe('cancelled');
+    // The stage the job was in when it stopped is marked cancelled, not done; later ones did not run.
+    const stages = await page.$$eval('.timeline__stage', (els) =>
+      els.map((el) => ({
+        state: el.getAttribute('data-state'),
+        words: el.querySelector('.timeline__state')?.textContent ?? '',
+      })),
+    );
+    const stopped = stages.findIndex((s) => s.state === 'cancelled');
+    expect(stopped).toBeGreaterThanOrEqual(0);
+    expect(stages[stopped]!.words).toMatch(/^cancelled( at \d+%)?$/);
+    expect(stages.slice(0, stopped).every((s) => s.state === 'done')).toBe(true);
+    expect(stages.slice(stopped + 1).every((s) => s.state === 'skipped')).toBe(true);
   }, 45_000);
 
   it('shows the state again at once after a reload mid-job, and catches up after going offline', async () => {
@@ -416,5 +428,232 @@ describe.skipIf(chromium.skip)(chromium.title('the dashboard in Chromium'), () =
     expect(await page.getAttribute('html', 'data-theme')).toBe('dark');
     await page.selectOption('select:near(:text("Theme"))', 'system');
     expect(await page.getAttribute('html', 'data-theme')).toBeNull();
+  }, 30_000);
+});
+
+describe.skipIf(chromium.skip)(chromium.title('the dashboard reads well'), () => {
+  beforeAll(async () => {
+    await page.goto(`${hub.url}/#token=${adminToken}`);
+    await page.waitForSelector('.connection[data-state="connected"]');
+  });
+
+  /** A job driven from here: stages, a byte count, then whatever `events` says. */
+  async function drivenJob(name: string, events: Record<string, unknown>[]): Promise<string> {
+    const id = `polish-${process.pid}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+    await hub.post('/v1/jobs', {
+      id,
+      owner: 'demo',
+      name,
+      stages: [{ name: 'download' }, { name: 'transcribe', weight: 3 }, { name: 'publish' }],
+    });
+    await hub.post(`/v1/jobs/${id}/events`, { events });
+    return id;
+  }
+
+  it('writes sizes in binary units, one hour cycle, time left once, a fresh stage with a number, reasons in words', async () => {
+    const id = await drivenJob('Polish check', [
+      { kind: 'stage', name: 'download' },
+      { kind: 'progress', current: 104_857_600, total: 209_715_200, unit: 'bytes' },
+      { kind: 'stage', name: 'transcribe' },
+    ]);
+    await page.goto(`${hub.url}/jobs/${id}`);
+    await page.waitForSelector(`.job-view[data-job-id="${id}"] .timeline__stage[data-state="current"]`);
+    expect(await page.textContent('.log tr[data-kind="progress"] .log__data')).toBe(
+      '50% · 100 MiB of 200 MiB',
+    );
+    // The stage that began a moment ago already shows how long it has run.
+    expect(await page.textContent('.timeline__stage[data-state="current"] .timeline__duration')).toMatch(
+      /^\d+(\.\d+)? (ms|s) so far$/,
+    );
+    // Times of day in the details, the timeline and the log share one form.
+    const times = [
+      await page.textContent('.facts dt:text-is("Created") + dd'),
+      await page.textContent('.timeline__stage[data-state="done"] .timeline__started'),
+      await page.textContent('.log tr[data-seq] .log__time'),
+    ];
+    const twelveHour = times.map((t) => /\b(AM|PM)\b/i.test(t ?? ''));
+    expect(new Set(twelveHour).size, times.join(' | ')).toBe(1);
+
+    // Cancelled with a reason: the log says who and why in words, the stage where it stopped says cancelled.
+    await page.getByRole('button', { name: 'Cancel', exact: true }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    // The page behind the dialog is dimmed.
+    const backdrop = await page.$eval('dialog', (el) => getComputedStyle(el, '::backdrop').backgroundColor);
+    expect(backdrop).toMatch(/^rgba\(0, 0, 0, 0\.[3-9]/);
+    await dialog.getByLabel('Reason (optional)').fill('wrong file');
+    await dialog.getByRole('button', { name: 'Cancel job' }).click();
+    await page.waitForSelector('.controls__ack[data-phase="acknowledged"]');
+    await hub.post(`/v1/jobs/${id}/events`, {
+      events: [{ kind: 'cancelled', reason: 'stopped by the user' }],
+    });
+    await page.waitForSelector(`.job-view[data-job-id="${id}"][data-status="cancelled"]`);
+    await page.waitForSelector('.log tr[data-kind="cancelled"]');
+    expect(await page.textContent('.log tr[data-kind="cancelled"] .log__data')).toBe('stopped by the user');
+    expect(await page.textContent('.log tr[data-kind="cancel_requested"] .log__data')).toBe(
+      'by admin: wrong file',
+    );
+    expect(await page.getAttribute('.timeline__stage:nth-child(2)', 'data-state')).toBe('cancelled');
+    expect(await page.getAttribute('.timeline__stage:nth-child(3)', 'data-state')).toBe('skipped');
+  }, 20_000);
+
+  it('says the time left once, where a label already says "Time left"', async () => {
+    await page.goto(`${hub.url}/`);
+    const row = await page.waitForSelector('.job-row[data-status="running"][data-depth="0"]');
+    await page.click(`.job-row[data-job-id="${await row.getAttribute('data-job-id')}"] [data-row-focus]`);
+    const eta = await waitForText('.facts dt:text-is("Time left") + dd');
+    expect(eta).not.toMatch(/left/);
+    expect(eta).toMatch(/^(a few seconds|less than a minute|about \d+ \w+)/);
+  }, 30_000);
+
+  it("starts the system view's chart with the hub's last minute, not a sliver", async () => {
+    await page.goto(`${hub.url}/system`);
+    await page.waitForSelector('[data-metric="events-per-second"]');
+    // The first answer already brings the readings of the hub's last minute (it has run longer than 20 s).
+    expect(Number(await page.getAttribute('.sparkline', 'data-count'))).toBeGreaterThanOrEqual(20);
+  }, 30_000);
+
+  it('fits a short list to its rows instead of a tall empty box', async () => {
+    const id = await drivenJob('Lonely job', [{ kind: 'progress', percent: 5 }]);
+    await page.goto(`${hub.url}/?q=${id}`);
+    await page.waitForSelector(`.job-row[data-job-id="${id}"]`);
+    const table = await page.$eval('.job-table', (el) => el.getBoundingClientRect().height);
+    expect(table).toBeLessThan(150);
+  }, 30_000);
+
+  it('lays the jobs and job views out for a phone (390 × 844), with no sideways scrolling', async () => {
+    const phone = await browser.context.newPage();
+    try {
+      await phone.setViewportSize({ width: 390, height: 844 });
+      await phone.goto(`${hub.url}/#token=${adminToken}`);
+      await phone.waitForSelector('.connection[data-state="connected"]');
+      await waitFor(
+        async () => (await phone.$$('.job-row[data-depth="0"]')).length >= 4,
+        'four jobs in the list',
+      );
+      const overflow = () =>
+        phone.evaluate(() => ({
+          page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+          main: (() => {
+            const main = document.querySelector('main')!;
+            return main.scrollWidth - main.clientWidth;
+          })(),
+        }));
+      expect(await overflow()).toEqual({ page: 0, main: 0 });
+      // The bar is one line; its tools are behind the menu button.
+      expect(await phone.$eval('.topbar', (el) => el.getBoundingClientRect().height)).toBeLessThan(60);
+      expect(await phone.isVisible('.topbar__tools')).toBe(false);
+      await phone.getByRole('button', { name: 'Menu' }).click();
+      expect(await phone.isVisible('.topbar__tools')).toBe(true);
+      expect(await overflow()).toEqual({ page: 0, main: 0 });
+      await phone.getByRole('button', { name: 'Menu' }).click();
+      // Cards: no column headers, and each name gets the width of the card.
+      expect(await phone.isVisible('.job-row--head')).toBe(false);
+      const names = await phone.$$eval('.job-row[data-depth="0"] .job-row__name a', (els) =>
+        els.map((el) => ({
+          name: el.textContent,
+          width: el.getBoundingClientRect().width,
+          cut: el.scrollHeight > el.clientHeight + 1,
+        })),
+      );
+      // Each name has the card's whole width and wraps rather than ends in "…".
+      for (const name of names) expect(name.width, name.name!).toBeGreaterThan(300);
+      expect(names.filter((n) => n.cut)).toEqual([]);
+      await phone.mouse.move(0, 843);
+      await phone.screenshot({ path: join(images, 'dashboard-mobile.png') });
+
+      const row = await phone.waitForSelector('.job-row[data-status="running"][data-depth="0"]');
+      await phone.click(`.job-row[data-job-id="${await row.getAttribute('data-job-id')}"] [data-row-focus]`);
+      await phone.waitForSelector('.job-view .timeline__stage');
+      await phone.waitForSelector('.log tr[data-seq]');
+      expect(await overflow()).toEqual({ page: 0, main: 0 });
+      await phone.screenshot({ path: join(images, 'dashboard-mobile-job.png') });
+    } finally {
+      await phone.close();
+    }
+  }, 45_000);
+});
+
+/** The text of an element once it has some. */
+async function waitForText(selector: string): Promise<string> {
+  return waitFor(
+    async () => (await page.textContent(selector, { timeout: 15_000 }))?.trim() || undefined,
+    selector,
+  );
+}
+
+describe.skipIf(chromium.skip)(chromium.title('search and filters run on the hub'), () => {
+  const owner = `searcher-${process.pid}`;
+  const needle = `needle-${process.pid}`;
+  const FAILED = 12;
+  const OTHERS = 120;
+
+  beforeAll(async () => {
+    // The needle, then enough newer finished jobs to push it out of the live window (the latest 100).
+    const create = async (id: string, extra: Record<string, unknown>, events: Record<string, unknown>[]) => {
+      await hub.post('/v1/jobs', { id, owner, name: `Archive ${id}`, ...extra });
+      if (events.length > 0) await hub.post(`/v1/jobs/${id}/events`, { events });
+    };
+    await create(needle, { name: 'Transcode the needle.mp4', kind: 'transcode' }, [{ kind: 'completed' }]);
+    for (let i = 0; i < FAILED; i++) {
+      await create(`${owner}-failed-${i}`, { kind: 'import' }, [
+        { kind: 'failed', error: { code: 'E_TEST', message: 'failed on purpose' } },
+      ]);
+    }
+    for (let i = 0; i < OTHERS; i++) {
+      await create(`${owner}-done-${i}`, { kind: 'transcode' }, [{ kind: 'completed' }]);
+    }
+    await page.goto(`${hub.url}/#token=${adminToken}`);
+    await page.waitForSelector('.connection[data-state="connected"]');
+  }, 60_000);
+
+  const shownIds = () =>
+    page.$$eval('.job-row[data-job-id]', (els) => els.map((el) => el.getAttribute('data-job-id')));
+
+  it('finds a job by id that the live list no longer holds', async () => {
+    await page.goto(`${hub.url}/`);
+    await page.waitForSelector('.job-row');
+    expect(await page.$(`.job-row[data-job-id="${needle}"]`)).toBeNull();
+    await page.fill('input[type=search]', needle);
+    await page.waitForSelector(`.job-row[data-job-id="${needle}"]`);
+    // By name and by owner too.
+    await page.fill('input[type=search]', 'the NEEDLE');
+    await page.waitForSelector(`.job-row[data-job-id="${needle}"]`);
+    await page.fill('input[type=search]', '');
+  }, 30_000);
+
+  it('filters by status, owner and kind over every stored job, with counts per status', async () => {
+    await page.goto(`${hub.url}/?owner=${owner}&status=failed`);
+    await waitFor(async () => (await shownIds()).length === FAILED, `${FAILED} failed jobs`);
+    const failedOption = await page.textContent('select option[value="failed"]');
+    expect(failedOption).toBe(`failed (${FAILED})`);
+    expect(await page.textContent('select option[value="completed"]')).toBe(`completed (${OTHERS + 1})`);
+    expect(await page.textContent('.jobs-view__counts')).toContain(
+      `0 active · ${FAILED + OTHERS + 1} finished`,
+    );
+
+    await page.goto(`${hub.url}/?owner=${owner}&kind=import`);
+    await waitFor(async () => (await shownIds()).length === FAILED, `${FAILED} import jobs`);
+  }, 30_000);
+
+  it('pages through any number of jobs, and keeps the jobs on screen live', async () => {
+    await page.goto(`${hub.url}/?owner=${owner}`);
+    await waitFor(
+      async () => (await page.getAttribute('.job-table', 'data-count')) === '100',
+      'the first page',
+    );
+    await page.getByRole('button', { name: 'Show more jobs' }).click();
+    await waitFor(
+      async () => (await page.getAttribute('.job-table', 'data-count')) === String(FAILED + OTHERS + 1),
+      'every job of the owner',
+    );
+    expect(await page.$('.jobs-view__more')).toBeNull();
+
+    // A new job of the owner appears, and moves, without a reload.
+    const id = `${owner}-live`;
+    await hub.post('/v1/jobs', { id, owner, name: 'Live one', kind: 'import' });
+    await page.waitForSelector(`.job-row[data-job-id="${id}"]`);
+    await hub.post(`/v1/jobs/${id}/events`, { events: [{ kind: 'progress', percent: 37 }] });
+    await waitFor(async () => (await percentOf(id)) === 37, 'the new job at 37%');
   }, 30_000);
 });

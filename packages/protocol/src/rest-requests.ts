@@ -122,21 +122,48 @@ export const EventsQuery = Type.Object(
 );
 
 const STATUS = `(${JOB_STATUSES.join('|')})`;
+/** A point in time in a query string. */
+const Time = (description: string) => Type.String({ minLength: 1, maxLength: 64, description });
 /** `GET /v1/jobs`. */
 export const JobListQuery = Type.Object(
   {
+    q: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description: 'A part of the id, name or owner, in any case (e.g. `video-1`, `lecture`).',
+      }),
+    ),
     owner: Type.Optional(UserId),
     status: Type.Optional(
       Type.String({
         pattern: `^${STATUS}(,${STATUS})*$`,
+        errorMessage: `a status or a comma-separated list of them: ${JOB_STATUSES.join(', ')}`,
         description: 'One status or a comma-separated list, e.g. `queued,running`.',
       }),
     ),
     parent: Type.Optional(JobId),
     kind: Type.Optional(JobKindSchema),
+    createdAfter: Type.Optional(Time('Jobs created at or after this time (ISO 8601).')),
+    createdBefore: Type.Optional(Time('Jobs created before this time (ISO 8601).')),
+    updatedAfter: Type.Optional(Time('Jobs last updated at or after this time (ISO 8601).')),
+    updatedBefore: Type.Optional(Time('Jobs last updated before this time (ISO 8601).')),
+    order: Type.Optional(
+      Type.Union([Type.Literal('updated'), Type.Literal('created')], {
+        default: 'updated',
+        description: 'Most recently `updated` (default) or `created` first.',
+      }),
+    ),
+    counts: Type.Optional(
+      Type.Boolean({ description: 'Also count the jobs matching every filter but `status`, per status.' }),
+    ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_JOBS_PAGE, default: DEFAULT_JOBS_PAGE })),
     cursor: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 1024, description: '`next` of the previous page.' }),
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description: '`next` of the previous page (same query).',
+      }),
     ),
   },
   { additionalProperties: false },

@@ -7,7 +7,14 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { ErrorCode } from './codes.js';
 import { JobEventRef, JobEventSchema } from './job-event.js';
-import { ControlRef, ControlSchema, IsoTime, JobStateRef, JobStateSchema } from './job-state.js';
+import {
+  ControlRef,
+  ControlSchema,
+  IsoTime,
+  JobStateRef,
+  JobStateSchema,
+  JobStatusSchema,
+} from './job-state.js';
 
 export const PublishResultSchema = Type.Object(
   {
@@ -47,12 +54,22 @@ export const PublishManyResultSchema = Type.Object(
 /** The outcome for one job of `POST /v1/events`. */
 export type PublishManyResult = Static<typeof PublishManyResultSchema>['results'][number];
 
+export const StatusCountsSchema = Type.Record(JobStatusSchema, Type.Integer({ minimum: 0 }), {
+  description: 'Jobs per status.',
+});
+export type StatusCounts = Static<typeof StatusCountsSchema>;
+
 export const JobListSchema = Type.Object(
   {
     jobs: Type.Array(JobStateRef()),
     next: Type.Optional(Type.String({ description: 'Cursor of the next page; absent on the last page.' })),
+    counts: Type.Optional(StatusCountsSchema),
   },
-  { description: 'Jobs by most recent update first.' },
+  {
+    description:
+      'Jobs by most recent update (or creation, with `order=created`) first; with `counts=true`, the jobs ' +
+      'matching every filter but `status`, per status.',
+  },
 );
 export type JobList = Static<typeof JobListSchema>;
 

@@ -50,6 +50,18 @@ export const StatsSchema = Type.Object(
       rssBytes: Total('Resident set size.'),
       heapUsedBytes: Total('V8 heap in use.'),
     }),
+    history: Type.Array(
+      Type.Object({
+        at: Type.String({ description: 'Time of the reading (ISO 8601).' }),
+        ingested: Total('`events.ingested` then.'),
+        messagesSent: Total('`events.messagesSent` then.'),
+      }),
+      {
+        description:
+          'Readings of the event counters once a second over the last minute, oldest first, so that a ' +
+          'chart of the rates has its whole window at once.',
+      },
+    ),
   },
   { description: "This process's figures; counters are totals since it started." },
 );

@@ -4,6 +4,7 @@
  * on its own so that one bad event fails only its job.
  */
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type { ValueError } from '@sinclair/typebox/value';
 import { type ClientMessage, type ClientMessageType, clientMessageSchemas } from './client-messages.js';
 import { type EventInput, EventInputSchema } from './event-input.js';
 import { describeUnsafeValue, findUnsafeValue } from './safe-value.js';
@@ -25,6 +26,15 @@ const compiled = Object.fromEntries(
 const eventCompiled = TypeCompiler.Compile(EventInputSchema);
 
 /**
+ * What is wrong, in words: the `errorMessage` a schema carries (an id's rule
+ * rather than its regular expression), else the validator's own message.
+ */
+export function describeValueError(error: ValueError): string {
+  const words = (error.schema as { errorMessage?: unknown }).errorMessage;
+  return typeof words === 'string' ? words : error.message;
+}
+
+/**
  * Validates a parsed client message. Distinguishes an unknown `type` from a known
  * type with bad fields, so each gets its own error code.
  */
@@ -43,7 +53,7 @@ export function validateClientMessage(value: unknown): ValidationResult<ClientMe
   return {
     ok: false,
     code: 'INVALID_MESSAGE',
-    message: first ? `${type}: ${first.path || '/'} ${first.message}` : `invalid ${type} message`,
+    message: first ? `${type}: ${first.path || '/'} ${describeValueError(first)}` : `invalid ${type} message`,
   };
 }
 
@@ -54,6 +64,6 @@ export function validateEventInput(value: unknown): ValidationResult<EventInput>
   return {
     ok: false,
     code: 'INVALID_MESSAGE',
-    message: first ? `${first.path || '/'} ${first.message}` : 'invalid event',
+    message: first ? `${first.path || '/'} ${describeValueError(first)}` : 'invalid event',
   };
 }

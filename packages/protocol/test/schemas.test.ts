@@ -65,6 +65,7 @@ describe('response schemas', () => {
     startedAt: '2026-01-01T00:00:00.500Z',
     finishedAt: null,
     seq: 3,
+    kind: 'transcode',
   };
 
   it('resolves references to the components', () => {

@@ -2,25 +2,38 @@ import type { JobState } from '@headway/client';
 
 const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
 
+export interface FormatEtaOptions {
+  /**
+   * End with ` left` (default true). Pass false where a label already says
+   * "Time left", so that the value reads `about 3 minutes`, not `… left` twice.
+   */
+  left?: boolean;
+}
+
 /**
  * Time left in words: `a few seconds left`, `less than a minute left`,
  * `about 3 minutes left`, `about 1 hour 20 minutes left`, `about 2 days left`.
  */
-export function formatEta(seconds: number): string {
+export function formatEta(seconds: number, options: FormatEtaOptions = {}): string {
+  const words = etaWords(seconds);
+  return words && options.left !== false ? `${words} left` : words;
+}
+
+function etaWords(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '';
-  if (seconds < 10) return 'a few seconds left';
-  if (seconds < 60) return 'less than a minute left';
+  if (seconds < 10) return 'a few seconds';
+  if (seconds < 60) return 'less than a minute';
   const minutes = Math.round(seconds / 60);
-  if (minutes < 60) return `about ${plural(minutes, 'minute')} left`;
+  if (minutes < 60) return `about ${plural(minutes, 'minute')}`;
   const hours = Math.floor(minutes / 60);
   if (hours < 24) {
     // Minutes to the nearest five: an estimate does not deserve more.
     const rest = Math.round((minutes % 60) / 5) * 5;
     return rest === 0 || rest === 60
-      ? `about ${plural(hours + (rest === 60 ? 1 : 0), 'hour')} left`
-      : `about ${plural(hours, 'hour')} ${plural(rest, 'minute')} left`;
+      ? `about ${plural(hours + (rest === 60 ? 1 : 0), 'hour')}`
+      : `about ${plural(hours, 'hour')} ${plural(rest, 'minute')}`;
   }
-  return `about ${plural(Math.round(hours / 24), 'day')} left`;
+  return `about ${plural(Math.round(hours / 24), 'day')}`;
 }
 
 /** Seconds in the largest unit that keeps the number readable: minutes below 2 h, hours below 2 days. */

@@ -5,6 +5,7 @@
  */
 export {
   describeJob,
+  type FormatEtaOptions,
   formatEta,
   formatEtaRange,
   formatPercent,

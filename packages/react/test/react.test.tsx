@@ -44,6 +44,7 @@ function job(patch: Partial<JobState> = {}): JobState {
     startedAt: at,
     finishedAt: null,
     seq: 7,
+    kind: null,
     ...patch,
   };
 }
@@ -66,6 +67,12 @@ describe('formatEta', () => {
     [Number.NaN, ''],
   ])('%s s → %j', (seconds, words) => {
     expect(formatEta(seconds)).toBe(words);
+  });
+
+  it('leaves out "left" where a label already says it', () => {
+    expect(formatEta(45, { left: false })).toBe('less than a minute');
+    expect(formatEta(4800, { left: false })).toBe('about 1 hour 20 minutes');
+    expect(formatEta(-1, { left: false })).toBe('');
   });
 });
 

@@ -4,6 +4,8 @@ import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { TokenCache } from './auth-cache.js';
 import { HeadwayError } from './errors.js';
 
+/** The shape of a compact JWS: header.payload.signature, each base64url. */
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
 /** Who is calling: a worker or back end holding an API key, or a user holding a browser token. */
 export type Principal =
   | { kind: 'key'; id: string }
@@ -79,6 +81,8 @@ export class Auth {
     if (!credential) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'missing credentials');
     const keyId = this.keys.get(digest(credential));
     if (keyId) return { kind: 'key', id: keyId };
+    // A token has three dot-separated parts; anything else was meant as an API key, and is named so.
+    if (!JWT_SHAPE.test(credential)) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'invalid API key');
     return this.verifyToken(credential);
   }
 

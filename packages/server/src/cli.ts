@@ -11,9 +11,12 @@ import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { DEFAULT_HUB_URL } from './commands/hub-connection.js';
 import { ConfigError, LOG_LEVELS, loadConfig } from './config.js';
 import { DataDirLockedError } from './data-dir.js';
+import { nearestFlag } from './nearest-flag.js';
 import { type HeadwayOptions, resolveOptions } from './options.js';
+import { PrettyLog } from './pretty-log.js';
 import { resolveSecrets } from './secrets.js';
 import { createServer, type HeadwayServer } from './server.js';
 import { StoreUnavailableError } from './store/store.js';
@@ -46,6 +49,8 @@ Options of start (each also from the environment; flags win):
   --durability <level>      HEADWAY_DURABILITY       SQLite: normal (survives a hub crash) or full (also an OS crash or power loss)
   --allowed-origins <list>  HEADWAY_ALLOWED_ORIGINS  browser origins, comma-separated, or *
   --log-level <level>       HEADWAY_LOG_LEVEL        ${LOG_LEVELS.join('|')} (default info)
+  --log-format <format>     HEADWAY_LOG_FORMAT       pretty (banner, then readable lines), json (structured
+                                                     lines only) or auto: pretty on a terminal (default auto)
   --demo                    HEADWAY_DEMO=1           run demo workers that report sample jobs
   --production              HEADWAY_PRODUCTION=1     refuse to start without configured secrets
 
@@ -71,6 +76,8 @@ Environment only:
 In development, missing secrets are generated once and kept in <data-dir>/secrets.json.
 `;
 
+const COMMANDS = ['start', 'run', 'watch', 'help', 'version'];
+
 /** Run the `headway` command with its arguments (without `node` and the script). */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [command, ...rest] = argv;
@@ -94,12 +101,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     case 'watch':
       // Loaded only on request: the hub never loads the client SDK.
       return (await import('./commands/watch.js')).watch(rest, env);
-    default:
+    default: {
+      const near = nearestFlag(command, command.startsWith('-') ? ['--help', '--version'] : COMMANDS);
       process.stderr.write(
-        `headway: ${command.startsWith('-') ? 'unknown option' : 'unknown command'} ${command}\n` +
-          `Run "headway --help" for usage.\n`,
+        `headway: ${command.startsWith('-') ? 'unknown option' : 'unknown command'} ${command}` +
+          `${near ? ` (did you mean ${near}?)` : ''}\nRun "headway --help" for usage.\n`,
       );
       return EXIT_CONFIG;
+    }
   }
 }
 
@@ -133,7 +142,14 @@ async function start(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   for (const warning of secrets.warnings) process.stderr.write(`headway: warning: ${warning}\n`);
 
   const options = resolveOptions(secrets.config);
-  const logger = pino({ level: options.logLevel, name: 'headway' });
+  const color = process.stdout.isTTY === true && !env.NO_COLOR;
+  const pretty =
+    options.logFormat === 'pretty' || (options.logFormat === 'auto' && process.stdout.isTTY === true)
+      ? new PrettyLog({ out: process.stdout, color })
+      : null;
+  const logger = pretty
+    ? pino({ level: options.logLevel, name: 'headway' }, pretty)
+    : pino({ level: options.logLevel, name: 'headway' });
 
   let server: HeadwayServer;
   try {
@@ -171,16 +187,14 @@ async function start(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     }
   }
 
-  process.stdout.write(
-    await banner({
-      server,
-      url,
-      options,
-      secretsFile: secrets.file,
-      developmentKey: secrets.developmentKey,
-      color: process.stdout.isTTY === true && !env.NO_COLOR,
-    }),
-  );
+  const facts = { server, url, options, secretsFile: secrets.file, developmentKey: secrets.developmentKey };
+  if (pretty) {
+    // The banner whole, then the log lines held back meanwhile: never the two interleaved.
+    process.stdout.write(await banner({ ...facts, color }));
+    pretty.release();
+  } else {
+    logger.info(await startupRecord(facts), 'ready');
+  }
   return exit.code;
 }
 
@@ -309,13 +323,40 @@ function shutdownOnSignal(server: HeadwayServer, options: HeadwayOptions, logger
   };
 }
 
-interface BannerOptions {
+interface StartupFacts {
   server: HeadwayServer;
   url: string;
   options: HeadwayOptions;
   secretsFile: string | null;
   developmentKey: string | null;
+}
+
+interface BannerOptions extends StartupFacts {
   color: boolean;
+}
+
+/**
+ * The banner's facts as one structured record, for `--log-format json`: where
+ * the hub listens and, in development, the dashboard link.
+ */
+async function startupRecord(f: StartupFacts): Promise<Record<string, unknown>> {
+  const { options, url } = f;
+  const record: Record<string, unknown> = {
+    version: version(),
+    mode: options.production ? 'production' : 'development',
+    url,
+    websocket: `${url.replace(/^http/, 'ws')}/v1/ws`,
+    store: options.postgresUrl
+      ? `postgresql ${describeServer(options.postgresUrl)}`
+      : resolve(options.dataDir),
+  };
+  if (options.redisUrl) record.bus = `redis ${describeServer(options.redisUrl)}`;
+  if (f.secretsFile) record.secretsFile = f.secretsFile;
+  if (!options.production) {
+    const admin = await f.server.auth.mint({ user: 'admin', admin: true, ttl: BANNER_TOKEN_TTL_SECONDS });
+    record.dashboard = `${url}/#token=${admin.token}`;
+  }
+  return record;
 }
 
 /** The start-up text: where the hub listens and, in development, how to try it at once. */
@@ -350,7 +391,8 @@ export async function banner(b: BannerOptions): Promise<string> {
     const user = await b.server.auth.mint({ user: DEMO_USER, ttl: BANNER_TOKEN_TTL_SECONDS });
     const admin = await b.server.auth.mint({ user: 'admin', admin: true, ttl: BANNER_TOKEN_TTL_SECONDS });
     const key = b.developmentKey ?? '<one of HEADWAY_API_KEYS>';
-    const watchUrl = `${wsUrl}?token=${user.token}`;
+    // The commands find a hub on the default address and its development key by themselves.
+    const watchFlags = url === DEFAULT_HUB_URL ? '' : ` --url ${url}`;
     lines.push(
       '',
       // The token rides in the fragment, which the browser never sends; the dashboard stores it per tab.
@@ -375,22 +417,19 @@ export async function banner(b: BannerOptions): Promise<string> {
       `  curl -sS -X POST "$HEADWAY_URL/v1/jobs/hello/events" -H "Authorization: Bearer $HEADWAY_API_KEY" \\`,
       `    -H 'Content-Type: application/json' -d '{"events":[{"kind":"progress","percent":42,"message":"working"}]}'`,
       '',
-      bold('Watch it live:') + ` open ${url}/healthz in a browser and paste into its devtools console:`,
+      bold('Watch it live:') + ' in the dashboard above, or in a terminal:',
       '',
-      `  const ws = new WebSocket('${watchUrl}');`,
-      `  ws.onmessage = (e) => console.log(JSON.parse(e.data));`,
-      `  ws.onopen = () => ws.send(JSON.stringify({ type: 'subscribe', id: 'hello', job: 'hello' }));`,
+      `  headway watch hello${watchFlags}`,
       '',
-      `  ${dim('or from a terminal:')} websocat '${watchUrl}'`,
-      `  ${dim('then type:')} {"type":"subscribe","id":"hello","job":"hello"}`,
+      `  ${dim('or run any command as a job, and watch it:')} headway run --owner ${DEMO_USER}${watchFlags} -- sleep 5`,
     );
     if (options.demo) {
       lines.push(
         '',
         bold('Demo:') + ` workers are reporting sample jobs owned by "${DEMO_USER}". Watch all of them,`,
-        'new ones included, with the same socket:',
+        'new ones included:',
         '',
-        `  ws.send(JSON.stringify({ type: 'subscribe', id: 'mine', scope: 'user' }));`,
+        `  headway watch --user ${DEMO_USER}${watchFlags}`,
       );
     }
   }

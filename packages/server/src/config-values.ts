@@ -145,6 +145,17 @@ export function parseLogLevel(value: string, setting: string): LogLevel {
   return level as LogLevel;
 }
 
+const LOG_FORMATS: readonly HeadwayOptions['logFormat'][] = ['auto', 'pretty', 'json'];
+
+/** `auto`, `pretty` or `json`, in any case. */
+export function parseLogFormat(value: string, setting: string): HeadwayOptions['logFormat'] {
+  const format = value.trim().toLowerCase();
+  if (!(LOG_FORMATS as readonly string[]).includes(format)) {
+    throw new ConfigError(setting, `${setting} must be one of ${LOG_FORMATS.join(', ')} (got "${value}")`);
+  }
+  return format as HeadwayOptions['logFormat'];
+}
+
 const TRUE = new Set(['1', 'true', 'yes', 'on']);
 const FALSE = new Set(['0', 'false', 'no', 'off']);
 

@@ -18,6 +18,7 @@ import {
   parseApiKeys,
   parseBoolean,
   parseDialects,
+  parseLogFormat,
   parseLogLevel,
   parseOrigins,
   parsePort,
@@ -26,6 +27,7 @@ import {
   parseServerUrl,
 } from './config-values.js';
 import { checkDataDir } from './data-dir.js';
+import { unknownOption } from './nearest-flag.js';
 import {
   DURABILITIES,
   type Durability,
@@ -47,6 +49,7 @@ const SETTINGS = {
   durability: { flag: '--durability', env: 'HEADWAY_DURABILITY', type: 'string' },
   'allowed-origins': { flag: '--allowed-origins', env: 'HEADWAY_ALLOWED_ORIGINS', type: 'string' },
   'log-level': { flag: '--log-level', env: 'HEADWAY_LOG_LEVEL', type: 'string' },
+  'log-format': { flag: '--log-format', env: 'HEADWAY_LOG_FORMAT', type: 'string' },
   dialects: { flag: '--dialects', env: 'HEADWAY_DIALECTS', type: 'string' },
   'dialect-prefix': { flag: '--dialect-prefix', env: 'HEADWAY_DIALECT_PREFIX', type: 'string' },
   demo: { flag: '--demo', env: 'HEADWAY_DEMO', type: 'boolean' },
@@ -110,6 +113,13 @@ const CLIENT_VARIABLES: ReadonlySet<string> = new Set(['HEADWAY_URL', 'HEADWAY_A
 /** PostgreSQL truncates longer identifiers, so two long schema names could name one schema. */
 const MAX_SCHEMA_BYTES = 63;
 
+/** Every flag of `headway start`, for the suggestion after a typo. */
+const KNOWN_FLAGS: readonly string[] = [
+  ...Object.values(SETTINGS).map((s) => s.flag),
+  ...NUMERIC_SETTINGS.map((s) => s.flag),
+  '--help',
+];
+
 const KNOWN_VARIABLES: ReadonlySet<string> = new Set([
   ...Object.values(SETTINGS).map((s) => s.env),
   ...NUMERIC_SETTINGS.map((s) => s.env),
@@ -152,6 +162,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HeadwayOptio
   if (origins) config.allowedOrigins = parseOrigins(String(origins.value), origins.setting);
   const logLevel = pick('log-level');
   if (logLevel) config.logLevel = parseLogLevel(String(logLevel.value), logLevel.setting);
+  const logFormat = pick('log-format');
+  if (logFormat) config.logFormat = parseLogFormat(String(logFormat.value), logFormat.setting);
   const dialects = pick('dialects');
   if (dialects) config.dialects = { enabled: parseDialects(String(dialects.value), dialects.setting) };
   const prefix = pick('dialect-prefix');
@@ -244,7 +256,7 @@ function flagError(err: unknown): Error {
   const name = quoted.split(' ')[0] ?? quoted;
   switch (code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return new ConfigError(name, `unknown option ${name}`, 'unknown');
+      return new ConfigError(name, unknownOption(name, KNOWN_FLAGS), 'unknown');
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
       return new ConfigError(name, `unexpected argument ${name}`, 'unknown');
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':

@@ -166,6 +166,12 @@ export interface HeadwayOptions {
   /** Longest graceful shutdown before the process exits anyway, ms. */
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /**
+   * How `headway start` writes: `pretty` (the start-up banner, then one readable
+   * line per log record), `json` (pino's structured lines only, the banner's
+   * facts in one record), or `auto`: pretty on a terminal, else json.
+   */
+  logFormat: 'auto' | 'pretty' | 'json';
   /** PostgreSQL URL; when set, jobs are stored there (shared by every hub process) instead of in SQLite. */
   postgresUrl?: string;
   /** Schema of Headway's tables in PostgreSQL, created when missing. */
@@ -253,6 +259,7 @@ export const defaults: HeadwayOptions = {
   stall: stallDefaults,
   shutdownTimeoutMs: 10_000, // 10 seconds
   logLevel: 'info',
+  logFormat: 'auto',
   postgresSchema: 'headway',
   redisPrefix: 'headway:',
   idleCheckMs: 5_000, // 5 seconds

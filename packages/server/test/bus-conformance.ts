@@ -48,6 +48,7 @@ export function delivery(job: string, seq: number, owner = 'alice'): Delivery {
     startedAt: new Date(T0).toISOString(),
     finishedAt: null,
     seq,
+    kind: null,
   };
   return new Delivery(event, state);
 }

@@ -94,7 +94,8 @@ async function exitWithin(cli: Cli, ms: number) {
 }
 
 async function startHub(args: string[] = [], env: Record<string, string> = {}) {
-  const cli = run(['start', '--port', '0', '--data-dir', dataDir, ...args], env);
+  // The banner is for terminals; a pipe gets structured logs unless asked for the banner.
+  const cli = run(['start', '--port', '0', '--data-dir', dataDir, '--log-format', 'pretty', ...args], env);
   const [, url] = await waitForStdout(cli, /^ {2}URL +(http:\/\/\S+)$/m);
   await waitForStdout(cli, /Press Ctrl\+C to stop\./);
   return { cli, url: url! };
@@ -195,7 +196,7 @@ describe('headway start', () => {
   it('runs the demo workers with --demo and stops them on SIGTERM', async () => {
     const { cli, url } = await startHub(['--demo', '--log-level', 'warn']);
     expect(cli.stdout).toContain('Demo:');
-    expect(cli.stdout).toContain("scope: 'user'");
+    expect(cli.stdout).toContain(`headway watch --user demo --url ${url}`);
     const admin = /^ {2}Admin token +(\S+)$/m.exec(cli.stdout)?.[1];
     // The demo reports through the REST API; its first job appears shortly.
     const jobs = await waitFor(
@@ -232,11 +233,13 @@ describe('headway start', () => {
 describe('configuration errors exit 2 with a message and no stack trace', () => {
   it.each([
     [['start', '--production'], {}, 'HEADWAY_JWT_SECRET'],
-    [['start', '--prot', '80'], {}, 'unknown option --prot'],
+    [['start', '--prot', '80'], {}, 'unknown option --prot (did you mean --port?)'],
+    [['start', '--log-format', 'xml'], {}, '--log-format must be one of auto, pretty, json'],
     [['start'], { HEADWAY_PORT: 'abc' }, 'HEADWAY_PORT'],
     [['start'], { HEADWAY_SECRET: 'x' }, 'HEADWAY_SECRET'],
     [['start'], { HEADWAY_REDIS_URL: 'redis://localhost:6379' }, 'HEADWAY_POSTGRES_URL'],
     [['serve'], {}, 'unknown command serve'],
+    [['wacth'], {}, 'unknown command wacth (did you mean watch?)'],
   ] as const)('headway %j with %j', async (args, env, expected) => {
     const cli = run([...args, '--data-dir', dataDir], { ...env });
     expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(2);
@@ -341,5 +344,148 @@ describe('headway help and version', () => {
     const cli = run([arg]);
     expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(0);
     expect(cli.stdout.trim()).toBe(pkg.version);
+  });
+});
+
+describe('headway start writes a banner or structured logs, never both', () => {
+  it('writes the banner whole on --log-format pretty, log lines only after it, and no console snippet', async () => {
+    const { cli, url } = await startHub();
+    const out = cli.stdout;
+    const banner = out.indexOf('Headway ');
+    expect(banner).toBeGreaterThanOrEqual(0);
+    // Lines before the banner would be log lines written meanwhile: there are none, and none is JSON.
+    expect(out.slice(0, banner).trim()).toBe('');
+    expect(out).not.toMatch(/^\{/m);
+    expect(out).not.toContain('devtools');
+    expect(out).not.toContain('new WebSocket(');
+    expect(out).toContain(`headway watch hello --url ${url}`);
+    cli.child.kill('SIGTERM');
+    await exitWithin(cli, EXIT_WITHIN_MS);
+    // The shutdown is logged after the banner, as a readable line.
+    expect(cli.stdout.slice(cli.stdout.indexOf('Press Ctrl+C'))).toMatch(
+      /^\d\d:\d\d:\d\d INFO {2}shutting down/m,
+    );
+  });
+
+  it.each([
+    [[]],
+    [['--log-format', 'json']],
+  ])('writes only JSON lines in a pipe (%j), the banner\'s facts in one "ready" record', async (flags) => {
+    const cli = run(['start', '--port', '0', '--data-dir', dataDir, ...flags]);
+    const [line] = await waitForStdout(cli, /^\{.*"msg":"ready".*\}$/m);
+    const ready = JSON.parse(line) as Record<string, string>;
+    expect(ready.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(ready.mode).toBe('development');
+    expect(ready.dashboard).toMatch(/#token=ey/);
+    cli.child.kill('SIGTERM');
+    await exitWithin(cli, EXIT_WITHIN_MS);
+    const lines = cli.stdout.trim().split('\n');
+    for (const l of lines) expect(() => JSON.parse(l), l).not.toThrow();
+    expect(cli.stdout).not.toContain('Press Ctrl+C');
+  });
+});
+
+describe('headway run and headway watch find the hub and say what fails in the same words', () => {
+  /** A port where nothing listens: bound, then closed. */
+  async function deadPort(): Promise<number> {
+    const server: Server = createNetServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  it('run prints the job id and the watch command before the output, with the key from --data-dir', async () => {
+    const { cli: hub, url } = await startHub();
+    const cli = run([
+      'run',
+      '--url',
+      url,
+      '--data-dir',
+      dataDir,
+      '--owner',
+      'alice',
+      '--',
+      process.execPath,
+      '-e',
+      "console.error('from the command'); console.log('50%')",
+    ]);
+    expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(0);
+    const id = /^headway run: job (\S+); follow it with: headway watch (\S+) --url (\S+)$/m.exec(cli.stderr);
+    expect(id, cli.stderr).not.toBeNull();
+    expect(id![2]).toBe(id![1]);
+    expect(id![3]).toBe(url);
+    expect(cli.stderr.indexOf('headway run: job')).toBeLessThan(cli.stderr.indexOf('from the command'));
+
+    // The command it printed works, with the same credentials found the same way.
+    const watch = run(['watch', id![1]!, '--url', url], { HEADWAY_DATA_DIR: dataDir });
+    expect((await exitWithin(watch, EXIT_WITHIN_MS)).code).toBe(0);
+    expect(watch.stdout).toContain('completed');
+    hub.child.kill('SIGTERM');
+    await exitWithin(hub, EXIT_WITHIN_MS);
+  }, 45_000);
+
+  it('both say "invalid API key" for a wrong key, from the flag or the environment', async () => {
+    const { cli: hub, url } = await startHub();
+    const wrong = 'not-the-right-api-key';
+    const runFlag = run(['run', '--url', url, '--api-key', wrong, '--owner', 'a', '--', 'true']);
+    const watchFlag = run(['watch', 'any', '--url', url, '--api-key', wrong]);
+    const runEnv = run(['run', '--url', url, '--owner', 'a', '--', 'true'], { HEADWAY_API_KEY: wrong });
+    const watchEnv = run(['watch', 'any', '--url', url], { HEADWAY_API_KEY: wrong });
+    expect((await exitWithin(runFlag, EXIT_WITHIN_MS)).code).toBe(1);
+    expect((await exitWithin(watchFlag, EXIT_WITHIN_MS)).code).toBe(5);
+    expect((await exitWithin(runEnv, EXIT_WITHIN_MS)).code).toBe(1);
+    expect((await exitWithin(watchEnv, EXIT_WITHIN_MS)).code).toBe(5);
+    expect(runFlag.stderr).toBe('headway run: invalid API key (from --api-key)\n');
+    expect(watchFlag.stderr).toBe('headway watch: invalid API key (from --api-key)\n');
+    expect(runEnv.stderr).toBe('headway run: invalid API key (from HEADWAY_API_KEY)\n');
+    expect(watchEnv.stderr).toBe('headway watch: invalid API key (from HEADWAY_API_KEY)\n');
+    // The hub says so too.
+    const res = await fetch(`${url}/v1/jobs`, { headers: { authorization: `Bearer ${wrong}` } });
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('invalid API key');
+    hub.child.kill('SIGTERM');
+    await exitWithin(hub, EXIT_WITHIN_MS);
+  }, 45_000);
+
+  it('watch gives up with exit code 5 where nothing listens, as run does with 1, in the same words', async () => {
+    const url = `http://127.0.0.1:${await deadPort()}`;
+    const env = { HEADWAY_API_KEY: 'some-api-key-of-a-hub' };
+    const watch = run(['watch', 'any', '--url', url], env);
+    const runCli = run(['run', '--url', url, '--owner', 'a', '--', 'true'], env);
+    expect((await exitWithin(watch, EXIT_WITHIN_MS)).code).toBe(5);
+    expect((await exitWithin(runCli, EXIT_WITHIN_MS)).code).toBe(1);
+    const words = `cannot reach the hub at ${url} (connection refused)`;
+    expect(watch.stderr).toContain(`headway watch: ${words}`);
+    expect(runCli.stderr).toContain(`headway run: ${words}`);
+  }, 45_000);
+
+  it('both default to http://127.0.0.1:7070 and say how to give credentials when there are none', async () => {
+    const env = { HEADWAY_DATA_DIR: dataDir };
+    const watch = run(['watch', 'any'], env);
+    const runCli = run(['run', '--owner', 'a', '--', 'true'], env);
+    expect((await exitWithin(watch, EXIT_WITHIN_MS)).code).toBe(2);
+    expect((await exitWithin(runCli, EXIT_WITHIN_MS)).code).toBe(2);
+    expect(watch.stderr).toMatch(
+      /^headway watch: no credentials: pass --api-key, set HEADWAY_TOKEN or HEADWAY_API_KEY/,
+    );
+    expect(runCli.stderr).toMatch(/^headway run: no credentials: pass --api-key, set HEADWAY_API_KEY/);
+    for (const command of ['run', 'watch']) {
+      const help = run([command, '--help']);
+      await exitWithin(help, EXIT_WITHIN_MS);
+      expect(help.stdout).toContain(
+        '--url <url>            the hub (default $HEADWAY_URL, else http://127.0.0.1:7070)',
+      );
+      expect(help.stdout).toContain('--api-key <key>');
+    }
+  }, 45_000);
+
+  it.each([
+    [['run', '--onwer', 'a', '--', 'true'], 'headway run: unknown option --onwer (did you mean --owner?)'],
+    [['watch', 'x', '--ulr', 'http://h'], 'headway watch: unknown option --ulr (did you mean --url?)'],
+    [['watch', 'x', '--api-kye=k'], 'headway watch: unknown option --api-kye (did you mean --api-key?)'],
+  ])('%j suggests the nearest flag', async (args, expected) => {
+    const cli = run(args);
+    expect((await exitWithin(cli, EXIT_WITHIN_MS)).code).toBe(2);
+    expect(cli.stderr).toContain(expected);
   });
 });

@@ -473,6 +473,9 @@ describe.skipIf(skip)(title('hub processes'), { timeout: 60_000 }, () => {
         '300',
         '--log-level',
         'warn',
+        // The banner, for its URL line (a pipe gets JSON logs otherwise).
+        '--log-format',
+        'pretty',
       ],
       {
         cwd: REPO_ROOT,

@@ -152,7 +152,7 @@ describe('loadConfig', () => {
     expect(err.setting).toBe('--prot');
     expect(err.reason).toBe('unknown');
     expect(err.code).toBe('HW_ERR_CONFIG');
-    expect(err.message).toBe('unknown option --prot');
+    expect(err.message).toBe('unknown option --prot (did you mean --port?)');
   });
 
   it.each([

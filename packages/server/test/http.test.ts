@@ -14,6 +14,7 @@ import { startHub, type TestHub, waitFor } from '@headway/test-helpers';
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MIN_SAMPLE_INTERVAL_MS } from '../src/state/rate.js';
 import { StoreUnavailableError } from '../src/store/store.js';
 
 let n = 0;
@@ -171,6 +172,68 @@ describe('jobs', () => {
 
     const children = await hub.request('GET', `/v1/jobs?parent=${parent.id}`);
     expect(children.body.jobs).toHaveLength(3);
+  });
+
+  it('searches by a part of the id, name or owner, filters by kind and time, and counts per status', async () => {
+    const owner = uid('searcher');
+    const needle = await createJob({ owner, name: 'Transcode Lecture-42.mp4', kind: 'transcode' });
+    const imports = [await createJob({ owner, kind: 'import' }), await createJob({ owner, kind: 'import' })];
+    await publish(imports[0]!.id, [{ kind: 'failed', error: { code: 'E', message: 'no' } }]);
+    const list = async (query: string) => {
+      const res = await hub.request('GET', `/v1/jobs?owner=${owner}&${query}`);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expectSchema(JobListSchema, res.body);
+      return res.body as { jobs: { id: string; kind: string | null }[]; counts?: Record<string, number> };
+    };
+    const ids = async (query: string) => (await list(query)).jobs.map((j) => j.id).sort();
+
+    expect(await ids('q=lecture-42')).toEqual([needle.id]);
+    expect(await ids(`q=${needle.id.toUpperCase()}`)).toEqual([needle.id]);
+    expect(await ids(`q=${owner}`)).toHaveLength(3);
+    expect(await ids('kind=import')).toEqual(imports.map((j) => j.id).sort());
+    expect((await list('kind=transcode')).jobs[0]!.kind).toBe('transcode');
+    const now = new Date().toISOString();
+    expect(await ids(`createdAfter=${encodeURIComponent(now)}`)).toEqual([]);
+    expect(await ids(`createdBefore=${encodeURIComponent(now)}`)).toHaveLength(3);
+    // Newest creation first: the imports were created after the needle.
+    expect((await list('order=created')).jobs.at(-1)!.id).toBe(needle.id);
+
+    const counted = await list('status=failed&counts=true&limit=1');
+    expect(counted.jobs.map((j) => j.id)).toEqual([imports[0]!.id]);
+    expect(counted.counts).toEqual({
+      queued: 2,
+      running: 0,
+      paused: 0,
+      completed: 0,
+      failed: 1,
+      cancelled: 0,
+    });
+    expect((await list('limit=1')).counts).toBeUndefined();
+
+    // A user's token counts its own jobs only, and another owner's nothing.
+    const token = await hub.token(owner);
+    const own = await hub.request('GET', '/v1/jobs?counts=true', undefined, token);
+    expect(own.body.counts.queued + own.body.counts.failed).toBe(3);
+    const other = await hub.request('GET', '/v1/jobs?owner=someone-else&counts=true', undefined, token);
+    expect(other.body).toEqual({
+      jobs: [],
+      counts: { queued: 0, running: 0, paused: 0, completed: 0, failed: 0, cancelled: 0 },
+    });
+  });
+
+  it('keeps the ETA estimator out of the job JSON', async () => {
+    const job = await createJob();
+    // Reports further apart than the estimator's shortest sample interval, so that it has a rate.
+    for (const percent of [10, 20, 30]) {
+      await publish(job.id, [{ kind: 'progress', percent }]);
+      await new Promise((r) => setTimeout(r, MIN_SAMPLE_INTERVAL_MS + 50));
+    }
+    const read = await hub.request('GET', `/v1/jobs/${job.id}`);
+    expect(read.body).not.toHaveProperty('estimator');
+    expect(read.body.eta).not.toBeNull();
+    const listed = await hub.request('GET', `/v1/jobs?q=${job.id}`);
+    expect(listed.body.jobs[0]).not.toHaveProperty('estimator');
+    expect(JSON.stringify(await hub.server.hub.getJob(job.id))).not.toContain('estimator');
   });
 
   it('cancels, pauses and resumes, with and without a body', async () => {
@@ -511,6 +574,22 @@ describe('bad input', () => {
     await expectError(hub.request('GET', `/v1/jobs/${job.id}?wait=soon`), 400, ErrorCode.INVALID_MESSAGE);
     await expectError(hub.request('GET', '/v1/jobs?status=sleeping'), 400, ErrorCode.INVALID_MESSAGE);
     await expectError(hub.request('GET', '/v1/jobs?cursor=garbage'), 400, ErrorCode.INVALID_VALUE);
+    await expectError(hub.request('GET', '/v1/jobs?createdAfter=yesterday'), 400, ErrorCode.INVALID_VALUE);
+  });
+
+  it('says what is wrong in words, not a regular expression', async () => {
+    const id = await hub.request('POST', '/v1/jobs', { id: 'a b', owner: 'alice' });
+    expect(id.status).toBe(400);
+    expect(id.body.error.message).toBe('body/id: an id is 1 to 128 characters: letters, digits and . _ : -');
+    const status = await hub.request('GET', '/v1/jobs?status=sleeping');
+    expect(status.body.error.message).toBe(
+      'querystring/status: a status or a comma-separated list of them: queued, running, paused, completed, failed, cancelled',
+    );
+    const time = await hub.request('GET', '/v1/jobs?createdAfter=yesterday');
+    expect(time.body.error.message).toBe(
+      'createdAfter must be a time such as 2026-12-04T20:00:00Z (got "yesterday")',
+    );
+    for (const res of [id, status]) expect(res.body.error.message).not.toMatch(/[\^$]/);
   });
 
   it('unknown route', async () => {

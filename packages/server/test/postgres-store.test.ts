@@ -169,6 +169,45 @@ describe.skipIf(postgres.skip)(postgres.title('PostgreSQL'), () => {
       }
     });
 
+    it('fills the search columns of jobs stored before them', async () => {
+      // A schema as the first migration left it, with one job.
+      const schema = uniqueSchema();
+      schemas.add(schema);
+      const client = await adminPool().connect();
+      const job = jobWrite('legacy-1', 0, 3).state;
+      Object.assign(job, {
+        name: 'Transcode Lecture.mp4',
+        kind: 'transcode',
+        createdAt: '2024-05-01T11:00:00.250Z',
+      });
+      try {
+        await client.query(`CREATE SCHEMA ${pg.escapeIdentifier(schema)}`);
+        await client.query(`SET search_path TO ${pg.escapeIdentifier(schema)}`);
+        await client.query(migrations[0]!.postgres);
+        await client.query(
+          'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)',
+        );
+        await client.query('INSERT INTO schema_migrations VALUES (1, $1, 0)', [migrations[0]!.name]);
+        await client.query(
+          `INSERT INTO jobs (id, owner, parent, status, seq, updated_at, finished_at, state)
+           VALUES ($1, $2, NULL, $3, 3, $4, NULL, $5)`,
+          [job.id, job.owner, job.status, Date.parse(job.updatedAt), JSON.stringify(job)],
+        );
+      } finally {
+        await client.query('RESET search_path');
+        client.release();
+      }
+      const store = make({ schema });
+      await store.migrate();
+      expect((await store.listJobs({ limit: 10, search: 'lecture' })).jobs.map((j) => j.id)).toEqual([
+        'legacy-1',
+      ]);
+      expect((await store.listJobs({ limit: 10, kind: 'transcode' })).jobs).toHaveLength(1);
+      const created = Date.parse(job.createdAt);
+      expect((await store.listJobs({ limit: 10, createdAfter: created })).jobs).toHaveLength(1);
+      expect((await store.listJobs({ limit: 10, createdAfter: created + 1 })).jobs).toHaveLength(0);
+    });
+
     it('refuses a schema written by a newer Headway', async () => {
       const store = await open();
       await adminPool().query(

@@ -8,7 +8,14 @@ import type {
   ReportableKind,
 } from '@headway/protocol';
 import { describe, expect, it } from 'vitest';
-import { createdData, isTerminal, prepareControl, prepareEvent, reduce } from '../src/state/index.js';
+import {
+  createdData,
+  estimatorOf,
+  isTerminal,
+  prepareControl,
+  prepareEvent,
+  reduce,
+} from '../src/state/index.js';
 
 const T0 = Date.parse('2025-03-01T12:00:00.000Z');
 /** ISO time `ms` after T0: tests never read the clock. */
@@ -166,6 +173,9 @@ describe('reduce: created', () => {
       kind: null,
       stalled: null,
     });
+    // The estimator is the hub's own: never in the job's JSON.
+    expect(estimatorOf(state)).toBeNull();
+    expect(JSON.parse(JSON.stringify(state))).not.toHaveProperty('estimator');
   });
 
   it('refuses created on an existing job and any other event before created', () => {

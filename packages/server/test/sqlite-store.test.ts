@@ -91,6 +91,35 @@ describe('SqliteStore', () => {
     }
   });
 
+  it('fills the search columns of jobs stored before them', async () => {
+    const file = dbFile();
+    // A database as the first schema left it, with one job.
+    const db = new Database(file);
+    db.exec(migrations[0]!.sqlite);
+    db.exec(
+      'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+    );
+    db.prepare('INSERT INTO schema_migrations VALUES (1, ?, 0)').run(migrations[0]!.name);
+    const job = state('legacy-1', 3, {
+      name: 'Transcode Lecture.mp4',
+      kind: 'transcode',
+      createdAt: '2024-05-01T11:00:00.250Z',
+    });
+    db.prepare(
+      'INSERT INTO jobs (id, owner, parent, status, seq, updated_at, finished_at, state) VALUES (?, ?, NULL, ?, 3, ?, NULL, ?)',
+    ).run(job.id, job.owner, job.status, Date.parse(job.updatedAt), JSON.stringify(job));
+    db.close();
+
+    const store = await open(file);
+    expect((await store.listJobs({ limit: 10, search: 'lecture' })).jobs.map((j) => j.id)).toEqual([
+      'legacy-1',
+    ]);
+    expect((await store.listJobs({ limit: 10, kind: 'transcode' })).jobs).toHaveLength(1);
+    const created = Date.parse(job.createdAt);
+    expect((await store.listJobs({ limit: 10, createdAfter: created })).jobs).toHaveLength(1);
+    expect((await store.listJobs({ limit: 10, createdAfter: created + 1 })).jobs).toHaveLength(0);
+  });
+
   it('refuses a database written by a newer schema', async () => {
     const file = dbFile();
     const store = await open(file);

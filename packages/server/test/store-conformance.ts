@@ -41,6 +41,10 @@ function progressEvent(job: string, seq: number, at: number): JobEvent {
 
 interface CreateOptions {
   owner?: string;
+  name?: string;
+  kind?: string | null;
+  /** ms since epoch; defaults to the earlier of `updatedAt` and `eventsAt`. */
+  createdAt?: number;
   parent?: string | null;
   status?: JobStatus;
   /** ms since epoch */
@@ -61,10 +65,12 @@ async function createJob(store: Store, id: string, o: CreateOptions = {}): Promi
   const eventsAt = o.eventsAt ?? updatedAt;
   const state = jobState(id, {
     owner: o.owner ?? 'alice',
+    name: o.name ?? id,
+    kind: o.kind ?? null,
     parent: o.parent ?? null,
     status: o.status ?? 'running',
     updatedAt: iso(updatedAt),
-    createdAt: iso(Math.min(updatedAt, eventsAt)),
+    createdAt: iso(o.createdAt ?? Math.min(updatedAt, eventsAt)),
     finishedAt: o.finishedAt == null ? null : iso(o.finishedAt),
     progress: { percent: n },
     seq: n,
@@ -496,6 +502,85 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         const second = await store.listJobs({ limit: 2, cursor: first.next });
         expect(second.jobs.map((j) => j.id)).toEqual(['j1', 'j0']);
         expect(second.next).toBeUndefined();
+      });
+
+      it('searches a part of the id, name or owner in any case, taking % and _ literally', async () => {
+        await createJob(store, 'video-1', { name: 'Transcode Lecture.mp4', owner: 'alice' });
+        await createJob(store, 'video-2', { name: 'Transcode intro.mov', owner: 'bob' });
+        await createJob(store, 'import-9', { name: 'Import 100% of rows_a', owner: 'Carol' });
+        const ids = async (search: string, extra: Partial<Parameters<Store['listJobs']>[0]> = {}) =>
+          (await store.listJobs({ limit: 100, search, ...extra })).jobs.map((j) => j.id).sort();
+        expect(await ids('video-1')).toEqual(['video-1']);
+        expect(await ids('VIDEO')).toEqual(['video-1', 'video-2']);
+        expect(await ids('lecture')).toEqual(['video-1']);
+        expect(await ids('carol')).toEqual(['import-9']);
+        expect(await ids('100%')).toEqual(['import-9']);
+        expect(await ids('s_a')).toEqual(['import-9']);
+        expect(await ids('%')).toEqual(['import-9']);
+        expect(await ids('_')).toEqual(['import-9']);
+        expect(await ids('transcode', { owner: 'bob' })).toEqual(['video-2']);
+        expect(await ids('nothing like it')).toEqual([]);
+      });
+
+      it('filters by kind and by creation and update time', async () => {
+        await createJob(store, 'old', { kind: 'import', createdAt: T0 - DAY, updatedAt: T0 - DAY + MINUTE });
+        await createJob(store, 'mid', { kind: 'transcode', createdAt: T0 - MINUTE, updatedAt: T0 });
+        await createJob(store, 'new', { kind: 'import', createdAt: T0, updatedAt: T0 + MINUTE });
+        await createJob(store, 'none', { createdAt: T0, updatedAt: T0 });
+        const ids = async (q: Omit<Parameters<Store['listJobs']>[0], 'limit'>) =>
+          (await store.listJobs({ limit: 100, ...q })).jobs.map((j) => j.id).sort();
+        expect(await ids({ kind: 'import' })).toEqual(['new', 'old']);
+        expect(await ids({ kind: 'transcode' })).toEqual(['mid']);
+        expect(await ids({ kind: 'other' })).toEqual([]);
+        expect(await ids({ createdAfter: T0 - MINUTE })).toEqual(['mid', 'new', 'none']);
+        expect(await ids({ createdBefore: T0 })).toEqual(['mid', 'old']);
+        expect(await ids({ createdAfter: T0 - MINUTE, createdBefore: T0 })).toEqual(['mid']);
+        expect(await ids({ updatedAfter: T0 })).toEqual(['mid', 'new', 'none']);
+        expect(await ids({ updatedBefore: T0 })).toEqual(['old']);
+        expect(await ids({ kind: 'import', createdAfter: T0 - MINUTE })).toEqual(['new']);
+        expect((await store.getJob('new'))?.kind).toBe('import');
+      });
+
+      it('orders by createdAt with order "created", and pages in that order', async () => {
+        // Created in one order, updated in the reverse one.
+        for (let i = 0; i < 7; i++) {
+          await createJob(store, `c${i}`, {
+            createdAt: T0 + Math.floor(i / 2) * 1000,
+            updatedAt: T0 + DAY - i,
+          });
+        }
+        const created = await listAll(store, { limit: 3, order: 'created' });
+        expect(created.ids).toEqual(['c6', 'c5', 'c4', 'c3', 'c2', 'c1', 'c0']);
+        const updated = await listAll(store, { limit: 3, order: 'updated' });
+        expect(updated.ids).toEqual(['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6']);
+      });
+
+      it('counts the matching jobs per status, whatever the status filter and the page', async () => {
+        await createJob(store, 'r1', { owner: 'alice', status: 'running' });
+        await createJob(store, 'r2', { owner: 'alice', status: 'running', kind: 'import' });
+        await createJob(store, 'f1', { owner: 'alice', status: 'failed', finishedAt: T0 });
+        await createJob(store, 'f2', { owner: 'alice', status: 'failed', finishedAt: T0, kind: 'import' });
+        await createJob(store, 'f3', { owner: 'bob', status: 'failed', finishedAt: T0 });
+        const zero = { queued: 0, running: 0, paused: 0, completed: 0, failed: 0, cancelled: 0 };
+
+        const page = await store.listJobs({ owner: 'alice', status: ['failed'], limit: 1, counts: true });
+        expect(page.jobs).toHaveLength(1);
+        expect(page.counts).toEqual({ ...zero, running: 2, failed: 2 });
+        const next = await store.listJobs({
+          owner: 'alice',
+          status: ['failed'],
+          limit: 1,
+          counts: true,
+          cursor: page.next,
+        });
+        expect(next.counts).toEqual(page.counts);
+        expect((await store.listJobs({ limit: 10, counts: true, kind: 'import' })).counts).toEqual({
+          ...zero,
+          running: 1,
+          failed: 1,
+        });
+        expect((await store.listJobs({ limit: 10, counts: true, search: 'nothing' })).counts).toEqual(zero);
+        expect((await store.listJobs({ limit: 10 })).counts).toBeUndefined();
       });
 
       it('clamps the limit to 1…500', async () => {

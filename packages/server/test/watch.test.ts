@@ -130,7 +130,7 @@ describe('headway watch <job>', () => {
     const out = io();
     const code = await watch(['any'], { HEADWAY_URL: hub.url, HEADWAY_TOKEN: 'not-a-valid-token' }, out);
     expect(code).toBe(WatchExit.REFUSED);
-    expect(out.err).toContain('4102');
+    expect(out.err).toBe('headway watch: invalid token (from HEADWAY_TOKEN)\n');
   });
 
   it('exits 130 when interrupted', async () => {

@@ -32,6 +32,7 @@ export function runningJob(id: string, seq: number, overrides: Partial<JobState>
     startedAt: FIXTURE_TIME,
     finishedAt: null,
     seq,
+    kind: null,
     ...overrides,
   };
 }

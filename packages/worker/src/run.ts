@@ -43,6 +43,8 @@ export interface RunCommandOptions {
   forwardSignals?: boolean;
   /** The Headway worker, or its options. Default: one from `HEADWAY_URL` and `HEADWAY_API_KEY`. */
   worker?: HeadwayWorker | HeadwayWorkerOptionsInput;
+  /** Called with the job's id once it exists, before the command starts (e.g. to say how to watch it). */
+  onJob?: (id: string) => void;
 }
 
 export interface RunCommandResult {
@@ -125,6 +127,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunCommand
     throw error;
   }
 
+  options.onJob?.(job.id);
   const plan = (options.stages ?? []).map((s) => s.name);
   const parser = new OutputParser({
     progressPatterns: options.progressPatterns,

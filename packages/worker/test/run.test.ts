@@ -343,11 +343,12 @@ describe('headway run command line', () => {
     expect(err.text()).not.toBe('');
   });
 
-  it('exits 2 naming HEADWAY_URL when it is missing, and runs with it', async () => {
+  it('exits 2 naming HEADWAY_API_KEY when there is no API key, and runs with one', async () => {
     const out = sink();
     const err = sink();
-    expect(await run(['--owner', 'a', '--', node, '-e', '0'], {}, { stdout: out, stderr: err })).toBe(2);
-    expect(err.text()).toContain('HW_WORKER_INVALID_OPTION');
+    const none = { HEADWAY_URL: hub.url, HEADWAY_DATA_DIR: dir };
+    expect(await run(['--owner', 'a', '--', node, '-e', '0'], none, { stdout: out, stderr: err })).toBe(2);
+    expect(err.text()).toContain('HEADWAY_API_KEY');
     const path = script('exit5.mjs', `console.log('half 50%'); process.exit(5);\n`);
     const env = { HEADWAY_URL: hub.url, HEADWAY_API_KEY: hub.apiKey };
     expect(await run(['--owner', 'jack', '--', node, path], env, { stdout: out, stderr: err })).toBe(5);

@@ -36,6 +36,7 @@ export function Sparkline({ values, capacity, label, format, height = 64 }: Spar
       preserveAspectRatio="none"
       role="img"
       aria-label={name}
+      data-count={values.length}
     >
       <line x1="0" y1={height - 1} x2={WIDTH} y2={height - 1} className="sparkline__axis" />
       {points.length > 1 && (

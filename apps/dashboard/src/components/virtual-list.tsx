@@ -1,6 +1,7 @@
 /**
  * A windowed list: only the rows in view (and a few around them) are in the
- * DOM, so a thousand jobs cost what twenty do. Rows have one fixed height.
+ * DOM, so a thousand jobs cost what twenty do. Rows have one fixed height;
+ * the list is as tall as its rows, or as the space it is given when that is less.
  *
  * Keyboard: the list is one Tab stop (a roving tabindex on each row's
  * `[data-row-focus]` element); ↑ ↓ Home End PageUp PageDown move between rows,
@@ -153,6 +154,8 @@ export function VirtualList<T>({
     <div
       ref={scroller}
       className={className ? `vlist ${className}` : 'vlist'}
+      // As tall as its rows, so that a short list leaves no empty box; the stylesheet lets it shrink to the space there is.
+      style={{ height: items.length * rowHeight }}
       onScroll={onScroll}
       onKeyDown={onKeyDown}
       onFocus={onFocus}

@@ -1,11 +1,12 @@
 /**
  * The jobs view: every job of the token's scope, live — active ones first,
- * then the recently finished — with filters by status and owner, a search by
- * name or id, and batches that expand into their items. The list is windowed
- * and updated once per animation frame (by `useJobs`), so it stays smooth with
- * a thousand jobs reporting ten times a second.
+ * then the recently finished — with a search by id, name or owner and filters
+ * by status, owner, kind and time, run by the hub over every stored job (page
+ * by page), and batches that expand into their items. The list is windowed and
+ * updated once per animation frame (by `useJobs`), so it stays smooth with a
+ * thousand jobs reporting ten times a second.
  */
-import type { JobState, JobStatus } from '@headway/client';
+import type { JobState } from '@headway/client';
 import { JOB_ID } from '@headway/protocol/codes';
 import {
   formatEtaRange,
@@ -21,17 +22,13 @@ import { VirtualList } from '../components/virtual-list.js';
 import { formatAgo, formatDuration, formatRate, isActive } from '../format.js';
 import { useNow } from '../now.js';
 import { jobPath, Link, navigate, useLocation } from '../router.js';
+import { CREATED_WITHIN, type Filters, STATUSES, useJobSearch } from '../use-job-search.js';
+import { NARROW_QUERY, useMediaQuery } from '../use-media-query.js';
 
-/** Height of one row, px (the stylesheet lays rows out for it). */
+/** Height of one row, px (the stylesheet lays rows out for it): one line on a wide screen, a card on a phone. */
 const ROW_HEIGHT = 60;
-const STATUSES: JobStatus[] = ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled'];
-
-interface Filters {
-  /** `''` (all), `active`, or one status. */
-  status: string;
-  owner: string;
-  q: string;
-}
+const NARROW_ROW_HEIGHT = 116;
+const NO_FILTERS: Filters = { status: '', owner: '', kind: '', q: '', created: '' };
 
 interface Row {
   job: JobState;
@@ -43,14 +40,14 @@ interface Row {
 
 function readFilters(search: string): Filters {
   const p = new URLSearchParams(search);
-  return { status: p.get('status') ?? '', owner: p.get('owner') ?? '', q: p.get('q') ?? '' };
+  const f = { ...NO_FILTERS };
+  for (const key of Object.keys(NO_FILTERS) as (keyof Filters)[]) f[key] = p.get(key) ?? '';
+  return f;
 }
 
 function writeFilters(f: Filters): void {
   const p = new URLSearchParams();
-  if (f.status) p.set('status', f.status);
-  if (f.owner) p.set('owner', f.owner);
-  if (f.q) p.set('q', f.q);
+  for (const [key, value] of Object.entries(f)) if (value) p.set(key, value);
   const query = p.toString();
   // Filters replace the entry: Back leaves the jobs view instead of undoing each keystroke.
   navigate(query ? `/?${query}` : '/', { replace: true });
@@ -66,19 +63,36 @@ function byRecency(a: JobState, b: JobState): number {
 const byCreation = (a: JobState, b: JobState) =>
   a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : 1;
 
-function matcher(f: Filters, withQuery: boolean): (job: JobState) => boolean {
+/** The hub's filters, applied again here to the live jobs (which change status, and arrive new). */
+function matcher(f: Filters, withQuery: boolean, now: number): (job: JobState) => boolean {
   const q = f.q.trim().toLowerCase();
+  const kind = f.kind.trim();
+  const within = CREATED_WITHIN[f.created];
+  const since = within ? new Date(now - within.ms).toISOString() : '';
   return (job) => {
     if (f.status === 'active' ? !isActive(job) : f.status !== '' && job.status !== f.status) return false;
     if (f.owner && job.owner !== f.owner) return false;
-    if (withQuery && q && !job.name.toLowerCase().includes(q) && !job.id.toLowerCase().includes(q))
+    if (kind && job.kind !== kind) return false;
+    if (since && job.createdAt < since) return false;
+    if (withQuery && q && ![job.id, job.name, job.owner].some((text) => text.toLowerCase().includes(q)))
       return false;
     return true;
   };
 }
 
+/** The live jobs and those the hub found, once each: the later state (higher seq) wins. */
+function mergeJobs(live: readonly JobState[], found: readonly JobState[]): JobState[] {
+  const byId = new Map<string, JobState>();
+  for (const job of found) byId.set(job.id, job);
+  for (const job of live) {
+    const other = byId.get(job.id);
+    if (!other || other.seq <= job.seq) byId.set(job.id, job);
+  }
+  return [...byId.values()];
+}
+
 /** The rows to show: top-level jobs (active first, then recent), each expanded batch followed by its items. */
-function buildRows(jobs: readonly JobState[], f: Filters, expanded: ReadonlySet<string>): Row[] {
+function buildRows(jobs: readonly JobState[], f: Filters, expanded: ReadonlySet<string>, now: number): Row[] {
   const ids = new Set(jobs.map((j) => j.id));
   const children = new Map<string, JobState[]>();
   const top: JobState[] = [];
@@ -91,8 +105,8 @@ function buildRows(jobs: readonly JobState[], f: Filters, expanded: ReadonlySet<
       top.push(job);
     }
   }
-  const matches = matcher(f, true);
-  const matchesButQuery = matcher(f, false);
+  const matches = matcher(f, true, now);
+  const matchesButQuery = matcher(f, false, now);
   const active = top.filter(isActive).sort(byRecency);
   const finished = top.filter((j) => !isActive(j)).sort(byRecency);
   const rows: Row[] = [];
@@ -193,17 +207,19 @@ const JobRow = memo(function JobRow({ job, depth, items, expanded, active, now, 
 });
 
 export function JobsView({ scope }: { scope: 'user' | 'all' }) {
-  const { jobs, connection, error } = useJobs({ scope });
+  const { jobs: live, connection, error } = useJobs({ scope });
   const { search } = useLocation();
   const filters = useMemo(() => readFilters(search), [search]);
+  const found = useJobSearch(filters);
   const [expanded, setExpanded] = useState<ReadonlySet<string>>(() => new Set());
   const [loaded, setLoaded] = useState(false);
   const now = useNow();
   const heading = useRef<HTMLHeadingElement>(null);
+  const narrow = useMediaQuery(NARROW_QUERY);
 
   useEffect(() => {
-    if (connection === 'connected' || jobs.length > 0) setLoaded(true);
-  }, [connection, jobs.length]);
+    if (connection === 'connected' || live.length > 0) setLoaded(true);
+  }, [connection, live.length]);
 
   const toggle = useCallback((id: string) => {
     setExpanded((prev) => {
@@ -213,10 +229,17 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
     });
   }, []);
 
-  const rows = useMemo(() => buildRows(jobs, filters, expanded), [jobs, filters, expanded]);
+  const jobs = useMemo(() => mergeJobs(live, found.jobs), [live, found.jobs]);
+  // The time range moves with the clock only once a minute: rows do not flicker in and out each second.
+  const minute = Math.floor(now / 60_000) * 60_000;
+  const rows = useMemo(() => buildRows(jobs, filters, expanded, minute), [jobs, filters, expanded, minute]);
   const owners = useMemo(() => [...new Set(jobs.map((j) => j.owner))].sort(), [jobs]);
-  // Batches count once, with their items inside.
+  // The hub's counts cover every stored job that matches; until they come, the jobs at hand (a batch once).
   const counts = useMemo(() => {
+    if (found.counts) {
+      const c = found.counts;
+      return { active: c.queued + c.running + c.paused, finished: c.completed + c.failed + c.cancelled };
+    }
     const ids = new Set(jobs.map((j) => j.id));
     let active = 0;
     let finished = 0;
@@ -226,8 +249,8 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
       else finished++;
     }
     return { active, finished };
-  }, [jobs]);
-  const filtered = filters.status !== '' || filters.owner !== '' || filters.q.trim() !== '';
+  }, [jobs, found.counts]);
+  const filtered = Object.values(filters).some((value) => value.trim() !== '');
 
   const set = (patch: Partial<Filters>) => writeFilters({ ...filters, ...patch });
 
@@ -238,6 +261,7 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
     }
     return false;
   };
+  const countOf = (status: string) => (found.counts ? ` (${found.counts[status as 'queued']})` : '');
 
   return (
     <div className="jobs-view">
@@ -247,7 +271,12 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
         </h1>
         <p className="jobs-view__counts" aria-live="off">
           <span>{counts.active} active</span> · <span>{counts.finished} finished</span>
-          {filtered && <span> · {rows.length} shown</span>}
+          {filtered && (
+            <span>
+              {' '}
+              · {rows.length} shown{found.more ? ' so far' : ''}
+            </span>
+          )}
         </p>
       </div>
       <search aria-label="Filter jobs">
@@ -255,18 +284,16 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
           className="filters"
           onSubmit={(e) => {
             e.preventDefault();
-            // An exact id opens the job, even one too old to be in the live list.
+            // An exact id opens the job.
             const id = filters.q.trim();
-            if (JOB_ID.test(id) && (rows.length === 0 || jobs.some((j) => j.id === id))) {
-              navigate(jobPath(id));
-            }
+            if (JOB_ID.test(id) && jobs.some((j) => j.id === id)) navigate(jobPath(id));
           }}
         >
           <label className="field field--grow">
             <span>Search</span>
             <input
               type="search"
-              placeholder="Name or id"
+              placeholder="Id, name or owner"
               value={filters.q}
               onChange={(e) => set({ q: e.target.value })}
             />
@@ -275,10 +302,11 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
             <span>Status</span>
             <select value={filters.status} onChange={(e) => set({ status: e.target.value })}>
               <option value="">All</option>
-              <option value="active">Active</option>
+              <option value="active">Active{found.counts ? ` (${counts.active})` : ''}</option>
               {STATUSES.map((s) => (
                 <option key={s} value={s}>
                   {s}
+                  {countOf(s)}
                 </option>
               ))}
             </select>
@@ -296,16 +324,37 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
               )}
             </select>
           </label>
+          <label className="field">
+            <span>Kind</span>
+            <input
+              type="text"
+              className="filters__kind"
+              placeholder="Any"
+              value={filters.kind}
+              onChange={(e) => set({ kind: e.target.value })}
+            />
+          </label>
+          <label className="field">
+            <span>Created</span>
+            <select value={filters.created} onChange={(e) => set({ created: e.target.value })}>
+              <option value="">Any time</option>
+              {Object.entries(CREATED_WITHIN).map(([value, { label }]) => (
+                <option key={value} value={value}>
+                  {label}
+                </option>
+              ))}
+            </select>
+          </label>
           {filtered && (
-            <button type="button" onClick={() => writeFilters({ status: '', owner: '', q: '' })}>
+            <button type="button" onClick={() => writeFilters(NO_FILTERS)}>
               Clear filters
             </button>
           )}
         </form>
       </search>
-      {error && (
+      {(error || found.error) && (
         <p className="notice notice--error" role="alert">
-          The jobs cannot be listed: {error.code}
+          The jobs cannot be listed: {error?.code ?? found.error}
         </p>
       )}
       <div className="job-table" data-count={rows.length}>
@@ -322,7 +371,7 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
         {rows.length > 0 ? (
           <VirtualList
             items={rows}
-            rowHeight={ROW_HEIGHT}
+            rowHeight={narrow ? NARROW_ROW_HEIGHT : ROW_HEIGHT}
             getKey={(row) => row.job.id}
             label="Jobs"
             onRowKey={onRowKey}
@@ -330,8 +379,8 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
           />
         ) : (
           <div className="empty">
-            {!loaded ? (
-              <p>Loading jobs…</p>
+            {!loaded || (filtered && !found.answered) ? (
+              <p>{filtered ? 'Searching…' : 'Loading jobs…'}</p>
             ) : filtered ? (
               <p>No job matches these filters.</p>
             ) : (
@@ -343,6 +392,13 @@ export function JobsView({ scope }: { scope: 'user' | 'all' }) {
           </div>
         )}
       </div>
+      {found.more && (
+        <p className="jobs-view__more">
+          <button type="button" onClick={found.loadMore} disabled={found.loading}>
+            {found.loading ? 'Loading…' : 'Show more jobs'}
+          </button>
+        </p>
+      )}
     </div>
   );
 }

@@ -1,7 +1,8 @@
 /**
  * The system view: the hub's own figures from `GET /v1/stats` (API keys and
  * admin tokens), read once a second while the page is visible. Rates (events
- * per second) come from the difference between two readings.
+ * per second) come from the difference between two readings; the first answer
+ * brings the hub's last minute of readings, so the chart starts full.
  */
 import type { HeadwayClientError } from '@headway/client';
 import { useClient, useConnection } from '@headway/react';
@@ -29,6 +30,8 @@ export interface HubStats {
   bus: { kind: string; shared: boolean; status: 'ok' | 'down'; publishErrors: number; backfills: number };
   jobs: { cached: number; tracked: number };
   process: { rssBytes: number; heapUsedBytes: number };
+  /** The event counters once a second over the last minute, oldest first. */
+  history?: { at: string; ingested: number; messagesSent: number }[];
 }
 
 /** Time between two readings, ms. */
@@ -39,6 +42,28 @@ const WINDOW = 60;
 interface Sample {
   eventsPerSecond: number;
   messagesPerSecond: number;
+}
+
+type Reading = { at: string; ingested: number; messagesSent: number };
+
+/** The rates between two readings of the counters; null when no time passed between them. */
+function rates(previous: Reading, next: Reading): Sample | null {
+  const seconds = (Date.parse(next.at) - Date.parse(previous.at)) / 1000;
+  if (!(seconds > 0)) return null;
+  return {
+    eventsPerSecond: Math.max(0, (next.ingested - previous.ingested) / seconds),
+    messagesPerSecond: Math.max(0, (next.messagesSent - previous.messagesSent) / seconds),
+  };
+}
+
+/** The hub's last minute of readings as samples, so that the chart starts full. */
+function samplesOf(history: readonly Reading[]): Sample[] {
+  const samples: Sample[] = [];
+  for (let i = 1; i < history.length; i++) {
+    const sample = rates(history[i - 1]!, history[i]!);
+    if (sample) samples.push(sample);
+  }
+  return samples.slice(-WINDOW);
 }
 
 function Health({ status }: { status: 'ok' | 'down' }) {
@@ -68,17 +93,10 @@ export function SystemView({ privileged }: { privileged: boolean }) {
           const next = await client.api<HubStats>('/v1/stats');
           if (stopped) return;
           if (previous) {
-            const seconds = (Date.parse(next.at) - Date.parse(previous.at)) / 1000;
-            if (seconds > 0) {
-              const sample = {
-                eventsPerSecond: Math.max(0, (next.events.ingested - previous.events.ingested) / seconds),
-                messagesPerSecond: Math.max(
-                  0,
-                  (next.events.messagesSent - previous.events.messagesSent) / seconds,
-                ),
-              };
-              setSamples((list) => [...list.slice(-(WINDOW - 1)), sample]);
-            }
+            const sample = rates({ at: previous.at, ...previous.events }, { at: next.at, ...next.events });
+            if (sample) setSamples((list) => [...list.slice(-(WINDOW - 1)), sample]);
+          } else if (next.history && next.history.length > 1) {
+            setSamples(samplesOf(next.history));
           }
           previous = next;
           setStats(next);

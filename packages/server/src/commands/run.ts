@@ -5,6 +5,17 @@
  */
 import type { StageInput } from '@headway/protocol';
 import { type RunCommandOptions, runCommand, runDefaults } from '@headway/worker';
+import { unknownOption } from '../nearest-flag.js';
+import {
+  CONNECTION_HELP,
+  type ConnectionFlags,
+  checkHub,
+  credentialRefused,
+  DEFAULT_HUB_URL,
+  findCredential,
+  hubUrl,
+  missingCredential,
+} from './hub-connection.js';
 
 /** Exit code of a usage or configuration error (as for `headway start`). */
 const EXIT_USAGE = 2;
@@ -32,12 +43,14 @@ Options:
   --log-rate <lines>         log events per second at most, 0 for none (default ${runDefaults.logRate})
   --grace <seconds>          time between SIGTERM and SIGKILL on cancel (default ${runDefaults.graceMs / 1000})
 
-Environment:
-  HEADWAY_URL                the hub, e.g. http://127.0.0.1:7070
-  HEADWAY_API_KEY            an API key of the hub
+${CONNECTION_HELP}
+
+Before the command's output, the job's id and the "headway watch" command that
+follows it are written to stderr.
 
 The exit code is the command's (128 + n when signal n ended it, 127 when it
-could not start), or 2 for a usage error.
+could not start), 1 when the hub cannot be reached or refuses the API key
+(nothing is run then), or 2 for a usage error.
 `;
 
 class UsageError extends Error {}
@@ -53,7 +66,16 @@ const VALUE_FLAGS = new Set([
   '--total-size',
   '--log-rate',
   '--grace',
+  '--url',
+  '--api-key',
+  '--data-dir',
 ]);
+const ALL_FLAGS = [...VALUE_FLAGS, '--help'];
+
+/** What `parseRunArgs` makes of the command line: the command's options and where the hub is. */
+export interface RunArgs extends RunCommandOptions {
+  connection: ConnectionFlags;
+}
 
 export interface RunIo {
   stdout: NodeJS.WritableStream & { write(chunk: string): boolean };
@@ -61,8 +83,8 @@ export interface RunIo {
 }
 
 /** Parse `headway run` arguments into `runCommand` options (without the worker). */
-export function parseRunArgs(argv: string[]): RunCommandOptions | 'help' {
-  const options: RunCommandOptions = { command: '' };
+export function parseRunArgs(argv: string[]): RunArgs | 'help' {
+  const options: RunArgs = { command: '', connection: {} };
   const stages: StageInput[] = [];
   const markers: RegExp[] = [];
   const patterns: RegExp[] = [];
@@ -77,7 +99,7 @@ export function parseRunArgs(argv: string[]): RunCommandOptions | 'help' {
     if (!arg.startsWith('-')) break; // the command starts here
     const eq = arg.indexOf('=');
     const flag = eq === -1 ? arg : arg.slice(0, eq);
-    if (!VALUE_FLAGS.has(flag)) throw new UsageError(`unknown option ${flag}`);
+    if (!VALUE_FLAGS.has(flag)) throw new UsageError(unknownOption(flag, ALL_FLAGS));
     let value: string;
     if (eq !== -1) value = arg.slice(eq + 1);
     else {
@@ -115,6 +137,15 @@ export function parseRunArgs(argv: string[]): RunCommandOptions | 'help' {
       case '--grace':
         options.graceMs = number(flag, value, true) * 1000;
         break;
+      case '--url':
+        options.connection.url = nonEmpty(flag, value);
+        break;
+      case '--api-key':
+        options.connection.apiKey = nonEmpty(flag, value);
+        break;
+      case '--data-dir':
+        options.connection.dataDir = nonEmpty(flag, value);
+        break;
     }
   }
   const command = argv.slice(i);
@@ -139,7 +170,7 @@ export async function run(
   env: NodeJS.ProcessEnv,
   io: RunIo = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
-  let options: RunCommandOptions | 'help';
+  let options: RunArgs | 'help';
   try {
     options = parseRunArgs(argv);
   } catch (err) {
@@ -151,20 +182,42 @@ export async function run(
     io.stdout.write(RUN_HELP);
     return 0;
   }
+  const { connection, ...command } = options;
+  const url = hubUrl(connection, env);
+  const credential = findCredential(connection, env, { tokens: false });
+  if (!credential) {
+    io.stderr.write(`headway run: ${missingCredential({ tokens: false })}\n`);
+    return EXIT_USAGE;
+  }
+  // Nothing runs unless the hub can take its reports: the same check, and words, as headway watch.
+  const check = await checkHub(url, credential);
+  if (!check.ok) {
+    io.stderr.write(`headway run: ${check.message}\n`);
+    return 1;
+  }
+  const say = (err: { code?: string; message?: string }) =>
+    err.code === 'HW_ERR_UNAUTHORIZED'
+      ? credentialRefused(credential)
+      : `${err.code ? `${err.code}: ` : ''}${err.message ?? String(err)}`;
   try {
     const result = await runCommand({
-      ...options,
+      ...command,
       stdout: io.stdout as RunCommandOptions['stdout'],
       stderr: io.stderr as RunCommandOptions['stderr'],
       worker: {
-        env,
-        onError: (err) => io.stderr.write(`headway run: ${err.code}: ${err.message}\n`),
+        url,
+        apiKey: credential.value,
+        onError: (err) => io.stderr.write(`headway run: ${say(err)}\n`),
+      },
+      onJob: (id) => {
+        const where = url === DEFAULT_HUB_URL ? '' : ` --url ${url}`;
+        io.stderr.write(`headway run: job ${id}; follow it with: headway watch ${id}${where}\n`);
       },
     });
     return result.exitCode;
   } catch (err) {
     const e = err as { code?: string; message?: string };
-    io.stderr.write(`headway run: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
+    io.stderr.write(`headway run: ${say(e)}\n`);
     return e.code === 'HW_WORKER_INVALID_OPTION' ? EXIT_USAGE : 1;
   }
 }

@@ -3,8 +3,6 @@
  * in Node (the `ws` package as its WebSocket). On a terminal the bars are
  * redrawn in place; in a pipe or a log, one line is written per change.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   type ClientOptions,
   createClient,
@@ -12,8 +10,19 @@ import {
   type JobState,
   type TransportKind,
 } from '@headway/client';
-import { JOB_ID } from '@headway/protocol';
+import { CloseCode, JOB_ID } from '@headway/protocol';
 import WebSocket from 'ws';
+import { unknownOption } from '../nearest-flag.js';
+import {
+  CONNECTION_HELP,
+  type ConnectionFlags,
+  type Credential,
+  checkHub,
+  credentialRefused,
+  findCredential,
+  hubUrl,
+  missingCredential,
+} from './hub-connection.js';
 
 /** Exit codes of `headway watch`. */
 export const WatchExit = {
@@ -27,7 +36,7 @@ export const WatchExit = {
   CANCELLED: 3,
   /** No such job (or not visible with these credentials), or it was deleted. */
   NOT_FOUND: 4,
-  /** The hub refused the credentials or the connection for good. */
+  /** The hub refused the credentials or the connection for good, or nothing answered at its address. */
   REFUSED: 5,
   /** Interrupted (Ctrl+C), as shells report SIGINT. */
   INTERRUPTED: 130,
@@ -42,17 +51,21 @@ the bars are redrawn in place; otherwise one line is written per change.
 
 Options:
   --user <user>          watch every job of this user
-  --url <url>            the hub (default $HEADWAY_URL, else http://127.0.0.1:7070)
   --transport <list>     transports to try in order, comma-separated: ws, poll (default ws,poll)
-  --data-dir <dir>       where a development hub keeps secrets.json (default $HEADWAY_DATA_DIR or .headway)
 
-Credentials (the first one found):
-  HEADWAY_TOKEN          a browser token: watches what it may see (--user must be its user)
-  HEADWAY_API_KEY        an API key: watches any job; with --user, mints a token for that user
-  <data-dir>/secrets.json  the API key of a development hub on this machine
+${CONNECTION_HELP}
+
+Credentials (the first one found): --api-key; HEADWAY_TOKEN, a browser token that
+watches what it may see (--user must be its user); HEADWAY_API_KEY; the API key in
+<data-dir>/secrets.json. An API key watches any job; with --user it mints tokens
+for that user.
+
+When nothing answers at the hub's address, or the hub refuses the credentials,
+watch gives up at once (exit code 5). Once connected, it reconnects on its own
+whenever the connection drops.
 
 Exit codes: 0 completed, 1 failed, 3 cancelled, 4 not found or deleted,
-5 credentials or connection refused, 2 usage error, 130 interrupted.
+5 credentials refused or hub unreachable, 2 usage error, 130 interrupted.
 `;
 
 export interface WatchIo {
@@ -62,17 +75,16 @@ export interface WatchIo {
   signal?: AbortSignal;
 }
 
-interface WatchArgs {
+interface WatchArgs extends ConnectionFlags {
   job?: string;
   user?: string;
-  url?: string;
   transports?: TransportKind[];
-  dataDir?: string;
 }
 
 class UsageError extends Error {}
 
-const VALUE_FLAGS = new Set(['--user', '--url', '--transport', '--data-dir']);
+const VALUE_FLAGS = new Set(['--user', '--url', '--api-key', '--transport', '--data-dir']);
+const ALL_FLAGS = [...VALUE_FLAGS, '--help'];
 /** Shortest time between two redraws on a terminal, ms. */
 const REDRAW_MS = 100;
 /** Lifetime of the tokens minted for `--user` with an API key, seconds; they are minted again before expiry. */
@@ -91,11 +103,12 @@ export function parseWatchArgs(argv: string[]): WatchArgs | 'help' {
     }
     const eq = arg.indexOf('=');
     const flag = eq === -1 ? arg : arg.slice(0, eq);
-    if (!VALUE_FLAGS.has(flag)) throw new UsageError(`unknown option ${flag}`);
+    if (!VALUE_FLAGS.has(flag)) throw new UsageError(unknownOption(flag, ALL_FLAGS));
     const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
     if (value === undefined || value === '') throw new UsageError(`${flag} needs a value`);
     if (flag === '--user') args.user = value;
     else if (flag === '--url') args.url = value;
+    else if (flag === '--api-key') args.apiKey = value;
     else if (flag === '--data-dir') args.dataDir = value;
     else {
       const kinds = value.split(',');
@@ -131,9 +144,21 @@ export async function watch(
     io.stdout.write(WATCH_HELP);
     return 0;
   }
-  const url = (args.url ?? env.HEADWAY_URL ?? 'http://127.0.0.1:7070').replace(/\/+$/, '');
-  const token = credential(args, url, env, io);
+  const url = hubUrl(args, env);
+  const found = findCredential(args, env, { tokens: true });
+  if (!found) {
+    io.stderr.write(`headway watch: ${missingCredential({ tokens: true })}\n`);
+    return WatchExit.USAGE;
+  }
+  const token = credential(args, found, url, io);
   if (typeof token === 'number') return token;
+  // A hub that never answered, or that refuses these credentials, is not waited for: reconnecting
+  // is for a connection that was up and dropped.
+  const check = await checkHub(url, found);
+  if (!check.ok) {
+    io.stderr.write(`headway watch: ${check.message}\n`);
+    return WatchExit.REFUSED;
+  }
 
   const client = createClient({
     url,
@@ -166,7 +191,11 @@ export async function watch(
         if (newState === 'connected') lastError = '';
         view.connection(client, reason, code);
         if (newState === 'closed' && reason === 'stop') {
-          io.stderr.write(`headway watch: the hub refused the connection (close code ${code})\n`);
+          const words =
+            code === CloseCode.TOKEN_EXPIRED || code === CloseCode.TOKEN_INVALID
+              ? credentialRefused(found, code === CloseCode.TOKEN_EXPIRED)
+              : 'the hub refused the connection';
+          io.stderr.write(`headway watch: ${words} (close code ${code})\n`);
           resolve(WatchExit.REFUSED);
         }
       });
@@ -218,26 +247,22 @@ function watchUser(client: HeadwayClient, view: View): void {
 /** A token, a token function, or the exit code of a usage error. */
 function credential(
   args: WatchArgs,
+  found: Credential,
   url: string,
-  env: NodeJS.ProcessEnv,
   io: WatchIo,
 ): ClientOptions['token'] | number {
-  if (env.HEADWAY_TOKEN) {
-    const sub = subjectOf(env.HEADWAY_TOKEN);
+  if (found.kind === 'token') {
+    const sub = subjectOf(found.value);
     if (args.user !== undefined && sub !== args.user) {
-      io.stderr.write(`headway watch: HEADWAY_TOKEN is for user "${sub}", not "${args.user}"\n`);
+      io.stderr.write(`headway watch: ${found.source} is for user "${sub}", not "${args.user}"\n`);
       return WatchExit.USAGE;
     }
-    return env.HEADWAY_TOKEN;
+    return found.value;
   }
-  const key = env.HEADWAY_API_KEY || developmentKey(args.dataDir ?? env.HEADWAY_DATA_DIR ?? '.headway');
-  if (!key) {
-    io.stderr.write('headway watch: set HEADWAY_TOKEN or HEADWAY_API_KEY (see headway watch --help)\n');
-    return WatchExit.USAGE;
-  }
-  if (args.user === undefined) return key;
+  if (args.user === undefined) return found.value;
   // An API key has no user of its own: watch as the user, with tokens minted for it.
   const user = args.user;
+  const key = found.value;
   return async function mintToken() {
     const res = await fetch(`${url}/v1/tokens`, {
       method: 'POST',
@@ -248,15 +273,6 @@ function credential(
     if (!res.ok || !body.token) throw new Error(body.error?.code ?? `HTTP ${res.status}`);
     return body.token;
   };
-}
-
-function developmentKey(dataDir: string): string | undefined {
-  try {
-    const secrets = JSON.parse(readFileSync(join(dataDir, 'secrets.json'), 'utf8')) as { apiKey?: unknown };
-    return typeof secrets.apiKey === 'string' ? secrets.apiKey : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function subjectOf(token: string): string | undefined {

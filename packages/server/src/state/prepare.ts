@@ -36,6 +36,7 @@ export function createdData(input: CreateJobInput & { id: string }): EventDataMa
   const data: EventDataMap['created'] = {
     owner: input.owner,
     name: input.name ?? input.id,
+    ...(input.kind === undefined ? {} : { kind: input.kind }),
     parent: input.parent ?? null,
     stages: normalizePlan(input.stages),
     metadata: { ...(input.metadata ?? {}) },

@@ -1,7 +1,7 @@
 /**
  * Paging of `Store.listJobs` in the SQL stores: pages are ordered by `updatedAt`
- * descending, then id descending, and a page's `next` cursor is the position of
- * its last job in that order.
+ * (or `createdAt`) descending, then id descending, and a page's `next` cursor is
+ * the position of its last job in that order.
  */
 import { ErrorCode, type JobState } from '@headway/protocol';
 import { HeadwayError } from '../errors.js';
@@ -10,9 +10,9 @@ import type { ListJobsPage } from './store.js';
 /** Most jobs in one page. */
 export const MAX_PAGE = 500;
 
-/** Where a page ends: the last job's `updatedAt` (ms since epoch) and id. */
+/** Where a page ends: the last job's time in the page order (ms since epoch) and id. */
 export interface Cursor {
-  updatedAt: number;
+  at: number;
   id: string;
 }
 
@@ -21,9 +21,9 @@ export function pageLimit(limit: number): number {
   return Math.min(MAX_PAGE, Math.max(1, Math.floor(limit) || 1));
 }
 
-/** The opaque cursor of a position: base64url of `[updatedAt, id]`. */
+/** The opaque cursor of a position: base64url of `[at, id]`. */
 export function encodeCursor(c: Cursor): string {
-  return Buffer.from(JSON.stringify([c.updatedAt, c.id])).toString('base64url');
+  return Buffer.from(JSON.stringify([c.at, c.id])).toString('base64url');
 }
 
 /**
@@ -34,7 +34,7 @@ export function decodeCursor(cursor: string): Cursor {
   try {
     const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string') {
-      return { updatedAt: v[0], id: v[1] };
+      return { at: v[0], id: v[1] };
     }
   } catch {
     // Falls through to the error below.

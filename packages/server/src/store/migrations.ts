@@ -230,6 +230,42 @@ CREATE TABLE kind_summaries (
 );
 `,
   },
+  {
+    version: 4,
+    name: 'job-search',
+    // The list's search and filters: name, kind and creation time as columns beside
+    // the state (filled from it for the jobs already stored), and an index per
+    // filter in the list's order (most recently updated first), so that a filtered
+    // page is read in index order and stops after `limit` rows. The search by a
+    // part of an id, name or owner scans in that order too.
+    sqlite: `
+ALTER TABLE jobs ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN kind TEXT;
+ALTER TABLE jobs ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET
+  name = COALESCE(json_extract(state, '$.name'), ''),
+  kind = json_extract(state, '$.kind'),
+  created_at = CAST(ROUND((julianday(json_extract(state, '$.createdAt')) - 2440587.5) * 86400000) AS INTEGER);
+DROP INDEX jobs_status;
+CREATE INDEX jobs_status_updated ON jobs (status, updated_at, id);
+CREATE INDEX jobs_kind_updated ON jobs (kind, updated_at, id) WHERE kind IS NOT NULL;
+CREATE INDEX jobs_created ON jobs (created_at, id);
+`,
+    postgres: `
+ALTER TABLE jobs
+  ADD COLUMN name TEXT NOT NULL DEFAULT '',
+  ADD COLUMN kind TEXT,
+  ADD COLUMN created_at BIGINT NOT NULL DEFAULT 0;
+UPDATE jobs SET
+  name = COALESCE(state->>'name', ''),
+  kind = state->>'kind',
+  created_at = (EXTRACT(EPOCH FROM (state->>'createdAt')::timestamptz) * 1000)::bigint;
+DROP INDEX jobs_status;
+CREATE INDEX jobs_status_updated ON jobs (status, updated_at, id);
+CREATE INDEX jobs_kind_updated ON jobs (kind, updated_at, id) WHERE kind IS NOT NULL;
+CREATE INDEX jobs_created ON jobs (created_at, id);
+`,
+  },
 ];
 
 /** Highest schema version this build knows. */

@@ -20,7 +20,19 @@ export interface Batch {
 }
 
 function jobArrays(): JobArrays {
-  return { id: [], owner: [], parent: [], status: [], seq: [], updatedAt: [], finishedAt: [], state: [] };
+  return {
+    id: [],
+    owner: [],
+    name: [],
+    kind: [],
+    parent: [],
+    status: [],
+    seq: [],
+    createdAt: [],
+    updatedAt: [],
+    finishedAt: [],
+    state: [],
+  };
 }
 
 /**
@@ -66,6 +78,9 @@ export function planBatch(writes: readonly JobWrite[]): Batch {
     cols.updatedAt.push(row.updatedAt);
     cols.finishedAt.push(row.finishedAt);
     cols.state.push(row.state);
+    cols.name.push(row.name);
+    cols.kind.push(row.kind);
+    cols.createdAt.push(row.createdAt);
     if (plan.prevSeq !== 0) batch.updates.prevSeq.push(plan.prevSeq);
     for (const w of plan.writes) {
       for (const e of w.events) {

@@ -39,10 +39,11 @@ export const SQL = {
   // one order instead of deadlocking.
   insertJobs: {
     name: 'headway_insert_jobs',
-    text: `INSERT INTO jobs (id, owner, parent, status, seq, updated_at, finished_at, state)
-      SELECT id, owner, parent, status, seq, updated_at, finished_at, state
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::jsonb[])
-        AS v (id, owner, parent, status, seq, updated_at, finished_at, state)
+    text: `INSERT INTO jobs (id, owner, parent, status, seq, updated_at, finished_at, state, name, kind, created_at)
+      SELECT id, owner, parent, status, seq, updated_at, finished_at, state, name, kind, created_at
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::jsonb[],
+          $9::text[], $10::text[], $11::bigint[])
+        AS v (id, owner, parent, status, seq, updated_at, finished_at, state, name, kind, created_at)
       ORDER BY id
       ON CONFLICT (id) DO NOTHING
       RETURNING id`,
@@ -59,9 +60,11 @@ export const SQL = {
   updateJobs: {
     name: 'headway_update_jobs',
     text: `UPDATE jobs SET owner = v.owner, parent = v.parent, status = v.status, seq = v.seq,
-        updated_at = v.updated_at, finished_at = v.finished_at, state = v.state
-      FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::jsonb[])
-        AS v (id, prev_seq, owner, parent, status, seq, updated_at, finished_at, state)
+        updated_at = v.updated_at, finished_at = v.finished_at, state = v.state,
+        name = v.name, kind = v.kind, created_at = v.created_at
+      FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::jsonb[],
+          $10::text[], $11::text[], $12::bigint[])
+        AS v (id, prev_seq, owner, parent, status, seq, updated_at, finished_at, state, name, kind, created_at)
       WHERE jobs.id = v.id AND jobs.seq = v.prev_seq
       RETURNING jobs.id`,
   },

@@ -1,15 +1,23 @@
-import type { JobEvent, JobState } from '@headway/protocol';
+import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
 import type { QueryConfig } from 'pg';
 import pg from 'pg';
 import { asKindSummary, type KindSummary } from '../state/history.js';
 import { decodeCursor, pageLimit, pageOf } from './cursor.js';
+import { listConditions, orderColumn, type SqlBinder } from './list-filter.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
 import { planBatch } from './postgres-batch.js';
 import { PostgresPool } from './postgres-pool.js';
 import { query } from './postgres-query.js';
 import { SQL } from './postgres-sql.js';
 import { INSERT_EVENTS_AND_DELIVERIES, PostgresWebhookStore } from './postgres-webhooks.js';
-import { eventOfRow, inIdOrder, MAX_DESCENDANT_DEPTH, stateOfStored } from './rows.js';
+import {
+  eventOfRow,
+  inIdOrder,
+  jobOfRow,
+  MAX_DESCENDANT_DEPTH,
+  stateOfStored,
+  statusCounts,
+} from './rows.js';
 import {
   type JobWrite,
   type ListJobsPage,
@@ -22,6 +30,20 @@ import {
 } from './store.js';
 import { sweepInBatches } from './sweep.js';
 import type { WebhookStore } from './webhook-store.js';
+
+/** Binds values as `$n` and lists as one text array. */
+function postgresBinder(values: unknown[]): SqlBinder {
+  const bind = (value: unknown) => {
+    values.push(value);
+    return `$${values.length}`;
+  };
+  return {
+    value: bind,
+    // `= ANY` of an empty array is false, so an empty list matches nothing.
+    oneOf: (column, list) => `${column} = ANY(${bind(list)}::text[])`,
+    id: 'id COLLATE "C"',
+  };
+}
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database?…`, as understood by `pg`. */
@@ -66,7 +88,6 @@ export class PostgresStore implements Store {
   readonly kind = 'postgres';
   readonly schema: string;
   private readonly db: PostgresPool;
-  private readonly listNames = new Map<string, string>();
   /** Webhooks and their delivery outbox, in the same schema. */
   readonly webhooks: WebhookStore;
 
@@ -129,56 +150,46 @@ export class PostgresStore implements Store {
 
   async getJob(id: string): Promise<JobState | null> {
     const { rows } = await this.db.run<{ state: JobState }>({ ...SQL.getJob, values: [id] });
-    return rows.length === 0 ? null : stateOfStored(rows[0].state);
+    return rows.length === 0 ? null : jobOfRow(rows[0].state);
   }
 
   /** Jobs in the order of `ids`, skipping missing ones and repeats. */
   async getJobs(ids: readonly string[]): Promise<JobState[]> {
     if (ids.length === 0) return [];
     const { rows } = await this.db.run<{ id: string; state: JobState }>({ ...SQL.getJobs, values: [ids] });
-    return inIdOrder(ids, rows, stateOfStored);
+    return inIdOrder(ids, rows, jobOfRow);
   }
 
   async listJobs(query: ListJobsQuery): Promise<ListJobsPage> {
     const limit = pageLimit(query.limit);
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-    const where: string[] = [];
+    const column = orderColumn(query.order);
+    // Unnamed statements: one per combination of filters would pile up prepared on every connection.
     const values: unknown[] = [];
-    const param = (value: unknown) => {
-      values.push(value);
-      return `$${values.length}`;
-    };
-    if (query.owner !== undefined) where.push(`owner = ${param(query.owner)}`);
-    // `= ANY` of an empty array is false, so an empty list matches nothing.
-    if (query.status !== undefined) where.push(`status = ANY(${param(query.status)}::text[])`);
-    if (query.parent !== undefined) where.push(`parent = ${param(query.parent)}`);
-    if (query.kind !== undefined) where.push(`state->>'kind' = ${param(query.kind)}`);
-    if (query.ids !== undefined) where.push(`id = ANY(${param(query.ids)}::text[])`);
-    if (after !== undefined) {
-      const at = param(after.updatedAt);
-      where.push(`(updated_at < ${at} OR (updated_at = ${at} AND id COLLATE "C" < ${param(after.id)}))`);
-    }
-    const text =
-      'SELECT id, updated_at, state FROM jobs' +
-      (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
-      ` ORDER BY updated_at DESC, id COLLATE "C" DESC LIMIT ${param(limit + 1)}`;
-    // At most 2^5 shapes exist, since list values are bound as one array parameter.
-    let name = this.listNames.get(text);
-    if (name === undefined) {
-      name = `headway_list_jobs_${this.listNames.size}`;
-      this.listNames.set(text, name);
-    }
-    const { rows } = await this.db.run<{ id: string; updated_at: string; state: JobState }>({
-      name,
-      text,
+    const where = listConditions(query, after, postgresBinder(values));
+    const list = this.db.run<{ id: string; at: string; state: JobState }>({
+      text: `SELECT id, ${column} AS at, state FROM jobs${where}
+        ORDER BY ${column} DESC, id COLLATE "C" DESC LIMIT ${limit + 1}`,
       values,
     });
-    return pageOf(
+    let counted: Promise<{ rows: { status: JobStatus; n: string }[] }> | undefined;
+    if (query.counts) {
+      const countValues: unknown[] = [];
+      const countWhere = listConditions(query, undefined, postgresBinder(countValues), false);
+      counted = this.db.run<{ status: JobStatus; n: string }>({
+        text: `SELECT status, COUNT(*) AS n FROM jobs${countWhere} GROUP BY status`,
+        values: countValues,
+      });
+    }
+    const { rows } = await list;
+    const page = pageOf(
       rows,
       limit,
-      (r) => stateOfStored(r.state),
-      (r) => ({ updatedAt: Number(r.updated_at), id: r.id }),
+      (r) => jobOfRow(r.state),
+      (r) => ({ at: Number(r.at), id: r.id }),
     );
+    if (counted) page.counts = statusCounts((await counted).rows);
+    return page;
   }
 
   async descendants(id: string): Promise<string[]> {
@@ -232,6 +243,9 @@ export class PostgresStore implements Store {
             creates.updatedAt,
             creates.finishedAt,
             creates.state,
+            creates.name,
+            creates.kind,
+            creates.createdAt,
           ],
         });
         const inserted = new Set(rows.map((r) => r.id));
@@ -252,6 +266,9 @@ export class PostgresStore implements Store {
             updates.updatedAt,
             updates.finishedAt,
             updates.state,
+            updates.name,
+            updates.kind,
+            updates.createdAt,
           ],
         });
         const updated = new Set(rows.map((r) => r.id));

@@ -3,7 +3,7 @@
  * plus the whole state as JSON, and an event is its seq, kind, time and data.
  * Times are milliseconds in the database and ISO-8601 strings outside it.
  */
-import type { JobEvent, JobState } from '@headway/protocol';
+import { JOB_STATUSES, type JobEvent, type JobState, type JobStatus } from '@headway/protocol';
 import { type Estimator, estimatorOf, withEstimator } from '../state/estimator.js';
 import { toMs } from './timestamps.js';
 
@@ -17,12 +17,16 @@ export const MAX_DESCENDANT_DEPTH = 64;
 export interface JobColumns {
   id: string;
   owner: string;
+  /** Name and kind, for the list's search and filters. */
+  name: string;
+  kind: string | null;
   parent: string | null;
   status: string;
   seq: number;
+  createdAt: number;
   updatedAt: number;
   finishedAt: number | null;
-  /** The whole state, serialized. */
+  /** The whole state, serialized, with the estimator the job JSON leaves out. */
   state: string;
 }
 
@@ -31,9 +35,12 @@ export function jobColumns(state: JobState): JobColumns {
   return {
     id: state.id,
     owner: state.owner,
+    name: state.name,
+    kind: state.kind ?? null,
     parent: state.parent,
     status: state.status,
     seq: state.seq,
+    createdAt: toMs(state.createdAt),
     updatedAt: toMs(state.updatedAt),
     finishedAt: state.finishedAt === null ? null : toMs(state.finishedAt),
     state: JSON.stringify(storedState(state)),
@@ -47,6 +54,11 @@ export function jobColumns(state: JobState): JobColumns {
 export function storedState(state: JobState): JobState | (JobState & { estimator: Estimator }) {
   const estimator = estimatorOf(state);
   return estimator === null ? state : { ...state, [STORED_ESTIMATOR]: estimator };
+}
+
+/** The job state of a stored document: serialized (SQLite) or parsed already (PostgreSQL's JSONB). */
+export function jobOfRow(stored: string | JobState): JobState {
+  return stateOfStored(typeof stored === 'string' ? (JSON.parse(stored) as JobState) : stored);
 }
 
 /** The state stored as `doc` (parsed JSON), with its estimator attached again out of sight. */
@@ -97,4 +109,13 @@ export function inIdOrder<S>(
     jobs.push(toState(stored));
   }
   return jobs;
+}
+
+/** Counts per status from `GROUP BY status` rows, every status present (0 when none). */
+export function statusCounts(
+  rows: Iterable<{ status: JobStatus; n: number | string }>,
+): Record<JobStatus, number> {
+  const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+  for (const row of rows) if (row.status in counts) counts[row.status] = Number(row.n);
+  return counts;
 }

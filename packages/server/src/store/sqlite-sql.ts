@@ -32,11 +32,11 @@ export const SQL = {
   findKeys: 'SELECT key, seq FROM idempotency_keys WHERE job = ? AND key IN (SELECT value FROM json_each(?))',
   // Both writes carry their own precondition, so a conflict shows as zero changed rows
   // rather than needing a separate read.
-  insertJob: `INSERT INTO jobs (id, owner, parent, status, seq, updated_at, finished_at, state)
-       VALUES (@id, @owner, @parent, @status, @seq, @updatedAt, @finishedAt, @state)
+  insertJob: `INSERT INTO jobs (id, owner, name, kind, parent, status, seq, created_at, updated_at, finished_at, state)
+       VALUES (@id, @owner, @name, @kind, @parent, @status, @seq, @createdAt, @updatedAt, @finishedAt, @state)
        ON CONFLICT (id) DO NOTHING`,
-  updateJob: `UPDATE jobs SET owner = @owner, parent = @parent, status = @status, seq = @seq,
-         updated_at = @updatedAt, finished_at = @finishedAt, state = @state
+  updateJob: `UPDATE jobs SET owner = @owner, name = @name, kind = @kind, parent = @parent, status = @status,
+         seq = @seq, created_at = @createdAt, updated_at = @updatedAt, finished_at = @finishedAt, state = @state
        WHERE id = @id AND seq = @prevSeq`,
   insertEvent: 'INSERT INTO events (job, seq, kind, at, data) VALUES (?, ?, ?, ?, ?)',
   insertKey: 'INSERT INTO idempotency_keys (job, key, seq) VALUES (?, ?, ?)',
@@ -65,9 +65,9 @@ export const SQL = {
   ping: 'SELECT 1',
 } as const;
 
-/** A row of a `listJobs` page. */
+/** A row of a `listJobs` page: `at` is the time it is ordered by. */
 export interface ListRow {
   id: string;
-  updatedAt: number;
+  at: number;
   state: string;
 }

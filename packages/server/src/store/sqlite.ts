@@ -1,16 +1,20 @@
 import { closeSync, openSync } from 'node:fs';
-import type { JobEvent, JobState } from '@headway/protocol';
+import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
 import Database from 'better-sqlite3';
+import { BoundedMap } from '../bounded-map.js';
 import { asKindSummary, type KindSummary } from '../state/history.js';
 import { decodeCursor, pageLimit, pageOf } from './cursor.js';
+import { listConditions, orderColumn, type SqlBinder } from './list-filter.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
 import {
   eventColumns,
   eventOfRow,
   inIdOrder,
   jobColumns,
+  jobOfRow,
   MAX_DESCENDANT_DEPTH,
   stateOfStored,
+  statusCounts,
 } from './rows.js';
 import { type EventRow, type JobRow, type ListRow, SQL } from './sqlite-sql.js';
 import {
@@ -32,6 +36,24 @@ import {
 } from './store.js';
 import { sweepInBatches } from './sweep.js';
 import type { WebhookStore } from './webhook-store.js';
+
+/** Shapes of list statements kept prepared. */
+const LIST_STATEMENTS = 64;
+
+/** Binds values positionally (`?`) and lists as one JSON parameter (`json_each`). */
+function sqliteBinder(params: unknown[]): SqlBinder {
+  return {
+    value(value) {
+      params.push(value);
+      return '?';
+    },
+    oneOf(column, values) {
+      params.push(JSON.stringify(values));
+      return `${column} IN (SELECT value FROM json_each(?))`;
+    },
+    id: 'id',
+  };
+}
 
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:` for a store that lives as long as the process. */
@@ -117,7 +139,8 @@ export class SqliteStore implements Store {
   readonly path: string;
   private readonly db: Database.Database;
   private stmts: Statements | null = null;
-  private readonly listCache = new Map<string, Database.Statement<Record<string, unknown>, ListRow>>();
+  /** The list's statements by text: one per combination of filters, the most recent ones kept. */
+  private readonly listCache = new BoundedMap<string, Database.Statement>(LIST_STATEMENTS);
   private closed = false;
   /** Webhooks and their delivery outbox, in the same file. */
   readonly webhooks: WebhookStore;
@@ -176,66 +199,52 @@ export class SqliteStore implements Store {
   async getJob(id: string): Promise<JobState | null> {
     return this.use((s) => {
       const state = s.getJob.get(id);
-      return state === undefined ? null : stateOfStored(JSON.parse(state));
+      return state === undefined ? null : jobOfRow(state);
     });
   }
 
   /** Jobs in the order of `ids`, skipping missing ones and repeats. */
   async getJobs(ids: readonly string[]): Promise<JobState[]> {
     if (ids.length === 0) return [];
-    return this.use((s) =>
-      inIdOrder(ids, s.getJobs.all(JSON.stringify(ids)), (state) => stateOfStored(JSON.parse(state))),
-    );
+    return this.use((s) => inIdOrder(ids, s.getJobs.all(JSON.stringify(ids)), jobOfRow));
   }
 
   async listJobs(query: ListJobsQuery): Promise<ListJobsPage> {
     const limit = pageLimit(query.limit);
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const column = orderColumn(query.order);
     return this.use(() => {
-      const where: string[] = [];
-      const params: Record<string, unknown> = { limit: limit + 1 };
-      if (query.owner !== undefined) {
-        where.push('owner = @owner');
-        params.owner = query.owner;
-      }
-      if (query.status !== undefined) {
-        where.push('status IN (SELECT value FROM json_each(@status))');
-        params.status = JSON.stringify(query.status);
-      }
-      if (query.kind !== undefined) {
-        where.push("json_extract(state, '$.kind') = @kind");
-        params.kind = query.kind;
-      }
-      if (query.parent !== undefined) {
-        where.push('parent = @parent');
-        params.parent = query.parent;
-      }
-      if (query.ids !== undefined) {
-        where.push('id IN (SELECT value FROM json_each(@ids))');
-        params.ids = JSON.stringify(query.ids);
-      }
-      if (after !== undefined) {
-        where.push('(updated_at < @afterAt OR (updated_at = @afterAt AND id < @afterId))');
-        params.afterAt = after.updatedAt;
-        params.afterId = after.id;
-      }
-      const sql =
-        'SELECT id, updated_at AS updatedAt, state FROM jobs' +
-        (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
-        ' ORDER BY updated_at DESC, id DESC LIMIT @limit';
-      // At most 2^5 shapes exist, since list values are bound as one JSON parameter.
-      let stmt = this.listCache.get(sql);
-      if (stmt === undefined) {
-        stmt = this.db.prepare<Record<string, unknown>, ListRow>(sql);
-        this.listCache.set(sql, stmt);
-      }
-      return pageOf(
-        stmt.all(params),
+      const params: unknown[] = [];
+      const where = listConditions(query, after, sqliteBinder(params));
+      const rows = this.statement(
+        `SELECT id, ${column} AS at, state FROM jobs${where} ORDER BY ${column} DESC, id DESC LIMIT ?`,
+      ).all(...params, limit + 1) as ListRow[];
+      const page = pageOf(
+        rows,
         limit,
-        (r) => stateOfStored(JSON.parse(r.state)),
-        (r) => ({ updatedAt: r.updatedAt, id: r.id }),
+        (r) => jobOfRow(r.state),
+        (r) => ({ at: r.at, id: r.id }),
       );
+      if (query.counts) {
+        const countParams: unknown[] = [];
+        const countWhere = listConditions(query, undefined, sqliteBinder(countParams), false);
+        const counted = this.statement(
+          `SELECT status, COUNT(*) AS n FROM jobs${countWhere} GROUP BY status`,
+        ).all(...countParams) as { status: JobStatus; n: number }[];
+        page.counts = statusCounts(counted);
+      }
+      return page;
     });
+  }
+
+  /** A prepared statement of the list's, kept for the next query of the same shape. */
+  private statement(sql: string): Database.Statement {
+    let stmt = this.listCache.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql);
+      this.listCache.set(sql, stmt);
+    }
+    return stmt;
   }
 
   async descendants(id: string): Promise<string[]> {

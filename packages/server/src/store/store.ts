@@ -37,20 +37,37 @@ export interface ListJobsQuery {
   owner?: string;
   status?: JobStatus[];
   parent?: string;
-  /** Only jobs of this kind (not indexed: it narrows what the other filters find). */
-  kind?: string;
   /** Only jobs whose id is in this list (a job-scoped token). */
   ids?: string[];
+  kind?: string;
+  /** A part of the id, name or owner, in any case (ASCII letters). */
+  search?: string;
+  /** Time ranges, ms since epoch: `createdAfter <= createdAt < createdBefore`, the same for `updatedAt`. */
+  createdAfter?: number;
+  createdBefore?: number;
+  updatedAfter?: number;
+  updatedBefore?: number;
+  /** `updated` (default): most recently updated first; `created`: most recently created first. */
+  order?: ListOrder;
   /** Most jobs to return (1–500). */
   limit: number;
-  /** Opaque cursor from a previous page's `next`. */
+  /** Opaque cursor from a previous page's `next` (of the same query). */
   cursor?: string;
+  /** Also count the matching jobs per status, whatever `status` and `cursor` say. */
+  counts?: boolean;
 }
+
+export type ListOrder = 'updated' | 'created';
+
+/** Jobs per status. */
+export type StatusCounts = Record<JobStatus, number>;
 
 export interface ListJobsPage {
   jobs: JobState[];
-  /** Cursor of the next page, absent on the last one. Pages are ordered by `updatedAt` descending, then id. */
+  /** Cursor of the next page, absent on the last one. Pages are in the query's order, then id descending. */
   next?: string;
+  /** With `counts`: the jobs matching the query but its status filter, per status. */
+  counts?: StatusCounts;
 }
 
 export interface SweepOptions {

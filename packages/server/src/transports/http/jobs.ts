@@ -2,8 +2,10 @@
 import {
   CreateJobBody,
   DEFAULT_JOBS_PAGE,
+  ErrorCode,
   GetJobQuery,
   IdParams,
+  JOB_STATUSES,
   JobListQuery,
   JobListSchema,
   JobStateRef,
@@ -11,7 +13,7 @@ import {
 } from '@headway/protocol';
 import { Type } from '@sinclair/typebox';
 import type { ServerContext } from '../../context.js';
-import { notFound } from '../../errors.js';
+import { HeadwayError, notFound } from '../../errors.js';
 import { canSee } from '../../policy.js';
 import type { ListJobsQuery } from '../../store/store.js';
 import { type HttpRoutes, type RouteAccess, requireKey } from './access.js';
@@ -89,7 +91,9 @@ export function registerJobRoutes(routes: HttpRoutes, ctx: ServerContext, access
       schema: {
         tags: ['jobs'],
         operationId: 'listJobs',
-        summary: 'List jobs by owner, status, parent and kind, most recently updated first.',
+        summary:
+          'Search and list jobs: by a part of the id, name or owner, by owner, status, kind, parent and ' +
+          'time, most recently updated (or created) first, page by page, with counts per status.',
         description:
           'A user token lists only its own jobs (another `owner` gives an empty list); a job-scoped ' +
           'token lists its jobs (and, with `parent` set to one of them, that job’s children). API keys ' +
@@ -103,26 +107,38 @@ export function registerJobRoutes(routes: HttpRoutes, ctx: ServerContext, access
       const principal = principalOf(request);
       const q = request.query;
       const query: ListJobsQuery = { limit: q.limit ?? DEFAULT_JOBS_PAGE };
+      if (q.q !== undefined) query.search = q.q;
       if (q.owner !== undefined) query.owner = q.owner;
       if (q.status !== undefined) query.status = [...new Set(q.status.split(','))] as JobStatus[];
+      if (q.kind !== undefined) query.kind = q.kind;
       if (q.parent !== undefined) query.parent = q.parent;
       if (q.kind !== undefined) query.kind = q.kind;
+      if (q.createdAfter !== undefined) query.createdAfter = timeParam('createdAfter', q.createdAfter);
+      if (q.createdBefore !== undefined) query.createdBefore = timeParam('createdBefore', q.createdBefore);
+      if (q.updatedAfter !== undefined) query.updatedAfter = timeParam('updatedAfter', q.updatedAfter);
+      if (q.updatedBefore !== undefined) query.updatedBefore = timeParam('updatedBefore', q.updatedBefore);
+      if (q.order !== undefined) query.order = q.order;
+      if (q.counts) query.counts = true;
       if (q.cursor !== undefined) query.cursor = q.cursor;
       if (principal.kind === 'user' && !principal.admin) {
         if (principal.jobs) {
           // The children of a listed job are visible too; the parent filter keeps the page to them.
           if (q.parent === undefined || !principal.jobs.has(q.parent)) {
-            if (principal.jobs.size === 0) return { jobs: [] };
+            if (principal.jobs.size === 0) return nothingListed(query);
             query.ids = [...principal.jobs];
           }
         } else {
-          if (q.owner !== undefined && q.owner !== principal.user) return { jobs: [] };
+          if (q.owner !== undefined && q.owner !== principal.user) return nothingListed(query);
           query.owner = principal.user;
         }
       }
       const page = await hub.listJobs(query);
       const jobs = page.jobs.filter((job) => canSee(principal, job));
-      return page.next === undefined ? { jobs } : { jobs, next: page.next };
+      return {
+        jobs,
+        ...(page.next === undefined ? {} : { next: page.next }),
+        ...(page.counts === undefined ? {} : { counts: page.counts }),
+      };
     },
   );
 
@@ -149,4 +165,25 @@ export function registerJobRoutes(routes: HttpRoutes, ctx: ServerContext, access
       return reply.code(204).send();
     },
   );
+}
+
+/** A time of the list's query string in ms since epoch; its name and an example when it is no time. */
+function timeParam(name: string, value: string): number {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) {
+    throw new HeadwayError(
+      ErrorCode.INVALID_VALUE,
+      `${name} must be a time such as 2026-12-04T20:00:00Z (got "${value.slice(0, 64)}")`,
+    );
+  }
+  return ms;
+}
+
+/** The answer for a query this principal can see nothing of: no jobs, and none of any status. */
+function nothingListed(query: ListJobsQuery) {
+  if (!query.counts) return { jobs: [] };
+  return {
+    jobs: [],
+    counts: Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>,
+  };
 }

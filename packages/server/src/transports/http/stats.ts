@@ -27,10 +27,30 @@ async function total(metric: Metric, suffix?: string): Promise<number> {
   return sum;
 }
 
+/** Readings kept for `history`: one minute, one a second. */
+const HISTORY_READINGS = 60;
+const HISTORY_INTERVAL_MS = 1_000; // 1 second
+
 /** Register `GET /v1/stats` (API keys and admin tokens). Call after `registerHttp`. */
 export async function registerStats(app: FastifyInstance, ctx: ServerContext): Promise<void> {
   const { hub, metrics } = ctx;
   const started = Date.now() - process.uptime() * 1000;
+
+  // The event counters once a second, so that the system view's chart has its minute at once
+  // instead of filling up while the page is open.
+  const history: Stats['history'] = [];
+  const read = async function readCounters() {
+    const [ingested, messagesSent] = await Promise.all([
+      total(metrics.eventsIngested),
+      total(metrics.messagesSent),
+    ]);
+    history.push({ at: new Date().toISOString(), ingested, messagesSent });
+    if (history.length > HISTORY_READINGS) history.shift();
+  };
+  const timer = setInterval(() => void read(), HISTORY_INTERVAL_MS);
+  timer.unref();
+  app.addHook('onClose', async () => clearInterval(timer));
+  await read();
 
   await app.register(async function stats(scope) {
     // Serialized like every other Headway response; the schema documents it.
@@ -105,6 +125,7 @@ export async function registerStats(app: FastifyInstance, ctx: ServerContext): P
           },
           jobs: { cached: own.cachedJobs, tracked: own.trackedJobs },
           process: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+          history: [...history],
         };
       },
     );

@@ -3,7 +3,7 @@
  * TypeBox checker the WebSocket transport uses too) and one mapping of every
  * failure to its `HW_ERR_*` code.
  */
-import { describeUnsafeValue, ErrorCode, findUnsafeValue } from '@headway/protocol';
+import { describeUnsafeValue, describeValueError, ErrorCode, findUnsafeValue } from '@headway/protocol';
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
@@ -40,7 +40,7 @@ export function typeboxValidator({ schema, httpPart }: { schema: TSchema; httpPa
     }
     const first = check.Errors(value).First();
     const where = `${httpPart ?? 'request'}${first?.path ?? ''}`;
-    return { error: new Error(first ? `${where}: ${first.message}` : `invalid ${where}`) };
+    return { error: new Error(first ? `${where}: ${describeValueError(first)}` : `invalid ${where}`) };
   };
 }
 
