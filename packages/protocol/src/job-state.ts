@@ -3,6 +3,7 @@
  * REST and sends it in `subscribed`, `state` and `event` messages.
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { JOB_KIND, MAX_KIND_LENGTH } from './codes.js';
 import { JsonObjectSchema, JsonSchema } from './json.js';
 
 /** `schema` or null. */
@@ -69,12 +70,10 @@ export const StalledSchema = Type.Object(
 );
 export type Stalled = Static<typeof StalledSchema>;
 
-/** Longest job kind. */
-export const MAX_KIND_LENGTH = 64;
 export const JobKindSchema = Type.String({
   minLength: 1,
   maxLength: MAX_KIND_LENGTH,
-  pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]*$',
+  pattern: JOB_KIND.source,
   description: 'What sort of work the job is (`transcode`); jobs of one kind share learned durations.',
 });
 

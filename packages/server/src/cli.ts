@@ -13,16 +13,15 @@ import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { DEFAULT_HUB_URL } from './commands/hub-connection.js';
 import { ConfigError, LOG_LEVELS, loadConfig } from './config.js';
-import { DataDirLockedError } from './data-dir.js';
 import { nearestFlag } from './nearest-flag.js';
 import { type HeadwayOptions, resolveOptions } from './options.js';
 import { PrettyLog } from './pretty-log.js';
 import { resolveSecrets } from './secrets.js';
 import { createServer, type HeadwayServer } from './server.js';
-import { StoreUnavailableError } from './store/store.js';
+import { describeServer, EXIT_CONFIG, startFailed } from './start-failure.js';
 
 /** Exit code for a configuration or usage error. */
-export const EXIT_CONFIG = 2;
+export { EXIT_CONFIG } from './start-failure.js';
 /** Lifetime of the tokens printed in the development banner, seconds (24 hours). */
 export const BANNER_TOKEN_TTL_SECONDS = 24 * 3600;
 /** Owner of the demo jobs and user of the banner's browser token. */
@@ -196,58 +195,6 @@ async function start(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     logger.info(await startupRecord(facts), 'ready');
   }
   return exit.code;
-}
-
-function startFailed(err: unknown, options: HeadwayOptions): number {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  const where = `${options.host}:${options.port}`;
-  // The operator's to fix, like any configuration error: one line, exit code 2.
-  if (err instanceof DataDirLockedError || err instanceof ConfigError) {
-    process.stderr.write(`headway: ${err.message}\n`);
-    return EXIT_CONFIG;
-  }
-  if (err instanceof StoreUnavailableError) {
-    process.stderr.write(`headway: cannot open the store: ${storeProblem(err, options)}\n`);
-    return EXIT_CONFIG;
-  }
-  if (code === 'EADDRINUSE') {
-    process.stderr.write(
-      `headway: cannot listen on ${where}: the address is in use (choose another with --port or HEADWAY_PORT)\n`,
-    );
-  } else if (code === 'EACCES' && (err as { syscall?: string }).syscall === 'listen') {
-    process.stderr.write(`headway: cannot listen on ${where}: permission denied (use a port above 1023)\n`);
-  } else if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
-    process.stderr.write(
-      `headway: cannot listen on ${where}: no such address (check --host or HEADWAY_HOST)\n`,
-    );
-  } else if (typeof (err as { path?: unknown } | null)?.path === 'string') {
-    // A file-system error names its file (e.g. EACCES on the data directory): the stack adds nothing.
-    process.stderr.write(`headway: failed to start: ${(err as Error).message}\n`);
-  } else {
-    const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    process.stderr.write(`headway: failed to start: ${detail}\n`);
-  }
-  return 1;
-}
-
-/** What keeps the store from opening, in one line, with what to do about it. */
-function storeProblem(err: StoreUnavailableError, options: HeadwayOptions): string {
-  const cause = (err as { cause?: unknown }).cause as { code?: unknown; message?: unknown } | undefined;
-  if (options.postgresUrl) {
-    const where = describeServer(options.postgresUrl);
-    if (cause?.code === '3D000') {
-      const database = new URL(options.postgresUrl).pathname.slice(1) || 'postgres';
-      return `PostgreSQL database "${decodeURIComponent(database)}" does not exist at ${where} (create it: createdb ${decodeURIComponent(database)}, see docs/operations.md)`;
-    }
-    return `PostgreSQL at ${where}: ${firstLine(err.message)}`;
-  }
-  const file = resolve(options.dataDir, 'headway.db');
-  const reason = typeof cause?.message === 'string' ? cause.message : err.message;
-  return `SQLite database ${file} cannot be opened: ${firstLine(reason)} (check --data-dir and its permissions)`;
-}
-
-function firstLine(text: string): string {
-  return text.split('\n')[0]!.trim();
 }
 
 /**
@@ -438,14 +385,4 @@ export async function banner(b: BannerOptions): Promise<string> {
   }
   lines.push('', dim('Press Ctrl+C to stop.'), '');
   return `${lines.join('\n')}\n`;
-}
-
-/** Host, port and path of a server URL, without its credentials. */
-function describeServer(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.host}${u.pathname === '/' ? '' : u.pathname}`;
-  } catch {
-    return '(invalid URL)';
-  }
 }

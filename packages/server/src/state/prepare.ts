@@ -14,13 +14,10 @@ import type {
   JsonObject,
   LogLevel,
 } from '@headway/protocol';
-import { ErrorCode, MAX_KIND_LENGTH } from '@headway/protocol';
+import { ErrorCode, JOB_KIND, MAX_KIND_LENGTH } from '@headway/protocol';
 import { HeadwayError } from '../errors.js';
 import { finished, isTerminal, resolveCounts } from './reducer.js';
 import { hasPlan, normalizePlan, percentOf, roundPercent } from './stages.js';
-
-/** A job kind: what `JobKindSchema` accepts, checked again for callers of the library API. */
-const JOB_KIND_PATTERN = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,${MAX_KIND_LENGTH - 1}}$`);
 
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
@@ -43,7 +40,7 @@ export function createdData(input: CreateJobInput & { id: string }): EventDataMa
     public: input.public ?? false,
   };
   if (input.kind !== undefined) {
-    if (typeof input.kind !== 'string' || !JOB_KIND_PATTERN.test(input.kind)) {
+    if (typeof input.kind !== 'string' || !JOB_KIND.test(input.kind)) {
       throw new HeadwayError(
         ErrorCode.INVALID_VALUE,
         `kind must be 1–${MAX_KIND_LENGTH} letters, digits, '.', '_', ':' or '-'`,

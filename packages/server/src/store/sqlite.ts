@@ -1,4 +1,3 @@
-import { closeSync, openSync } from 'node:fs';
 import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
 import Database from 'better-sqlite3';
 import { BoundedMap } from '../bounded-map.js';
@@ -16,6 +15,7 @@ import {
   stateOfStored,
   statusCounts,
 } from './rows.js';
+import { createPrivately, toStoreError } from './sqlite-files.js';
 import { type EventRow, type JobRow, type ListRow, SQL } from './sqlite-sql.js';
 import {
   ENQUEUE_DELIVERIES,
@@ -68,23 +68,6 @@ export interface SqliteStoreOptions {
 
 /** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
-
-/**
- * Codes (or code prefixes, for the extended `SQLITE_IOERR_*` family) that mean the
- * database cannot be used right now, as opposed to a bug in a statement.
- */
-const UNAVAILABLE_CODES = [
-  'SQLITE_BUSY',
-  'SQLITE_LOCKED',
-  'SQLITE_CANTOPEN',
-  'SQLITE_IOERR',
-  'SQLITE_FULL',
-  'SQLITE_READONLY',
-  'SQLITE_NOMEM',
-  'SQLITE_PROTOCOL',
-  'SQLITE_CORRUPT',
-  'SQLITE_NOTADB',
-];
 
 function prepareAll(db: Database.Database) {
   return {
@@ -436,23 +419,4 @@ export class SqliteStore implements Store {
       throw toStoreError(err, 'SQLite store unavailable');
     }
   }
-}
-
-/** Create the database file readable by its owner only; SQLite gives its -wal and -shm files the same mode. */
-function createPrivately(path: string): void {
-  if (path === ':memory:' || path === '') return;
-  try {
-    closeSync(openSync(path, 'wx', 0o600));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-}
-
-function toStoreError(err: unknown, message: string): unknown {
-  if (err instanceof StoreUnavailableError || err instanceof StoreConflictError) return err;
-  const code = err instanceof Database.SqliteError ? err.code : undefined;
-  if (code !== undefined && UNAVAILABLE_CODES.some((c) => code === c || code.startsWith(`${c}_`))) {
-    return new StoreUnavailableError(`${message}: ${code}`, { cause: err });
-  }
-  return err;
 }
