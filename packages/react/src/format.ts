@@ -48,16 +48,21 @@ function unitOf(seconds: number): { size: number; name: string } {
  * `about 40 min – 3 h left`, `under 2 min left`; a single figure (`formatEta`)
  * when the estimate has no interval or a narrow one.
  */
-export function formatEtaRange(eta: { seconds: number; low?: number; high?: number }): string {
+export function formatEtaRange(
+  eta: { seconds: number; low?: number; high?: number },
+  options: FormatEtaOptions = {},
+): string {
   const { low, high } = eta;
-  if (low === undefined || high === undefined || !(high >= low) || high < 60) return formatEta(eta.seconds);
+  if (low === undefined || high === undefined || !(high >= low) || high < 60)
+    return formatEta(eta.seconds, options);
+  const left = options.left === false ? '' : ' left';
   const hu = unitOf(high);
   const hi = Math.max(1, Math.ceil(high / hu.size));
   const lu = unitOf(low);
   const lo = Math.floor(low / lu.size);
-  if (lo === 0) return `under ${hi} ${hu.name} left`;
-  if (lu.name !== hu.name) return `about ${lo} ${lu.name} – ${hi} ${hu.name} left`;
-  return lo === hi ? `about ${hi} ${hu.name} left` : `about ${lo}–${hi} ${hu.name} left`;
+  if (lo === 0) return `under ${hi} ${hu.name}${left}`;
+  if (lu.name !== hu.name) return `about ${lo} ${lu.name} – ${hi} ${hu.name}${left}`;
+  return lo === hi ? `about ${hi} ${hu.name}${left}` : `about ${lo}–${hi} ${hu.name}${left}`;
 }
 
 /** A stall in words, `stalled: no report for 3 min`; empty when the job is not stalled. */
@@ -74,10 +79,10 @@ export function formatStall(job: JobState, now: number = Date.now()): string {
  * the job is queued (a job of a known kind has an estimate before it starts),
  * running or paused (a paused job's estimate stands still); empty otherwise.
  */
-export function formatTimeLeft(job: JobState, now?: number): string {
+export function formatTimeLeft(job: JobState, now?: number, options: FormatEtaOptions = {}): string {
   if (job.stalled) return formatStall(job, now);
   if (!job.eta || !['queued', 'running', 'paused'].includes(job.status)) return '';
-  const text = formatEtaRange(job.eta);
+  const text = formatEtaRange(job.eta, options);
   return job.status === 'paused' ? `${text} once resumed` : text;
 }
 

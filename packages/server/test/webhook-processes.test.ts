@@ -82,6 +82,9 @@ async function spawnHub(dataDir: string, extra: string[] = []): Promise<HubProce
       dataDir,
       '--log-level',
       'warn',
+      // The banner, for its URL line (a pipe gets JSON logs otherwise).
+      '--log-format',
+      'pretty',
       ...FAST_FLAGS,
       ...extra,
     ],

@@ -473,7 +473,8 @@ export function JobView({ id, scope }: { id: string; scope: 'user' | 'all' }) {
   }
 
   const rate = formatRate(job);
-  const eta = formatTimeLeft(job, now);
+  // The label says "Time left": the value does not say it again.
+  const eta = formatTimeLeft(job, now, { left: false });
   return (
     <div className="job-view" data-job-id={job.id} data-status={job.status}>
       <p className="breadcrumbs">

@@ -30,7 +30,7 @@ import type { Eta, EtaBasis, JobState } from '@headway/protocol';
 import { TERMINAL_STATUSES } from '@headway/protocol';
 import { activeAt, type Estimator } from './estimator.js';
 import { type KindSummary, type LogStats, type StageHistory, sampleVariance, usable } from './history.js';
-import { roundRate } from './rate.js';
+import { MIN_SAMPLE_INTERVAL_MS, roundRate } from './rate.js';
 import { hasPlan } from './stages.js';
 
 /** Log-sd of a stage's duration projected from its own pace when half done; scales as √((1 − f) / f). */
@@ -155,7 +155,10 @@ function fromRate(
   at: number,
 ): { seconds: number; var: number; basis: EtaBasis } | null {
   const overall = s.progress.percent / 100;
-  const live = liveProjection(activeAt(e, s.status, at).job, overall, e.rate?.jitter ?? 0);
+  const running = activeAt(e, s.status, at).job;
+  // Less running time than one rate sample is start-up noise, not a pace to extrapolate.
+  if (running < MIN_SAMPLE_INTERVAL_MS) return null;
+  const live = liveProjection(running, overall, e.rate?.jitter ?? 0);
   if (live === null) return null;
   const remainingMs = Math.exp(live.mean) * (1 - overall);
   return { seconds: remainingMs / 1000, var: live.var, basis: 'rate' };
