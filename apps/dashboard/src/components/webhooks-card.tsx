@@ -4,9 +4,9 @@
  * `GET /v1/webhooks` and `GET /v1/webhooks/:id/deliveries`, docs/webhooks.md),
  * read every few seconds while the page is visible.
  */
-import type { HeadwayClientError } from '@headway/client';
 import { useClient } from '@headway/react';
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
+import { usePoll } from '../use-poll.js';
 
 /** A webhook as `GET /v1/webhooks` lists it. */
 interface WebhookView {
@@ -47,41 +47,25 @@ const SHOWN = 5;
 export function WebhooksCard() {
   const client = useClient();
   const [rows, setRows] = useState<WebhookRow[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  useEffect(() => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let stopped = false;
-    const poll = async () => {
-      if (document.visibilityState === 'visible') {
-        try {
-          const { webhooks } = await client.api<{ webhooks: WebhookView[] }>('/v1/webhooks');
-          const next = await Promise.all(
-            webhooks.map(async (webhook) => {
-              const { deliveries } = await client.api<{ deliveries: DeliveryView[] }>(
-                `/v1/webhooks/${encodeURIComponent(webhook.id)}/deliveries?limit=${RECENT}`,
-              );
-              const troubles = deliveries.filter(
-                (d) => d.status === 'failed' || (d.status === 'pending' && d.attempts > 0),
-              );
-              return { webhook, troubles };
-            }),
+  const error = usePoll(
+    () => async (stopped) => {
+      const { webhooks } = await client.api<{ webhooks: WebhookView[] }>('/v1/webhooks');
+      const next = await Promise.all(
+        webhooks.map(async (webhook) => {
+          const { deliveries } = await client.api<{ deliveries: DeliveryView[] }>(
+            `/v1/webhooks/${encodeURIComponent(webhook.id)}/deliveries?limit=${RECENT}`,
           );
-          if (stopped) return;
-          setRows(next);
-          setError(null);
-        } catch (err) {
-          if (!stopped) setError((err as HeadwayClientError).code ?? 'HW_ERR_CLIENT_NETWORK');
-        }
-      }
-      if (!stopped) timer = setTimeout(poll, POLL_MS);
-    };
-    void poll();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
-  }, [client]);
+          const troubles = deliveries.filter(
+            (d) => d.status === 'failed' || (d.status === 'pending' && d.attempts > 0),
+          );
+          return { webhook, troubles };
+        }),
+      );
+      if (!stopped()) setRows(next);
+    },
+    POLL_MS,
+    [client],
+  );
 
   return (
     <section className="card card--wide" aria-labelledby="webhooks-title" data-card="webhooks">

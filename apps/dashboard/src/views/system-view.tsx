@@ -4,13 +4,13 @@
  * per second) come from the difference between two readings; the first answer
  * brings the hub's last minute of readings, so the chart starts full.
  */
-import type { HeadwayClientError } from '@headway/client';
 import { useClient, useConnection } from '@headway/react';
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import { TRANSPORT_NAMES } from '../components/connection-indicator.js';
 import { Sparkline } from '../components/sparkline.js';
 import { WebhooksCard } from '../components/webhooks-card.js';
 import { formatBytes, formatDuration, formatNumber } from '../format.js';
+import { usePoll } from '../use-poll.js';
 
 /** The answer of `GET /v1/stats` (documented in docs/api.md). */
 export interface HubStats {
@@ -80,39 +80,26 @@ export function SystemView({ privileged }: { privileged: boolean }) {
   const connection = useConnection();
   const [stats, setStats] = useState<HubStats | null>(null);
   const [samples, setSamples] = useState<Sample[]>([]);
-  const [error, setError] = useState<string | null>(null);
-
-  useEffect(() => {
-    if (!privileged) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let stopped = false;
-    let previous: HubStats | null = null;
-    const poll = async () => {
-      if (document.visibilityState === 'visible') {
-        try {
-          const next = await client.api<HubStats>('/v1/stats');
-          if (stopped) return;
-          if (previous) {
-            const sample = rates({ at: previous.at, ...previous.events }, { at: next.at, ...next.events });
-            if (sample) setSamples((list) => [...list.slice(-(WINDOW - 1)), sample]);
-          } else if (next.history && next.history.length > 1) {
-            setSamples(samplesOf(next.history));
-          }
-          previous = next;
-          setStats(next);
-          setError(null);
-        } catch (err) {
-          if (!stopped) setError((err as HeadwayClientError).code ?? 'HW_ERR_CLIENT_NETWORK');
+  const error = usePoll(
+    () => {
+      if (!privileged) return null;
+      let previous: HubStats | null = null;
+      return async (stopped) => {
+        const next = await client.api<HubStats>('/v1/stats');
+        if (stopped()) return;
+        if (previous) {
+          const sample = rates({ at: previous.at, ...previous.events }, { at: next.at, ...next.events });
+          if (sample) setSamples((list) => [...list.slice(-(WINDOW - 1)), sample]);
+        } else if (next.history && next.history.length > 1) {
+          setSamples(samplesOf(next.history));
         }
-      }
-      if (!stopped) timer = setTimeout(poll, POLL_MS);
-    };
-    void poll();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
-  }, [client, privileged]);
+        previous = next;
+        setStats(next);
+      };
+    },
+    POLL_MS,
+    [client, privileged],
+  );
 
   if (!privileged) {
     return (
