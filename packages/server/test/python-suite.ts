@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { TestHub } from '@headway/test-helpers';
+import { expect } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const PACKAGE_DIR = `${ROOT}clients/python`;
@@ -100,4 +101,19 @@ export async function unfinishedJobs(hub: TestHub, owner: string): Promise<strin
     `/v1/jobs?owner=${encodeURIComponent(owner)}&status=queued,running,paused&limit=500`,
   );
   return (res.body.jobs as { id: string; status: string }[]).map((j) => `${j.id} (${j.status})`);
+}
+
+/** Run one unittest suite and check that all `count` of its tests ran and passed. */
+export async function expectSuitePasses(
+  python: string,
+  suite: string,
+  env: NodeJS.ProcessEnv,
+  count: number,
+  timeoutMs: number,
+): Promise<void> {
+  const { code, output } = await runSuite(python, suite, env, timeoutMs);
+  // On failure the assertion message carries unittest's own report.
+  expect(code, output.slice(-8000)).toBe(0);
+  expect(output).toMatch(new RegExp(`^Ran ${count} tests? in `, 'm'));
+  expect(output).toMatch(/^OK$/m); // "OK (skipped=N)" would mean tests did not run
 }
