@@ -4,10 +4,11 @@
  * and Cancel / Pause / Resume behind a confirmation, with the hub's
  * acknowledgement shown and then what the worker did about it.
  */
-import type { ControlAction, HeadwayClientError, JobEvent, JobState } from '@headway/client';
-import { formatPercent, formatTimeLeft, ProgressBar, useClient, useJob, useJobs } from '@headway/react';
+import type { JobEvent } from '@headway/client';
+import { formatPercent, formatTimeLeft, ProgressBar, useJob, useJobs } from '@headway/react';
 import { memo, useEffect, useState } from 'react';
-import { ConfirmDialog } from '../components/confirm-dialog.js';
+import { Controls } from '../components/job-controls.js';
+import { StageTimeline } from '../components/stage-timeline.js';
 import { StatusBadge } from '../components/status-badge.js';
 import {
   formatAgo,
@@ -17,29 +18,11 @@ import {
   formatDuration,
   formatNumber,
   formatRate,
-  formatTime,
   isActive,
 } from '../format.js';
 import { useNow } from '../now.js';
 import { jobPath, Link } from '../router.js';
 import { PAGE_SIZE, useEventLog } from '../use-event-log.js';
-
-// ---------------------------------------------------------------------------
-// Controls
-
-interface Ack {
-  action: ControlAction;
-  phase: 'sending' | 'acknowledged' | 'refused';
-  at?: string;
-  seq?: number;
-  code?: string;
-}
-
-const VERBS: Record<ControlAction, { label: string; past: string; noun: string }> = {
-  cancel: { label: 'Cancel', past: 'cancelled', noun: 'cancel' },
-  pause: { label: 'Pause', past: 'paused', noun: 'pause' },
-  resume: { label: 'Resume', past: 'resumed', noun: 'resume' },
-};
 
 /** What an estimate rests on, in words. */
 const BASIS_TEXT: Record<string, string> = {
@@ -48,222 +31,6 @@ const BASIS_TEXT: Record<string, string> = {
   both: 'from earlier jobs and its pace',
   none: 'no basis yet',
 };
-
-/** What happened after the hub acknowledged: whether the worker has acted on it yet. */
-function outcome(ack: Ack, job: JobState): string {
-  if (ack.action === 'cancel') {
-    if (job.status === 'cancelled') return 'The worker stopped: the job is cancelled.';
-    if (!isActive(job)) return `The job ended first: it is ${job.status}.`;
-    return 'Waiting for the worker to stop…';
-  }
-  if (ack.action === 'pause') {
-    if (job.status === 'paused') return 'The worker paused.';
-    if (!isActive(job)) return `The job ended first: it is ${job.status}.`;
-    return 'Waiting for the worker to pause…';
-  }
-  if (job.status === 'running') return 'The worker resumed.';
-  if (job.status === 'paused') return 'Waiting for the worker to resume…';
-  return `The job is ${job.status}.`;
-}
-
-function Controls({ job }: { job: JobState }) {
-  const client = useClient();
-  const [asking, setAsking] = useState<ControlAction | null>(null);
-  const [ack, setAck] = useState<Ack | null>(null);
-  const name = job.name || job.id;
-  const sending = ack?.phase === 'sending';
-
-  const send = async (action: ControlAction, reason: string | undefined) => {
-    setAsking(null);
-    setAck({ action, phase: 'sending' });
-    try {
-      const state = await client.control(job.id, action, reason);
-      setAck({ action, phase: 'acknowledged', at: new Date().toISOString(), seq: state.seq });
-    } catch (err) {
-      setAck({ action, phase: 'refused', code: (err as HeadwayClientError).code ?? 'HW_ERR_INTERNAL' });
-    }
-  };
-
-  const actions: ControlAction[] = [];
-  if (isActive(job) && !job.control.cancelRequested) {
-    if (job.status === 'paused' || job.control.paused) actions.push('resume');
-    else actions.push('pause');
-    actions.push('cancel');
-  }
-
-  const texts: Record<ControlAction, { title: string; body: string; confirm: string; dismiss: string }> = {
-    cancel: {
-      title: `Cancel “${name}”?`,
-      body:
-        'The worker is asked to stop at its next report. A job that has not started is cancelled at once; ' +
-        'a batch cancels its unfinished items.',
-      confirm: 'Cancel job',
-      dismiss: 'Keep running',
-    },
-    pause: {
-      title: `Pause “${name}”?`,
-      body: 'The worker is asked to pause at its next report, and to wait until it is resumed.',
-      confirm: 'Pause job',
-      dismiss: 'Keep running',
-    },
-    resume: {
-      title: `Resume “${name}”?`,
-      body: 'The worker is asked to carry on where it paused.',
-      confirm: 'Resume job',
-      dismiss: 'Stay paused',
-    },
-  };
-  const dialog = asking ? texts[asking] : null;
-  if (actions.length === 0 && !ack) return null;
-
-  return (
-    <div className="controls">
-      {actions.length > 0 && (
-        <div className="controls__buttons">
-          {actions.map((action) => (
-            <button
-              key={action}
-              type="button"
-              className={action === 'cancel' ? 'button--danger' : undefined}
-              disabled={sending}
-              onClick={() => setAsking(action)}
-            >
-              {VERBS[action].label}
-            </button>
-          ))}
-        </div>
-      )}
-      <p className="controls__ack" role="status" data-phase={ack?.phase ?? ''}>
-        {ack?.phase === 'sending' && `Sending the ${VERBS[ack.action].noun} request…`}
-        {ack?.phase === 'acknowledged' && (
-          <>
-            <span className="ack__symbol" aria-hidden="true">
-              ✓{' '}
-            </span>
-            {VERBS[ack.action].label} requested: acknowledged by the hub at {formatClock(ack.at!)} (seq{' '}
-            {ack.seq}
-            ). {outcome(ack, job)}
-          </>
-        )}
-        {ack?.phase === 'refused' && (
-          <>
-            <span className="ack__symbol" aria-hidden="true">
-              ✕{' '}
-            </span>
-            The hub refused the {VERBS[ack.action].noun} request: <code>{ack.code}</code>
-          </>
-        )}
-      </p>
-      <ConfirmDialog
-        open={dialog !== null}
-        title={dialog?.title ?? ''}
-        confirmLabel={dialog?.confirm ?? ''}
-        dismissLabel={dialog?.dismiss}
-        reason
-        danger={asking === 'cancel'}
-        onConfirm={(reason) => asking && void send(asking, reason)}
-        onClose={() => setAsking(null)}
-      >
-        <p>{dialog?.body}</p>
-      </ConfirmDialog>
-    </div>
-  );
-}
-
-// ---------------------------------------------------------------------------
-// Stage timeline
-
-type StageMark = 'done' | 'current' | 'paused' | 'pending' | 'failed' | 'cancelled' | 'skipped';
-
-const STAGE_SYMBOLS: Record<StageMark, string> = {
-  done: '✓',
-  current: '▶',
-  paused: '⏸',
-  pending: '○',
-  failed: '✕',
-  cancelled: '■',
-  skipped: '–',
-};
-
-/**
- * How each stage stands. A job that ended other than by completing ended in
- * one stage (the one it was in, or the one its error names): that stage is
- * marked failed or cancelled, never done, and the stages after it were skipped.
- */
-export function stageMarks(job: JobState): StageMark[] {
-  const ended = job.status === 'failed' || job.status === 'cancelled';
-  let stopIndex = -1;
-  if (ended) {
-    const named = job.status === 'failed' ? job.error?.stage : null;
-    stopIndex = named ? job.stages.findIndex((s) => s.name === named) : -1;
-    if (stopIndex < 0 && job.stage) stopIndex = job.stage.index;
-  }
-  return job.stages.map((stage, index) => {
-    if (ended && stopIndex >= 0) {
-      if (index === stopIndex) return job.status === 'failed' ? 'failed' : 'cancelled';
-      if (index > stopIndex) return 'skipped';
-      return 'done';
-    }
-    if (isActive(job) && job.stage?.index === index) return job.status === 'paused' ? 'paused' : 'current';
-    if (stage.startedAt !== null) return 'done';
-    return ended ? 'skipped' : 'pending';
-  });
-}
-
-const STAGE_WORDS: Record<StageMark, string> = {
-  done: 'done',
-  current: '',
-  paused: 'paused',
-  pending: 'pending',
-  failed: 'failed',
-  cancelled: 'cancelled',
-  skipped: 'not run',
-};
-
-function StageTimeline({ job, now }: { job: JobState; now: number }) {
-  if (job.stages.length === 0) return <p className="muted">This job reports no stages.</p>;
-  const marks = stageMarks(job);
-  return (
-    <ol className="timeline">
-      {job.stages.map((stage, index) => {
-        const mark = marks[index]!;
-        const start = stage.startedAt ? Date.parse(stage.startedAt) : null;
-        // A stage open when the job ended ends with it.
-        const endIso = stage.endedAt ?? (start !== null && !isActive(job) ? job.finishedAt : null);
-        const end = endIso ? Date.parse(endIso) : null;
-        // The browser's clock may run behind the hub's: a stage never lasts less than nothing.
-        const duration =
-          start === null
-            ? ''
-            : end !== null
-              ? formatDuration(Math.max(0, end - start))
-              : `${formatDuration(Math.max(0, now - start))} so far`;
-        // The stage's own percent where it stood or stopped: "cancelled at 11%".
-        const percent = job.stage?.index === index ? `${Math.floor(job.stage.percent)}%` : '';
-        const words =
-          mark === 'current'
-            ? percent
-            : (mark === 'cancelled' || mark === 'failed' || mark === 'paused') && percent
-              ? `${STAGE_WORDS[mark]} at ${percent}`
-              : STAGE_WORDS[mark];
-        return (
-          <li key={stage.name} className="timeline__stage" data-state={mark}>
-            <span className="timeline__symbol" aria-hidden="true">
-              {STAGE_SYMBOLS[mark]}
-            </span>
-            <span className="timeline__name">{stage.name}</span>
-            <span className="timeline__state">{words}</span>
-            <span className="timeline__weight">weight {stage.weight}</span>
-            <span className="timeline__duration">{duration}</span>
-            <span className="timeline__started">
-              {stage.startedAt ? `started ${formatTime(stage.startedAt)}` : ''}
-            </span>
-          </li>
-        );
-      })}
-    </ol>
-  );
-}
 
 // ---------------------------------------------------------------------------
 // Event log
