@@ -59,6 +59,9 @@ export class Outbox {
   private peak = 0;
   /** Last seq queued per job (insertion order = least recently updated first). */
   private lastSeq: BoundedMap<string, number> | null = null;
+  /** Until a second job is seen, its one job and last seq stand in for `lastSeq`. */
+  private soleJob: string | null = null;
+  private soleSeq = 0;
   /** What arrives while a reply is computed waits here, behind `gate`. */
   private readonly held = new SnapshotHold<HeldItem>();
   /** The pending reply everything held waits for; null when none. */
@@ -72,12 +75,17 @@ export class Outbox {
   private closed = false;
   /** Deliveries carry `patch` instead of `state`; see `setDelta`. */
   private delta = false;
+  /** The write callback, made the first time a socket fills up. */
+  private onWritten: ((err?: Error) => void) | null = null;
 
   constructor(
     private readonly socket: OutboxSocket,
     private readonly config: OutboxConfig,
-    /** Called once when the queue passes the hard limit; the caller closes the connection. */
-    private readonly onOverflow: () => void,
+    /**
+     * Called once when the queue passes the hard limit; the caller closes the
+     * connection. An object's `overflowed` method saves a closure per connection.
+     */
+    private readonly onOverflow: (() => void) | { overflowed(): void },
   ) {}
 
   /** Bytes queued and not yet handed to the socket. */
@@ -103,7 +111,7 @@ export class Outbox {
     if (this.closed) return false;
     const job = delivery.job;
     const seq = delivery.seq;
-    const last = this.lastSeq?.get(job);
+    const last = this.seqOf(job);
     if (last !== undefined && seq <= last) return false;
     // Its seq is noted when it leaves the hold: the reply may cover it.
     if (this.held.holding) return this.holdBack(delivery);
@@ -193,7 +201,7 @@ export class Outbox {
   /** The client has, per job, everything up to `seen`'s seq: deliveries at or below it are dropped. */
   cover(seen: SnapshotSeqs): void {
     for (const [job, seq] of seen) {
-      const last = this.lastSeq?.get(job);
+      const last = this.seqOf(job);
       if (last === undefined || last < seq) this.noteSeq(job, seq);
     }
   }
@@ -237,7 +245,7 @@ export class Outbox {
           // more onto a socket whose peer is not reading: what stays queued can
           // still collapse, what the socket holds cannot.
           this.waiting = true;
-          socket.send(bytes, TEXT, this.onWritten);
+          socket.send(bytes, TEXT, (this.onWritten ??= (err) => this.written(err)));
           break;
         }
         socket.send(bytes, TEXT);
@@ -249,10 +257,11 @@ export class Outbox {
     this.compact();
   }
 
-  private readonly onWritten = (err?: Error): void => {
+  /** The socket took a frame written above the threshold: writing resumes. */
+  private written(err?: Error): void {
     this.waiting = false;
     if (!err && !this.closed) scheduleWrite(this);
-  };
+  }
 
   // -------------------------------------------------------------------------
 
@@ -352,8 +361,25 @@ export class Outbox {
     if (total > this.peak) this.peak = total;
   }
 
+  /** The last seq queued of `job`; undefined when none. */
+  private seqOf(job: string): number | undefined {
+    if (this.lastSeq !== null) return this.lastSeq.get(job);
+    return job === this.soleJob ? this.soleSeq : undefined;
+  }
+
   private noteSeq(job: string, seq: number): void {
-    const map = (this.lastSeq ??= new BoundedMap(MAX_TRACKED_JOBS));
+    if (this.lastSeq === null) {
+      // Most connections watch one job: no map until a second one.
+      if (this.soleJob === null || this.soleJob === job) {
+        this.soleJob = job;
+        this.soleSeq = seq;
+        return;
+      }
+      this.lastSeq = new BoundedMap(MAX_TRACKED_JOBS);
+      this.lastSeq.set(this.soleJob, this.soleSeq);
+      this.soleJob = null;
+    }
+    const map = this.lastSeq;
     // Below the cap the order does not matter; at the cap the job is re-inserted so
     // that the map's order is least recently updated first and eviction is LRU.
     if (map.size >= MAX_TRACKED_JOBS) map.delete(job);
@@ -393,7 +419,8 @@ export class Outbox {
     if (this.closed) return;
     this.config.metrics?.slowReaderCloses.inc();
     this.dispose();
-    this.onOverflow();
+    if (typeof this.onOverflow === 'function') this.onOverflow();
+    else this.onOverflow.overflowed();
   }
 
   private clear(): void {
@@ -403,6 +430,7 @@ export class Outbox {
     this.collapse = null;
     this.replyAt = -1;
     this.lastSeq = null;
+    this.soleJob = null;
   }
 
   /** Release the array when drained; trim flushed slots; leave collapse mode below the soft limit. */

@@ -8,14 +8,7 @@ import type {
   ReportableKind,
 } from '@headway/protocol';
 import { describe, expect, it } from 'vitest';
-import {
-  createdData,
-  estimatorOf,
-  isTerminal,
-  prepareControl,
-  prepareEvent,
-  reduce,
-} from '../src/state/index.js';
+import { createdData, isTerminal, prepareControl, prepareEvent, reduce } from '../src/state/index.js';
 
 const T0 = Date.parse('2025-03-01T12:00:00.000Z');
 /** ISO time `ms` after T0: tests never read the clock. */

@@ -10,14 +10,7 @@ import { PostgresPool } from './postgres-pool.js';
 import { query } from './postgres-query.js';
 import { SQL } from './postgres-sql.js';
 import { INSERT_EVENTS_AND_DELIVERIES, PostgresWebhookStore } from './postgres-webhooks.js';
-import {
-  eventOfRow,
-  inIdOrder,
-  jobOfRow,
-  MAX_DESCENDANT_DEPTH,
-  stateOfStored,
-  statusCounts,
-} from './rows.js';
+import { eventOfRow, inIdOrder, jobOfRow, MAX_DESCENDANT_DEPTH, statusCounts } from './rows.js';
 import {
   type JobWrite,
   type ListJobsPage,

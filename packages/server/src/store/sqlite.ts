@@ -12,7 +12,6 @@ import {
   jobColumns,
   jobOfRow,
   MAX_DESCENDANT_DEPTH,
-  stateOfStored,
   statusCounts,
 } from './rows.js';
 import { createPrivately, toStoreError } from './sqlite-files.js';

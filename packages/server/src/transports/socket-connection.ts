@@ -7,7 +7,7 @@
  * closing. A protocol subclass only reads its messages and writes its own.
  */
 import { ErrorCode } from '@headway/protocol';
-import type { RawData, WebSocket } from 'ws';
+import { type RawData, WebSocket } from 'ws';
 import type { Principal } from '../auth.js';
 import type { ConnectionLimiter, ServerContext } from '../context.js';
 import type { Delivery } from '../delivery.js';
@@ -17,7 +17,7 @@ import { SnapshotHold, type SnapshotSeqs } from '../snapshot-hold.js';
 import { pingSocket, tokenExpired } from './heartbeat.js';
 import { MessageRate, WindowCount } from './rate-limit.js';
 import type { SocketServer, Upgrade } from './socket-server.js';
-import { atTokenExpiry, type TokenExpiry } from './token-expiry.js';
+import { type Expiring, expirySecond, tokenExpiries } from './token-expiry.js';
 
 /** The situations in which every endpoint closes a connection. */
 export type CloseSituation =
@@ -62,10 +62,10 @@ const CLOSE_FLUSH_POLL_MS = 20;
  * the hub subscriber for all of its topics, so the hub hands it each delivery
  * once even when several of its topics cover the job.
  */
-export abstract class SocketConnection implements Subscriber {
+export abstract class SocketConnection implements Subscriber, Expiring {
   private who: Principal | null = null;
-  /** Closes the connection at its token's `exp`, not at the next heartbeat sweep. */
-  private expiry: TokenExpiry | null = null;
+  /** The second its token expires in, when the connection is scheduled to close then. */
+  private expiresIn: number | null = null;
 
   /** Who the client is; null until authenticated, and for anonymous clients. */
   get principal(): Principal | null {
@@ -74,8 +74,10 @@ export abstract class SocketConnection implements Subscriber {
   /** Setting a browser token's principal arms a timer that closes the connection at its `exp`. */
   set principal(principal: Principal | null) {
     this.who = principal;
-    this.expiry?.cancel();
-    this.expiry = this.detached ? null : atTokenExpiry(principal, () => this.closeFor('tokenExpired'));
+    this.cancelExpiry();
+    const second = this.detached ? null : expirySecond(principal);
+    if (second !== null) tokenExpiries.add(second, this);
+    this.expiresIn = second;
   }
   /** Heartbeat sweeps since the last pong or message. */
   idleSweeps = 0;
@@ -84,22 +86,21 @@ export abstract class SocketConnection implements Subscriber {
   /** When the upgrade was accepted, ms since epoch. */
   readonly openedAt = Date.now();
   readonly outbox: Outbox;
-  /** Resolves when the socket has closed. */
-  readonly closed: Promise<void>;
   protected readonly ctx: ServerContext;
 
   private state: 'open' | 'closing' | 'closed' = 'open';
   private detached = false;
   /** Topic key → the topic and how many of the connection's subscriptions listen on it. */
   private topics: Map<string, { topic: Topic; count: number }> | null = null;
-  private counts: { counter: ConnectionLimiter; key: string }[] = [];
-  private readonly held = new SnapshotHold<Delivery>(MAX_HELD);
-  /** Messages are handled one after another, so that answers keep the order of requests. */
-  private chain: Promise<void> = Promise.resolve();
+  private counts: { counter: ConnectionLimiter; key: string }[] | null = null;
+  /** Deliveries held while a snapshot is read; null when not reading one. */
+  private held: SnapshotHold<Delivery> | null = null;
+  /** Messages are handled one after another, so that answers keep the order of requests; null when none is pending. */
+  private chain: Promise<void> | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
   private readonly rate: MessageRate;
-  /** Messages the connection could not use, in the current window. */
-  private readonly invalid = new WindowCount();
+  /** Messages the connection could not use, in the current window; null until the first. */
+  private invalid: WindowCount | null = null;
 
   constructor(
     readonly server: SocketServer,
@@ -113,8 +114,24 @@ export abstract class SocketConnection implements Subscriber {
   ) {
     this.ctx = server.ctx;
     this.rate = new MessageRate(this.ctx.options.limits.messagesPerSecond);
-    this.outbox = new Outbox(ws, server.outboxConfig(transport, encode), () => this.closeFor('slowReader'));
-    this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
+    this.outbox = new Outbox(ws, server.outboxConfig(transport, encode), this);
+  }
+
+  /** Resolves when the socket has closed. */
+  get closed(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => this.ws.once('close', () => resolve()));
+  }
+
+  /** @internal The outbox passed its hard limit. */
+  overflowed(): void {
+    this.closeFor('slowReader');
+  }
+
+  /** @internal The token expired (see `token-expiry.ts`). */
+  expire(): void {
+    this.expiresIn = null;
+    this.closeFor('tokenExpired');
   }
 
   /** Neither closed nor closing. */
@@ -178,7 +195,7 @@ export abstract class SocketConnection implements Subscriber {
   /** Hub callback: a committed event on one of this connection's topics. */
   deliver(delivery: Delivery): void {
     if (!this.isOpen) return;
-    const verdict = this.held.offer(delivery);
+    const verdict = this.held === null ? 'open' : this.held.offer(delivery);
     if (verdict === 'open') this.forward(delivery);
     else if (verdict === 'full') this.closeFor('slowReader');
   }
@@ -234,14 +251,17 @@ export abstract class SocketConnection implements Subscriber {
     topic: Topic,
     read: () => Promise<Snapshot | null>,
   ): Promise<Snapshot | null> {
-    this.held.start();
+    const hold = (this.held ??= new SnapshotHold<Delivery>(MAX_HELD));
+    hold.start();
     this.listen(topic);
     let snapshot: Snapshot | null = null;
     try {
       snapshot = await read();
     } finally {
       const seen = [...(snapshot?.seen ?? [])];
-      const held = this.held.release(seen);
+      // Snapshots read at once share the hold: the first release ends it for all.
+      const held = hold.release(seen);
+      if (this.held === hold) this.held = null;
       if (snapshot === null) this.unlisten(topic);
       if (this.isOpen) {
         if (snapshot !== null) for (const frame of snapshot.frames) this.sendJson(frame);
@@ -276,7 +296,7 @@ export abstract class SocketConnection implements Subscriber {
       if (!this.detached) this.ctx.metrics.clientErrors.inc({ code: ErrorCode.TOO_MANY_CONNECTIONS });
       return false;
     }
-    this.counts.push({ counter, key });
+    (this.counts ??= []).push({ counter, key });
     return true;
   }
 
@@ -285,14 +305,18 @@ export abstract class SocketConnection implements Subscriber {
 
   /** @internal Run a task after the ones before it, while the connection is open. */
   run(task: () => void | Promise<void>): void {
-    this.chain = this.chain
+    const next: Promise<void> = (this.chain ?? Promise.resolve())
       .then(async () => {
         if (this.isOpen) await task();
       })
       .catch((err: unknown) => {
         this.server.logger.error({ err, transport: this.transport }, 'websocket connection failed');
         this.closeFor('internalError');
+      })
+      .then(() => {
+        if (this.chain === next) this.chain = null;
       });
+    this.chain = next;
   }
 
   /** @internal A frame from the client. */
@@ -309,7 +333,7 @@ export abstract class SocketConnection implements Subscriber {
    * close the connection. Returns false when it closed.
    */
   protected countInvalid(code: ErrorCode = ErrorCode.INVALID_MESSAGE): boolean {
-    if (this.invalid.add(Date.now()) > this.ctx.options.limits.maxInvalidMessages) {
+    if ((this.invalid ??= new WindowCount()).add(Date.now()) > this.ctx.options.limits.maxInvalidMessages) {
       this.ctx.metrics.clientErrors.inc({ code });
       this.closeFor('invalidMessages');
       return false;
@@ -387,13 +411,18 @@ export abstract class SocketConnection implements Subscriber {
     this.detached = true;
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.closeTimer = null;
-    this.expiry?.cancel();
-    this.held.drop();
+    this.cancelExpiry();
+    this.held = null;
     this.leaveHub();
     this.outbox.dispose();
-    for (const { counter, key } of this.counts) counter.release(key);
-    this.counts = [];
+    for (const { counter, key } of this.counts ?? []) counter.release(key);
+    this.counts = null;
     this.onDetach();
+  }
+
+  private cancelExpiry(): void {
+    if (this.expiresIn !== null) tokenExpiries.delete(this.expiresIn, this);
+    this.expiresIn = null;
   }
 
   private leaveHub(): void {

@@ -14,7 +14,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode } from '@headway/protocol';
 import type { Logger } from 'pino';
-import { type WebSocket, WebSocketServer } from 'ws';
+import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { ConnectionCounter, type ServerContext } from '../context.js';
 import type { Delivery } from '../delivery.js';
 import type { OutboxConfig } from '../outbox.js';
@@ -54,6 +54,35 @@ export interface SocketEndpoint {
 }
 
 type Matcher = (pathname: string) => Record<string, string> | null;
+
+/** A socket that knows its connection, so that one set of listeners serves every socket. */
+class HubSocket extends WebSocket {
+  connection: SocketConnection | null = null;
+}
+
+function connectionOf(ws: WebSocket): SocketConnection | null {
+  return (ws as HubSocket).connection;
+}
+
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  connectionOf(this)?.receive(data, isBinary);
+}
+
+/** A pong is a sign of life for the heartbeat. */
+function onPong(this: WebSocket): void {
+  const conn = connectionOf(this);
+  if (conn) conn.idleSweeps = 0;
+}
+
+/** Logged only: a close follows. */
+function onError(this: WebSocket, err: Error): void {
+  connectionOf(this)?.server.logger.debug({ err }, 'websocket error');
+}
+
+function onClose(this: WebSocket): void {
+  const conn = connectionOf(this);
+  if (conn) conn.server.removed(conn);
+}
 
 /** A matcher for a path template; `:name` segments capture one decoded, non-empty segment. */
 export function compilePath(template: string): Matcher {
@@ -111,6 +140,7 @@ export class SocketServer {
       perMessageDeflate: false,
       // The server keeps its own list.
       clientTracking: false,
+      WebSocket: HubSocket,
       handleProtocols: (offered, req) => {
         const choose = this.accepting.get(req)?.protocol;
         return choose ? choose(offered) : (offered.values().next().value ?? false);
@@ -180,7 +210,7 @@ export class SocketServer {
         return true;
       }
       this.accepting.set(req, endpoint);
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(endpoint, ws, upgrade));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(endpoint, ws as HubSocket, upgrade));
       return true;
     }
     return false;
@@ -223,28 +253,27 @@ export class SocketServer {
 
   // -------------------------------------------------------------------------
 
-  private accept(endpoint: SocketEndpoint, ws: WebSocket, upgrade: Upgrade): void {
+  private accept(endpoint: SocketEndpoint, ws: HubSocket, upgrade: Upgrade): void {
     const conn = endpoint.connect(this, ws, upgrade);
     this.connections.add(conn);
-    this.ctx.metrics.connections.inc({ transport: endpoint.transport });
-    ws.on('message', (data, isBinary) => conn.receive(data, isBinary));
-    // A pong is a sign of life for the heartbeat.
-    ws.on('pong', () => {
-      conn.idleSweeps = 0;
-    });
-    // Logged only: a close follows.
-    ws.on('error', (err) => this.logger.debug({ err }, 'websocket error'));
-    ws.once('close', () => this.remove(conn, endpoint));
+    this.ctx.metrics.connections.inc({ transport: conn.transport });
+    // The same listener functions for every socket: no closures per connection.
+    ws.connection = conn;
+    ws.on('message', onMessage);
+    ws.on('pong', onPong);
+    ws.on('error', onError);
+    ws.once('close', onClose);
     this.heartbeat.start();
     conn.run(() => conn.start());
   }
 
-  private remove(conn: SocketConnection, endpoint: SocketEndpoint): void {
+  /** @internal The connection's socket closed. */
+  removed(conn: SocketConnection): void {
     conn.detach();
     if (!this.connections.delete(conn)) return;
     this.pendingAuth.delete(conn);
     this.peakOutbox = Math.max(this.peakOutbox, conn.outbox.peakBytes);
-    this.ctx.metrics.connections.dec({ transport: endpoint.transport });
+    this.ctx.metrics.connections.dec({ transport: conn.transport });
     if (this.connections.size === 0) this.stopTimers();
   }
 
