@@ -145,6 +145,7 @@ function measure(state, previous, c, at, start, truthMs) {
     detail: {
       truth,
       estimate: headway,
+      linear,
       low: eta?.low,
       high: eta?.high,
       stage: state.stage?.name,
@@ -225,7 +226,16 @@ const byKind = run();
 // ETA_DEBUG=0.5 lists every sample of that checkpoint on stderr.
 if (process.env.ETA_DEBUG) {
   for (const [kind, k] of byKind) {
-    for (const s of k.samples.filter((x) => x.c === Number(process.env.ETA_DEBUG))) console.error(kind, s);
+    for (const s of k.samples.filter((x) => x.c === Number(process.env.ETA_DEBUG))) {
+      const d = s.detail;
+      const r = (x) => (x === undefined || x === null ? '—' : Math.round(x));
+      console.error(
+        `${kind.padEnd(10)} ${pct(s.c).padStart(5)} headway ${f2(s.headway)} linear ${f2(s.linear)}` +
+          ` truth ${r(d.truth)} s estimate ${r(d.estimate)} [${r(d.low)}, ${r(d.high)}] ${s.inside ? 'in ' : 'out'}` +
+          ` linear ${r(d.linear)}` +
+          ` at ${d.percent} % (${d.stage ?? 'no stage'}) ${s.basis}`,
+      );
+    }
   }
 }
 const all = [...byKind.values()];

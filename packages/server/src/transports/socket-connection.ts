@@ -13,6 +13,7 @@ import type { ConnectionLimiter, ServerContext } from '../context.js';
 import type { Delivery } from '../delivery.js';
 import { type Subscriber, type Topic, topicKey } from '../hub.js';
 import { Outbox } from '../outbox.js';
+import { SmallMap } from '../small-map.js';
 import { SnapshotHold, type SnapshotSeqs } from '../snapshot-hold.js';
 import { pingSocket, tokenExpired } from './heartbeat.js';
 import { MessageRate, WindowCount } from './rate-limit.js';
@@ -91,7 +92,7 @@ export abstract class SocketConnection implements Subscriber, Expiring {
   private state: 'open' | 'closing' | 'closed' = 'open';
   private detached = false;
   /** Topic key → the topic and how many of the connection's subscriptions listen on it. */
-  private topics: Map<string, { topic: Topic; count: number }> | null = null;
+  private topics: SmallMap<string, { topic: Topic; count: number }> | null = null;
   private counts: { counter: ConnectionLimiter; key: string }[] | null = null;
   /** Deliveries held while a snapshot is read; null when not reading one. */
   private held: SnapshotHold<Delivery> | null = null;
@@ -208,7 +209,7 @@ export abstract class SocketConnection implements Subscriber, Expiring {
   /** Listen on a topic, once more: the hub is told on the first. */
   protected listen(topic: Topic): void {
     if (this.detached) return;
-    const topics = (this.topics ??= new Map());
+    const topics = (this.topics ??= new SmallMap());
     const key = topicKey(topic);
     const entry = topics.get(key);
     if (entry) entry.count++;

@@ -16,6 +16,7 @@ import type { Delivery } from '../delivery.js';
 import { HeadwayError, notFound } from '../errors.js';
 import { asHeadwayError, type Topic } from '../hub.js';
 import { canControl, canSee, canWatchAll, limitedUser, scopeUser } from '../policy.js';
+import { SmallMap } from '../small-map.js';
 import type { SnapshotSeqs } from '../snapshot-hold.js';
 import { scopeSnapshot } from './scope-snapshot.js';
 import { type CloseCodes, SocketConnection } from './socket-connection.js';
@@ -72,7 +73,7 @@ export class WsTransport extends SocketServer {
 class NativeConnection extends SocketConnection {
   private phase: 'unauthenticated' | 'authenticating' | 'open' = 'unauthenticated';
   /** Subscription id → topic (marked when it asked for deltas); allocated on the first subscription. */
-  private subscriptions: Map<string, Topic & { delta?: true }> | null = null;
+  private subscriptions: SmallMap<string, Topic & { delta?: true }> | null = null;
   /** Subscriptions that asked for deltas: deliveries carry patches while all of them do. */
   private deltas = 0;
 
@@ -333,7 +334,7 @@ class NativeConnection extends SocketConnection {
   }
 
   private addSubscription(id: string, topic: Topic & { delta?: true }): void {
-    const subscriptions = (this.subscriptions ??= new Map());
+    const subscriptions = (this.subscriptions ??= new SmallMap());
     subscriptions.set(id, topic);
     if (topic.delta) this.deltas++;
     this.outbox.setDelta(this.deltas === subscriptions.size);
