@@ -4,7 +4,8 @@
  * in a process of its own so that its CPU and memory are measured apart from the
  * load generator. Configured like the CLI, from the environment:
  * HEADWAY_JWT_SECRET, HEADWAY_API_KEYS (comma-separated), HEADWAY_DATA_DIR,
- * HEADWAY_DURABILITY (normal or full).
+ * HEADWAY_DURABILITY (normal or full), HEADWAY_MAX_CONNECTIONS (default 10,000;
+ * the connect load opens more).
  */
 import { serveParent } from './lib/parent-channel.js';
 
@@ -21,6 +22,9 @@ const server = await createServer({
   apiKeys: process.env.HEADWAY_API_KEYS.split(','),
   logLevel: 'warn',
   ...(process.env.HEADWAY_DURABILITY ? { durability: process.env.HEADWAY_DURABILITY } : {}),
+  ...(process.env.HEADWAY_MAX_CONNECTIONS
+    ? { limits: { maxConnections: Number(process.env.HEADWAY_MAX_CONNECTIONS) } }
+    : {}),
 });
 const url = await server.listen();
 serveParent({ url, stop: () => server.close() });

@@ -185,7 +185,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (...parts) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...parts);
 
-async function startServer(kind, phase, { gc = false, durability = 'normal' } = {}) {
+async function startServer(kind, phase, { gc = false, durability = 'normal', maxConnections } = {}) {
   const dataDir = mkdtempSync(join(os.tmpdir(), 'headway-bench-'));
   tempDirs.add(dataDir);
   const execArgv = [];
@@ -196,6 +196,7 @@ async function startServer(kind, phase, { gc = false, durability = 'normal' } = 
       HEADWAY_API_KEYS: apiKey,
       HEADWAY_DATA_DIR: dataDir,
       HEADWAY_DURABILITY: durability,
+      ...(maxConnections ? { HEADWAY_MAX_CONNECTIONS: String(maxConnections) } : {}),
       ...SERVERS[kind]?.env,
     },
     execArgv,
@@ -339,7 +340,8 @@ async function runFanOut(kind, FANOUT = FANOUT_LOAD, phase = 'fanout') {
 /** Connections per second from the first dial to the last answered subscription, each with its own token. */
 async function runConnect(kind) {
   log(`connect (${kind}): starting the server`);
-  const server = await startServer(kind, 'connect', {});
+  // As an operator would for this many sockets: `--max-connections` above the load.
+  const server = await startServer(kind, 'connect', { maxConnections: CONNECT.connections + 1_000 });
   const client = createHttpClient(server.child.url, { apiKey, maxSockets: 16 });
   let subs = [];
   try {

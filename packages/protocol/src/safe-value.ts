@@ -33,30 +33,52 @@ export function unsafeString(text: string): UnsafeValue['problem'] | null {
  * Iterative, so that the check itself cannot overflow the stack.
  */
 export function findUnsafeValue(value: unknown, maxDepth: number = MAX_JSON_DEPTH): UnsafeValue | null {
-  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path: '', depth: 0 }];
+  if (typeof value === 'string') {
+    const problem = unsafeString(value);
+    return problem === null ? null : { path: '/', problem };
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  // Places are kept as a parent and a key: a path is built only for a place that fails.
+  const stack: Place[] = [{ value, parent: null, key: '', depth: 1 }];
   while (stack.length > 0) {
-    const item = stack.pop()!;
-    const v = item.value;
-    if (typeof v === 'string') {
-      const problem = unsafeString(v);
-      if (problem !== null) return { path: item.path || '/', problem };
-      continue;
-    }
-    if (typeof v !== 'object' || v === null) continue;
-    const depth = item.depth + 1;
-    if (depth > maxDepth) return { path: item.path || '/', problem: 'too-deep' };
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) stack.push({ value: v[i], path: `${item.path}/${i}`, depth });
-      continue;
-    }
-    for (const key of Object.keys(v)) {
-      const path = `${item.path}/${escapePointer(key)}`;
-      const problem = unsafeString(key);
-      if (problem !== null) return { path, problem };
-      stack.push({ value: (v as Record<string, unknown>)[key], path, depth });
+    const place = stack.pop()!;
+    if (place.depth > maxDepth) return { path: pathOf(place), problem: 'too-deep' };
+    const v = place.value as Record<string, unknown> | unknown[];
+    const keys = Array.isArray(v) ? null : Object.keys(v);
+    const n = keys === null ? (v as unknown[]).length : keys.length;
+    for (let i = 0; i < n; i++) {
+      const key = keys === null ? i : keys[i]!;
+      if (keys !== null) {
+        const problem = unsafeString(key as string);
+        if (problem !== null) return { path: pathOf({ value: null, parent: place, key, depth: 0 }), problem };
+      }
+      const child = (v as Record<string | number, unknown>)[key];
+      if (typeof child === 'string') {
+        const problem = unsafeString(child);
+        if (problem !== null) return { path: pathOf({ value: null, parent: place, key, depth: 0 }), problem };
+      } else if (typeof child === 'object' && child !== null) {
+        stack.push({ value: child, parent: place, key, depth: place.depth + 1 });
+      }
     }
   }
   return null;
+}
+
+/** A place in the value being checked: the value, and where it sits in its parent. */
+interface Place {
+  value: unknown;
+  parent: Place | null;
+  key: string | number;
+  depth: number;
+}
+
+/** The JSON pointer of a place ('/' for the value itself). */
+function pathOf(place: Place): string {
+  const keys: string[] = [];
+  for (let p: Place | null = place; p?.parent; p = p.parent) {
+    keys.push(typeof p.key === 'number' ? String(p.key) : escapePointer(p.key));
+  }
+  return keys.length === 0 ? '/' : `/${keys.reverse().join('/')}`;
 }
 
 /** A readable sentence for an unsafe value, e.g. for an error message. */

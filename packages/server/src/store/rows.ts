@@ -5,6 +5,7 @@
  */
 import { JOB_STATUSES, type JobEvent, type JobState, type JobStatus } from '@headway/protocol';
 import { type Estimator, estimatorOf, withEstimator } from '../state/estimator.js';
+import { stateJson } from '../state/state-json.js';
 import { toMs } from './timestamps.js';
 
 /** Key of the estimator inside a stored state document; never part of the state a reader gets. */
@@ -43,17 +44,23 @@ export function jobColumns(state: JobState): JobColumns {
     createdAt: toMs(state.createdAt),
     updatedAt: toMs(state.updatedAt),
     finishedAt: state.finishedAt === null ? null : toMs(state.finishedAt),
-    state: JSON.stringify(storedState(state)),
+    state: storedStateJson(state),
   };
 }
 
 /**
- * The document a job's state is stored as: the state with its estimator (kept
- * beside the public fields so that a reloaded job keeps its running times).
+ * The document a job's state is stored as, in JSON: the state with its
+ * estimator (kept beside the public fields so that a reloaded job keeps its
+ * running times). It is built on the state's JSON that its deliveries
+ * share (`stateJson`): an event that is stored and delivered serializes its state
+ * once, and only the small estimator is added.
  */
-export function storedState(state: JobState): JobState | (JobState & { estimator: Estimator }) {
+export function storedStateJson(state: JobState): string {
+  const json = stateJson(state);
   const estimator = estimatorOf(state);
-  return estimator === null ? state : { ...state, [STORED_ESTIMATOR]: estimator };
+  if (estimator === null) return json;
+  // A state is a non-empty object: its JSON ends with the closing brace.
+  return `${json.slice(0, -1)},"${STORED_ESTIMATOR}":${JSON.stringify(estimator)}}`;
 }
 
 /** The job state of a stored document: serialized (SQLite) or parsed already (PostgreSQL's JSONB). */
