@@ -249,6 +249,22 @@ lines.push(row('**with history**', summarize(withHistory)));
 lines.push(row('**without history**', summarize(without)));
 lines.push(row('**overall**', summarize([...withHistory, ...without])));
 
+lines.push(
+  '',
+  '### Per kind and checkpoint',
+  '',
+  '| Kind | At | Headway error | Linear error | Coverage | Stated confidence |',
+  '| --- | ---: | ---: | ---: | ---: | ---: |',
+);
+for (const [kind, k] of byKind) {
+  for (const c of CHECKPOINTS) {
+    const s = summarize(k.samples.filter((x) => x.c === c));
+    lines.push(
+      `| ${kind} | ${pct(c)} | ${f2(s.headway)} | ${f2(s.linear)} | ${pct(s.coverage)} | ${pct(s.confidence)} |`,
+    );
+  }
+}
+
 const goals = [];
 lines.push(
   '',

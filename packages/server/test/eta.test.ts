@@ -184,6 +184,51 @@ describe('the estimate from history', () => {
   });
 });
 
+describe('the estimate from the job’s own pace (no history)', () => {
+  /** A job without a plan reporting 0 % (it starts running) and then `percents`, one a second. */
+  function unplanned(percents: number[]): JobState {
+    const j = job(null, []);
+    for (const [s, percent] of [0, ...percents].entries())
+      j.at(s * 1000).report({ kind: 'progress', percent });
+    return j.state;
+  }
+  const steady = () => unplanned([5, 10, 15, 20, 25, 30, 35, 40]);
+
+  it('extrapolates the overall percent over the running time, with basis "rate"', () => {
+    const state = steady();
+    // 40 % in 8 s: 12 s left.
+    expect(state.stages).toEqual([]);
+    expect(state.eta).toMatchObject({ seconds: 12, basis: 'rate' });
+    expect(state.eta!.low).toBeLessThan(12);
+    expect(state.eta!.high).toBeGreaterThan(12);
+  });
+
+  it('is less sure of a job whose pace changed than of one that kept it', () => {
+    const slowed = unplanned([9, 18, 27, 36, 37, 38, 39, 40]);
+    expect(slowed.progress.percent).toBe(40);
+    expect(slowed.eta!.seconds).toBe(12);
+    // Both are sure enough for the highest confidence: the slowed job's interval is the wider.
+    const width = (s: JobState) => s.eta!.high - s.eta!.low;
+    expect(width(slowed)).toBeGreaterThan(width(steady()));
+  });
+
+  it('is less sure while no finished stage has borne out the weights of the stages to come', () => {
+    // Stage a is a quarter of the plan, b another quarter: 5 % a second throughout, 40 % at 8 s.
+    const j = job(null, [
+      { name: 'a', weight: 1 },
+      { name: 'b', weight: 1 },
+      { name: 'c', weight: 2 },
+    ]).report({ kind: 'stage', name: 'a' });
+    for (let s = 1; s <= 5; s++) j.at(s * 1000).report({ kind: 'progress', percent: s * 20 });
+    j.report({ kind: 'stage', name: 'b' });
+    for (let s = 6; s <= 8; s++) j.at(s * 1000).report({ kind: 'progress', percent: (s - 5) * 20 });
+    const planned = j.state;
+    expect(planned.progress.percent).toBe(40);
+    expect(planned.eta).toMatchObject({ seconds: 12, basis: 'rate' });
+    expect(planned.eta!.confidence).toBeLessThan(steady().eta!.confidence);
+  });
+});
+
 describe('stall thresholds', () => {
   it('uses the job’s own gap once it has three, the kind’s before, the default without either', () => {
     const quiet = job(null).at(1000).report({ kind: 'progress', percent: 1 });

@@ -41,6 +41,15 @@ export const MIN_FRACTION = 0.01;
 export const HISTORY_FLOOR_VAR = 0.02;
 /** Variance added to a statistic of n jobs, divided by n: few jobs prove little, however alike. */
 export const FEW_JOBS_VAR = 0.3;
+/** Log-sd of a job's pace extrapolated from the overall percent when half done; scales as √((1 − f) / f). */
+export const RATE_NOISE = 0.1;
+/**
+ * Log-variance of a stage's time per unit of declared weight around the job's
+ * average, before the job's own stages show it (declared weights are often off
+ * by a factor of two or three), and the number of stages this prior counts for.
+ */
+export const WEIGHT_PRIOR_VAR = 0.8;
+export const WEIGHT_PRIOR_JOBS = 2;
 /** Variance of a stage to come that the history has never seen. */
 export const UNKNOWN_STAGE_VAR = 0.5;
 /** Jobs of a kind, and spread of their sizes (variance of the log running time), before a stage's regression is used. */
@@ -48,8 +57,6 @@ export const MIN_FIT_JOBS = 5;
 export const MIN_FIT_VARIANCE = 0.01;
 /** A finished stage whose duration moves less than this with the job's says nothing about the job. */
 export const MIN_SLOPE = 0.2;
-/** Variance added to every estimate: what no model of a job foresees (a pause, a stall, a retry to come). */
-
 /** Variance added to every estimate: what no model of a job foresees (a pause, a stall, a retry to come). */
 export const MODEL_FLOOR_VAR = 0.02;
 /** Variance added while a job is stalled. */
@@ -158,10 +165,75 @@ function fromRate(
   const running = activeAt(e, s.status, at).job;
   // Less running time than one rate sample is start-up noise, not a pace to extrapolate.
   if (running < MIN_SAMPLE_INTERVAL_MS) return null;
-  const live = liveProjection(running, overall, e.rate?.jitter ?? 0);
-  if (live === null) return null;
-  const remainingMs = Math.exp(live.mean) * (1 - overall);
-  return { seconds: remainingMs / 1000, var: live.var, basis: 'rate' };
+  if (!(overall >= MIN_FRACTION) || overall >= 1) return null;
+  const remainingMs = (running / overall) * (1 - overall);
+  const variance =
+    RATE_NOISE * RATE_NOISE * ((1 - overall) / overall) +
+    driftVar(e.rate, overall, running) +
+    (hasPlan(s.stages) ? weightsVar(s, e) : 0);
+  return { seconds: remainingMs / 1000, var: variance, basis: 'rate' };
+}
+
+/**
+ * How far the recent pace (the smoothed rate) is from the average pace so far,
+ * squared in log space: a job that keeps its pace is extrapolated with
+ * confidence, one whose pace has changed is not.
+ */
+function driftVar(rate: Estimator['rate'], overall: number, runningMs: number): number {
+  if (rate === null || rate.samples < 3 || !(rate.percentRate > 0)) return 0;
+  const average = (overall * 100) / (runningMs / 1000);
+  const d = Math.log(rate.percentRate / average);
+  return d * d;
+}
+
+/**
+ * Extrapolating the overall percent takes the declared stage weights at their
+ * word: each stage still to run is assumed to go at the job's average pace per
+ * unit of weight. Each stage's pace per weight is taken to vary around that
+ * average by a log-variance learned from the stages this job has finished
+ * (pooled with {@link WEIGHT_PRIOR_VAR}); the remaining time averages over the
+ * stages left, and the average pace over those done, so each side's variance
+ * shrinks with its number of comparable stages.
+ */
+function weightsVar(s: JobState, e: Estimator): number {
+  const index = s.stage?.index ?? 0;
+  const fraction = (s.stage?.percent ?? 0) / 100;
+  const done: number[] = [];
+  const left: number[] = [];
+  for (const [i, stage] of s.stages.entries()) {
+    if (i < index) done.push(stage.weight);
+    else if (i > index) left.push(stage.weight);
+    else {
+      if (fraction > 0) done.push(stage.weight * fraction);
+      if (fraction < 1) left.push(stage.weight * (1 - fraction));
+    }
+  }
+  // The spread of this job's finished stages' time per weight, pooled with the prior.
+  const paces: number[] = [];
+  for (const [i, stage] of s.stages.entries()) {
+    if (i >= index) break;
+    const ms = e.done.find((d) => d.name === stage.name)?.ms;
+    if (ms !== undefined && ms > 0 && stage.weight > 0) paces.push(Math.log(ms / stage.weight));
+  }
+  let squares = 0;
+  if (paces.length >= 2) {
+    const mean = paces.reduce((a, b) => a + b, 0) / paces.length;
+    for (const x of paces) squares += (x - mean) ** 2;
+  }
+  const dof = Math.max(0, paces.length - 1);
+  const spread = (WEIGHT_PRIOR_JOBS * WEIGHT_PRIOR_VAR + squares) / (WEIGHT_PRIOR_JOBS + dof);
+  return spread * (concentration(left) + concentration(done));
+}
+
+/** Σw² / (Σw)²: 1 for one stage, 1/n for n equal ones; 0 for none. */
+function concentration(weights: readonly number[]): number {
+  let sum = 0;
+  let squares = 0;
+  for (const w of weights) {
+    sum += w;
+    squares += w * w;
+  }
+  return sum > 0 ? squares / (sum * sum) : 0;
 }
 
 function stageHistory(h: KindSummary, v: LiveView, name: string): StageHistory | null {
