@@ -208,7 +208,7 @@ describe('the estimate from the job’s own pace (no history)', () => {
     expect(slowed.progress.percent).toBe(40);
     expect(slowed.eta!.seconds).toBe(12);
     // Both are sure enough for the highest confidence: the slowed job's interval is the wider.
-    const width = (s: JobState) => s.eta!.high - s.eta!.low;
+    const width = (s: JobState) => (s.eta?.high ?? 0) - (s.eta?.low ?? 0);
     expect(width(slowed)).toBeGreaterThan(width(steady()));
   });
 

@@ -72,7 +72,7 @@ export abstract class SocketConnection implements Subscriber, Expiring {
   get principal(): Principal | null {
     return this.who;
   }
-  /** Setting a browser token's principal arms a timer that closes the connection at its `exp`. */
+  /** Setting a browser token's principal schedules the connection to close at its `exp` (`token-expiry.ts`). */
   set principal(principal: Principal | null) {
     this.who = principal;
     this.cancelExpiry();
