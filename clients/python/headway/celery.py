@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from celery import signals
 from celery.exceptions import WorkerLostError
@@ -102,7 +102,9 @@ class CeleryIntegration:
         self._lease_timeout = lease_timeout
         self._lease_key = lease_key
         self._leases: Optional[Leases] = None
-        self._running: Dict[str, Job] = {}  # task id -> job of the attempt running in this process
+        # (task id, attempt) -> the job of an attempt running in this process. A thread
+        # pool may start a task's retry before the attempt that retried it has ended.
+        self._running: Dict[Tuple[str, int], Job] = {}
 
     # -- public ---------------------------------------------------------------------
 
@@ -178,7 +180,7 @@ class CeleryIntegration:
             return
         task_id, name = headers["id"], headers.get("task") or sender
         attempt = int(headers.get("retries") or 0) + 1
-        previous = self._running.get(task_id)
+        previous = self._running.get((task_id, attempt - 1))
         if attempt > 1 and previous is not None:
             # A retry published by the attempt that runs here: the same owner, name and plan.
             spec = spec_of_job(previous)
@@ -197,7 +199,7 @@ class CeleryIntegration:
 
     def _on_prerun(self, task_id: str = "", task: Any = None, args: Any = (), kwargs: Any = None, **_: Any) -> None:
         request = task.request
-        attempt = int(getattr(request, "retries", 0) or 0) + 1
+        attempt = _attempt_of(request)
         caller = getattr(request, HEADER, None)
         if caller is None and isinstance(getattr(request, "headers", None), dict):
             caller = request.headers.get(HEADER)
@@ -213,7 +215,7 @@ class CeleryIntegration:
         revoked = _revoked_ids()
         if revoked is not None:
             job.add_cancel_source(lambda: "revoked in Celery" if task_id in revoked else None)
-        self._running[task_id] = job
+        self._running[(task_id, attempt)] = job
         _current.set(job)
         if not job.ended:
             # The first report moves the job from queued to running.
@@ -225,8 +227,12 @@ class CeleryIntegration:
                 except Exception as err:  # noqa: BLE001 - Redis away: the job runs without a lease
                     logger.warning("headway: no lease on job %s: %s", job.id, err)
 
-    def _finish(self, task_id: str) -> Optional[Job]:
-        job = self._running.pop(task_id, None)
+    def _finish(self, task_id: str, attempt: Optional[int] = None) -> Optional[Job]:
+        """Forget the attempt (the newest one running here when not known) and hand back its job."""
+        if attempt is None:
+            attempts = [a for (t, a) in self._running if t == task_id]
+            attempt = max(attempts) if attempts else 0
+        job = self._running.pop((task_id, attempt), None)
         if _current.get() is job:
             _current.set(None)
         leases = self._leases
@@ -244,12 +250,12 @@ class CeleryIntegration:
             logger.warning("headway: could not report job %s %s: %s", job.id, how, err)
 
     def _on_success(self, sender: Any = None, result: Any = None, **_: Any) -> None:
-        job = self._finish(sender.request.id)
+        job = self._finish(sender.request.id, _attempt_of(sender.request))
         if job is not None:
             self._end(job, "complete", result_of(result))
 
     def _on_retry(self, sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
-        job = self._finish(request.id)
+        job = self._finish(request.id, _attempt_of(request))
         if isinstance(reason, JobCancelled):
             # `autoretry_for=(Exception,)` retries a cancel too: the retry is revoked
             # (its job, queued, is cancelled when a worker receives it).
@@ -261,7 +267,9 @@ class CeleryIntegration:
             self._end(job, "fail", reason if reason is not None else "retried", code=ATTEMPT_FAILED, retryable=True)
 
     def _on_failure(self, sender: Any = None, task_id: str = "", exception: Any = None, **_: Any) -> None:
-        job = self._finish(task_id)
+        request = getattr(sender, "request", None)
+        same = request is not None and getattr(request, "id", None) == task_id
+        job = self._finish(task_id, _attempt_of(request) if same else None)
         if job is None and isinstance(exception, WorkerLostError):
             # The pool process running it died; this is the worker's main process.
             job = self._latest_attempt(task_id)
@@ -311,6 +319,11 @@ class CeleryIntegration:
 
     def _on_worker_shutdown(self, **_: Any) -> None:
         self.close()
+
+
+def _attempt_of(request: Any) -> int:
+    """The attempt a task request runs: 1, then 2 for its first retry, and so on."""
+    return int(getattr(request, "retries", 0) or 0) + 1
 
 
 def _revoked_ids() -> Any:
