@@ -44,6 +44,8 @@ export class Subscriber {
   closeCode = null;
   /** Sampled milliseconds from the event's `at` (the hub accepted it) to its arrival here. */
   latencies = [];
+  /** `performance.now()` at the arrival of each sample in `latencies`. */
+  arrivals = [];
 
   constructor(ws, job, keys = NATIVE) {
     this.ws = ws;
@@ -58,6 +60,7 @@ export class Subscriber {
     this.bytes = 0;
     this.lastAt = 0;
     this.latencies = [];
+    this.arrivals = [];
   }
 
   onEvent(buf) {
@@ -78,6 +81,7 @@ export class Subscriber {
       const at = buf.indexOf(AT_KEY, i) + AT_KEY.length;
       if (at >= AT_KEY.length) {
         this.latencies.push(Date.now() - Date.parse(buf.toString('latin1', at, at + ISO_LENGTH)));
+        this.arrivals.push(this.lastAt);
       }
     }
   }

@@ -8,7 +8,8 @@
  * `noServer` mode, and runs for all connections together: one heartbeat interval
  * (pings, silent peers, expired tokens), one timer for the authentication
  * deadline (armed for the oldest connection still waiting), and the shutdown.
- * There are no per-connection timers.
+ * There are no per-connection timers. Upgrades are accepted a few milliseconds'
+ * worth per turn of the event loop (`upgrade-pacer.ts`).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -22,6 +23,7 @@ import { sessionToken } from './credentials.js';
 import { Heartbeat } from './heartbeat.js';
 import type { SocketConnection } from './socket-connection.js';
 import { admitUpgrade, refuse, upgradeUrl } from './upgrade.js';
+import { UpgradePacer } from './upgrade-pacer.js';
 
 /** How long a shutdown waits for clients to answer the close handshake before cutting them off, ms. */
 const SHUTDOWN_GRACE_MS = 1_000; // 1 second
@@ -126,6 +128,8 @@ export class SocketServer {
   private closing: Promise<void> | null = null;
   private peakOutbox = 0;
   private readonly outboxConfigs = new Map<string, OutboxConfig>();
+  /** Upgrades are accepted a slice at a time, so that a storm of them cannot stall deliveries. */
+  private readonly pacer = new UpgradePacer();
 
   constructor(ctx: ServerContext, endpoints: readonly SocketEndpoint[]) {
     this.ctx = ctx;
@@ -210,7 +214,18 @@ export class SocketServer {
         return true;
       }
       this.accepting.set(req, endpoint);
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(endpoint, ws as HubSocket, upgrade));
+      // A client that goes away while it waits must not raise an unhandled error.
+      const gone = () => socket.destroy();
+      socket.on('error', gone);
+      this.pacer.push(() => {
+        socket.off('error', gone);
+        if (socket.destroyed) return;
+        if (this.closing !== null) {
+          refuse(socket, 503, 'Service Unavailable');
+          return;
+        }
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(endpoint, ws as HubSocket, upgrade));
+      });
       return true;
     }
     return false;
@@ -223,6 +238,8 @@ export class SocketServer {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stopTimers();
+      // Upgrades still waiting for their turn are refused (503).
+      this.pacer.clear((accept) => accept());
       const connections = [...this.connections];
       const closed = Promise.all(connections.map((c) => c.closed));
       for (const c of connections) c.shutDown();
