@@ -20,7 +20,11 @@ export class UpgradePacer {
   private head = 0;
   private scheduled: NodeJS.Immediate | null = null;
 
-  constructor(private readonly sliceMs: number = UPGRADE_SLICE_MS) {}
+  constructor(
+    private readonly sliceMs: number = UPGRADE_SLICE_MS,
+    /** Milliseconds, monotonic; injected by tests. */
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   /** Upgrades waiting for their turn. */
   get waiting(): number {
@@ -45,12 +49,12 @@ export class UpgradePacer {
 
   private readonly drain = (): void => {
     this.scheduled = null;
-    const deadline = performance.now() + this.sliceMs;
+    const deadline = this.now() + this.sliceMs;
     while (this.head < this.queue.length) {
       const accept = this.queue[this.head]!;
       this.queue[this.head++] = undefined as never;
       accept();
-      if (performance.now() >= deadline) break;
+      if (this.now() >= deadline) break;
     }
     if (this.head >= this.queue.length) {
       this.queue.length = 0;
