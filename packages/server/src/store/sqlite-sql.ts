@@ -35,8 +35,11 @@ export const SQL = {
   insertJob: `INSERT INTO jobs (id, owner, name, kind, parent, status, seq, created_at, updated_at, finished_at, state)
        VALUES (@id, @owner, @name, @kind, @parent, @status, @seq, @createdAt, @updatedAt, @finishedAt, @state)
        ON CONFLICT (id) DO NOTHING`,
-  updateJob: `UPDATE jobs SET owner = @owner, name = @name, kind = @kind, parent = @parent, status = @status,
-         seq = @seq, created_at = @createdAt, updated_at = @updatedAt, finished_at = @finishedAt, state = @state
+  // Only what an event can change: SQLite rewrites the entries of every index on a
+  // column named here, so the columns fixed at creation (owner, name, kind, parent,
+  // created_at) are left out.
+  updateJob: `UPDATE jobs SET status = @status, seq = @seq, updated_at = @updatedAt, finished_at = @finishedAt,
+         state = @state
        WHERE id = @id AND seq = @prevSeq`,
   insertEvent: 'INSERT INTO events (job, seq, kind, at, data) VALUES (?, ?, ?, ?, ?)',
   insertKey: 'INSERT INTO idempotency_keys (job, key, seq) VALUES (?, ?, ?)',
