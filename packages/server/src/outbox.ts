@@ -1,10 +1,10 @@
-import { BoundedMap } from './bounded-map.js';
 import type { Delivery } from './delivery.js';
 import { Collapse, type CollapseQueue } from './outbox-collapse.js';
 import {
   EMPTY,
   Hold,
   isDeliveryItem as isDelivery,
+  LastSeqs,
   type OutboxConfig,
   type OutboxSocket,
   rawSocket,
@@ -58,10 +58,7 @@ export class Outbox {
   private queued = 0;
   private peak = 0;
   /** Last seq queued per job (insertion order = least recently updated first). */
-  private lastSeq: BoundedMap<string, number> | null = null;
-  /** Until a second job is seen, its one job and last seq stand in for `lastSeq`. */
-  private soleJob: string | null = null;
-  private soleSeq = 0;
+  private lastSeq: LastSeqs | null = null;
   /** What arrives while a reply is computed waits here, behind `gate`. */
   private readonly held = new SnapshotHold<HeldItem>();
   /** The pending reply everything held waits for; null when none. */
@@ -363,27 +360,11 @@ export class Outbox {
 
   /** The last seq queued of `job`; undefined when none. */
   private seqOf(job: string): number | undefined {
-    if (this.lastSeq !== null) return this.lastSeq.get(job);
-    return job === this.soleJob ? this.soleSeq : undefined;
+    return this.lastSeq?.get(job);
   }
 
   private noteSeq(job: string, seq: number): void {
-    if (this.lastSeq === null) {
-      // Most connections watch one job: no map until a second one.
-      if (this.soleJob === null || this.soleJob === job) {
-        this.soleJob = job;
-        this.soleSeq = seq;
-        return;
-      }
-      this.lastSeq = new BoundedMap(MAX_TRACKED_JOBS);
-      this.lastSeq.set(this.soleJob, this.soleSeq);
-      this.soleJob = null;
-    }
-    const map = this.lastSeq;
-    // Below the cap the order does not matter; at the cap the job is re-inserted so
-    // that the map's order is least recently updated first and eviction is LRU.
-    if (map.size >= MAX_TRACKED_JOBS) map.delete(job);
-    map.set(job, seq);
+    (this.lastSeq ??= new LastSeqs(MAX_TRACKED_JOBS)).set(job, seq);
   }
 
   /** What collapse sees of the queue. */
@@ -430,7 +411,6 @@ export class Outbox {
     this.collapse = null;
     this.replyAt = -1;
     this.lastSeq = null;
-    this.soleJob = null;
   }
 
   /** Release the array when drained; trim flushed slots; leave collapse mode below the soft limit. */
