@@ -106,6 +106,14 @@ export const GetJobQuery = Type.Object(
         description: 'Long-poll: seconds to wait for a change; capped by the server (default 60 s).',
       }),
     ),
+    state: Type.Optional(
+      Type.Union([Type.Literal('full'), Type.Literal('delta')], {
+        description:
+          'Long-poll: `delta` answers with only the fields of the state that changed after `since` ' +
+          '(`{id, since, seq, patch}`) when `since` is the job’s seq at the request; `full` (default) ' +
+          'answers with the whole state.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -25,6 +25,27 @@ export const PublishResultSchema = Type.Object(
 );
 export type PublishResult = Static<typeof PublishResultSchema>;
 
+/**
+ * A long-poll's answer with `state=delta`: the fields of the job's state that
+ * changed after `since` (the delta rule of `event` messages: every top-level
+ * field whose value differs, a removed one as null), folded as
+ * `{ ...state, ...patch }` onto the state the client has at `since`. An empty
+ * patch with `seq` = `since`: nothing changed in the time waited.
+ */
+export const JobPatchAnswerSchema = Type.Object(
+  {
+    id: Type.String({ description: 'The job.' }),
+    since: Type.Integer({ minimum: 0, description: 'The seq the patch applies to.' }),
+    seq: Type.Integer({ minimum: 0, description: 'The seq of the state after the patch.' }),
+    patch: Type.Object(
+      {},
+      { additionalProperties: true, description: 'The fields of the job state that changed.' },
+    ),
+  },
+  { description: 'The fields of the job’s state that changed after `since`.' },
+);
+export type JobPatchAnswer = Static<typeof JobPatchAnswerSchema>;
+
 const ErrorCodeSchema = Type.Union(Object.values(ErrorCode).map((code) => Type.Literal(code)));
 export const ErrorDetailSchema = Type.Object({
   code: ErrorCodeSchema,

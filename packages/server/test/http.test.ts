@@ -336,6 +336,52 @@ describe('long-poll', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it('answers with only the changed fields with state=delta, folded onto the state at since', async () => {
+    const job = await createJob();
+    await publish(job.id, [{ kind: 'progress', percent: 10, message: 'starting' }]);
+    const before = (await hub.request('GET', `/v1/jobs/${job.id}`)).body;
+    expect(before.seq).toBe(2);
+    const waiting = hub.request('GET', `/v1/jobs/${job.id}?since=2&wait=10&state=delta`);
+    await waitFor(() => hub.server.hub.stats().waiters === 1);
+    await publish(job.id, [{ kind: 'progress', percent: 40 }]);
+    const res = await waiting;
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id: job.id, since: 2, seq: 3 });
+    expect(res.body.state).toBeUndefined();
+    expect(Object.keys(res.body.patch)).toContain('progress');
+    // Unchanged fields stay out: the message is sticky, the owner never changes.
+    expect(res.body.patch.message).toBeUndefined();
+    expect(res.body.patch.owner).toBeUndefined();
+    const after = (await hub.request('GET', `/v1/jobs/${job.id}`)).body;
+    expect({ ...before, ...res.body.patch }).toEqual(after);
+  });
+
+  it('answers with the whole state with state=delta when since is not the job’s seq', async () => {
+    const job = await createJob();
+    await publish(job.id, [{ kind: 'progress', percent: 30 }]);
+    const res = await hub.request('GET', `/v1/jobs/${job.id}?since=1&wait=10&state=delta`);
+    expect(res.status).toBe(200);
+    expect(res.body.seq).toBe(2);
+    expect(res.body.patch).toBeUndefined();
+    expect(res.body.progress.percent).toBe(30);
+  });
+
+  it('answers an empty patch with state=delta when nothing changed in the time waited', async () => {
+    const job = await createJob();
+    const res = await hub.request('GET', `/v1/jobs/${job.id}?wait=0.05&state=delta`);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ id: job.id, since: 1, seq: 1, patch: {} });
+  });
+
+  it('refuses a state mode other than full or delta', async () => {
+    const job = await createJob();
+    const res = await hub.request('GET', `/v1/jobs/${job.id}?wait=1&state=half`);
+    expect({ status: res.status, code: res.body.error.code }).toEqual({
+      status: 400,
+      code: ErrorCode.INVALID_MESSAGE,
+    });
+  });
+
   it('times out with the same state', async () => {
     const job = await createJob();
     const before = (await hub.request('GET', `/v1/jobs/${job.id}`)).body;

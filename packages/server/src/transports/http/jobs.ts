@@ -8,6 +8,7 @@ import {
   JOB_STATUSES,
   JobListQuery,
   JobListSchema,
+  JobPatchAnswerSchema,
   JobStateRef,
   type JobStatus,
 } from '@headway/protocol';
@@ -15,6 +16,7 @@ import { Type } from '@sinclair/typebox';
 import type { ServerContext } from '../../context.js';
 import { HeadwayError, notFound } from '../../errors.js';
 import { canSee } from '../../policy.js';
+import { statePatch } from '../../state-patch.js';
 import type { ListJobsQuery } from '../../store/store.js';
 import { type HttpRoutes, type RouteAccess, requireKey } from './access.js';
 import { longPoll } from './long-poll.js';
@@ -59,12 +61,13 @@ export function registerJobRoutes(routes: HttpRoutes, ctx: ServerContext, access
         summary: 'Read a job; long-poll with `wait` and `since`.',
         description:
           'With `wait`, the answer comes as soon as the job has an event after `since` (default: its ' +
-          'current seq), or after `wait` seconds with the unchanged state.',
+          'current seq), or after `wait` seconds with the unchanged state. With `state=delta` and a ' +
+          '`since` equal to the job’s seq at the request, only the fields that changed come back.',
         security: BEARER,
         params: IdParams,
         querystring: GetJobQuery,
         response: {
-          200: JobStateRef('The job.'),
+          200: Type.Union([JobStateRef('The job.'), JobPatchAnswerSchema]),
           ...errorResponses(...AUTH_ERRORS, 429),
         },
       },
@@ -75,12 +78,13 @@ export function registerJobRoutes(routes: HttpRoutes, ctx: ServerContext, access
       const state = await visibleJob(principal, id);
       const { since, wait } = request.query;
       if (wait === undefined || wait <= 0) return state;
-      const changed = await longPoll(ctx, request, reply, principal, {
-        id,
-        since: since ?? state.seq,
-        seconds: wait,
-      });
+      const from = since ?? state.seq;
+      const changed = await longPoll(ctx, request, reply, principal, { id, since: from, seconds: wait });
       if (!changed || !canSee(principal, changed)) throw notFound(id);
+      // A patch needs the state the client has: the one read here, when it is at `since`.
+      if (request.query.state === 'delta' && from === state.seq) {
+        return { id, since: from, seq: changed.seq, patch: statePatch(state, changed) };
+      }
       return changed;
     },
   );
