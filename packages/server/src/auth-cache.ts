@@ -1,7 +1,7 @@
 /**
  * Verified browser tokens, kept until they expire: a reconnecting client (every
  * client at once after a restart) presents the token it had, and a cache hit
- * skips the HMAC and the claims parsing of `jwtVerify`. Only tokens that
+ * skips the HMAC and the decoding of its claims. Only tokens that
  * verified are kept, each no longer than its `exp`; the least recently used go first.
  */
 import type { Principal } from './auth.js';
