@@ -146,10 +146,8 @@ export class Auth {
     if (!JWT_SHAPE.test(token)) throw invalid();
     const dot = token.lastIndexOf('.');
     let header: ReturnType<typeof decodeProtectedHeader>;
-    let payload: JWTPayload;
     try {
       header = decodeProtectedHeader(token);
-      payload = decodeJwt(token);
     } catch {
       throw invalid();
     }
@@ -158,6 +156,13 @@ export class Auth {
     const expected = createHmac('sha256', this.verifyKey).update(token.slice(0, dot)).digest();
     const given = Buffer.from(token.slice(dot + 1), 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid();
+    // Only a payload the hub signed is parsed.
+    let payload: JWTPayload;
+    try {
+      payload = decodeJwt(token);
+    } catch {
+      throw invalid();
+    }
     // The claims, as jose's jwtVerify checks them (whole seconds, no clock tolerance).
     const now = Math.floor(Date.now() / 1000);
     if (payload.iss !== this.issuer) throw invalid();

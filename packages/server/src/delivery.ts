@@ -87,7 +87,8 @@ export class Delivery {
   }
 }
 
-function encodeNative(d: Delivery): string {
+/** The `event` message without its closing brace, for the state or the patch to follow. */
+function eventHead(d: Delivery): string {
   const e = d.event;
   const head = JSON.stringify({
     type: 'event',
@@ -97,19 +98,14 @@ function encodeNative(d: Delivery): string {
     data: e.data,
     at: e.at,
   });
+  return head.slice(0, -1);
+}
+
+function encodeNative(d: Delivery): string {
   // The state's JSON is usually made already, for the job row of the commit.
-  return `${head.slice(0, -1)},"state":${stateJson(d.state)}}`;
+  return `${eventHead(d)},"state":${stateJson(d.state)}}`;
 }
 
 function encodeDelta(d: Delivery): string {
-  const e = d.event;
-  return JSON.stringify({
-    type: 'event',
-    job: e.job,
-    seq: e.seq,
-    kind: e.kind,
-    data: e.data,
-    at: e.at,
-    patch: d.patch,
-  });
+  return `${eventHead(d)},"patch":${JSON.stringify(d.patch)}}`;
 }

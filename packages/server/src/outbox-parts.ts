@@ -1,5 +1,4 @@
 /** The outbox's socket, configuration and reply holds (see `outbox.ts`). */
-import { BoundedMap } from './bounded-map.js';
 import { Delivery } from './delivery.js';
 import type { SnapshotSeqs } from './snapshot-hold.js';
 import type { SentLabel } from './write-tick.js';
@@ -44,39 +43,4 @@ export function rawSocket(socket: OutboxSocket): { cork(): void; uncork(): void 
   return raw && typeof raw.cork === 'function' && typeof raw.uncork === 'function'
     ? (raw as { cork(): void; uncork(): void })
     : undefined;
-}
-
-/**
- * The last seq queued per job, for the `limit` jobs most recently updated. Most
- * outboxes only ever see one job: it is kept in two fields, and a map is made
- * only for a second one.
- */
-export class LastSeqs {
-  private soleJob: string | null = null;
-  private soleSeq = 0;
-  private map: BoundedMap<string, number> | null = null;
-
-  constructor(private readonly limit: number) {}
-
-  get(job: string): number | undefined {
-    if (this.map !== null) return this.map.get(job);
-    return job === this.soleJob ? this.soleSeq : undefined;
-  }
-
-  set(job: string, seq: number): void {
-    if (this.map === null) {
-      if (this.soleJob === null || this.soleJob === job) {
-        this.soleJob = job;
-        this.soleSeq = seq;
-        return;
-      }
-      this.map = new BoundedMap(this.limit);
-      this.map.set(this.soleJob, this.soleSeq);
-      this.soleJob = null;
-    }
-    // Below the cap the order does not matter; at the cap the job is re-inserted so
-    // that the map's order is least recently updated first and eviction is LRU.
-    if (this.map.size >= this.limit) this.map.delete(job);
-    this.map.set(job, seq);
-  }
 }

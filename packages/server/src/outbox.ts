@@ -1,18 +1,24 @@
+import { BoundedMap } from './bounded-map.js';
 import type { Delivery } from './delivery.js';
 import { Collapse, type CollapseQueue } from './outbox-collapse.js';
 import {
   EMPTY,
   Hold,
   isDeliveryItem as isDelivery,
-  LastSeqs,
   type OutboxConfig,
   type OutboxSocket,
   rawSocket,
 } from './outbox-parts.js';
+import { SmallMap } from './small-map.js';
 import { SnapshotHold, type SnapshotSeqs } from './snapshot-hold.js';
 import { cancelWrite, countWritten, scheduleWrite } from './write-tick.js';
 
 export { Hold, type OutboxConfig, type OutboxSocket };
+
+/** Who the outbox tells of an overflow: the connection (its own method, not a closure per connection). */
+export interface OverflowListener {
+  overflowed(): void;
+}
 
 /**
  * The per-connection send queue.
@@ -58,7 +64,7 @@ export class Outbox {
   private queued = 0;
   private peak = 0;
   /** Last seq queued per job (insertion order = least recently updated first). */
-  private lastSeq: LastSeqs | null = null;
+  private lastSeq: SmallMap<string, number> | null = null;
   /** What arrives while a reply is computed waits here, behind `gate`. */
   private readonly held = new SnapshotHold<HeldItem>();
   /** The pending reply everything held waits for; null when none. */
@@ -78,11 +84,8 @@ export class Outbox {
   constructor(
     private readonly socket: OutboxSocket,
     private readonly config: OutboxConfig,
-    /**
-     * Called once when the queue passes the hard limit; the caller closes the
-     * connection. An object's `overflowed` method saves a closure per connection.
-     */
-    private readonly onOverflow: (() => void) | { overflowed(): void },
+    /** Told once when the queue passes the hard limit; it closes the connection. */
+    private readonly owner: OverflowListener,
   ) {}
 
   /** Bytes queued and not yet handed to the socket. */
@@ -364,7 +367,12 @@ export class Outbox {
   }
 
   private noteSeq(job: string, seq: number): void {
-    (this.lastSeq ??= new LastSeqs(MAX_TRACKED_JOBS)).set(job, seq);
+    // Most outboxes see one job: no map until a second one.
+    const seqs = (this.lastSeq ??= new SmallMap(() => new BoundedMap(MAX_TRACKED_JOBS)));
+    // Below the cap the order does not matter; at the cap the job is re-inserted so
+    // that the map's order is least recently updated first and eviction is LRU.
+    if (seqs.size >= MAX_TRACKED_JOBS) seqs.delete(job);
+    seqs.set(job, seq);
   }
 
   /** What collapse sees of the queue. */
@@ -400,8 +408,7 @@ export class Outbox {
     if (this.closed) return;
     this.config.metrics?.slowReaderCloses.inc();
     this.dispose();
-    if (typeof this.onOverflow === 'function') this.onOverflow();
-    else this.onOverflow.overflowed();
+    this.owner.overflowed();
   }
 
   private clear(): void {

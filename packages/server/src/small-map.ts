@@ -1,8 +1,9 @@
 /**
  * A map for what almost always holds one entry, such as a connection's
- * subscriptions: the first entry lives in two fields, and a real `Map` is made
- * only when a second one arrives. An idle connection with one subscription
- * saves the hash table a `Map` allocates (about 150 bytes) this way.
+ * subscriptions: the first entry lives in two fields, and a real `Map` (from
+ * `makeMap`, say a `BoundedMap`) is made only when a second one arrives. An idle
+ * connection with one subscription saves the hash table a `Map` allocates
+ * (about 150 bytes) this way.
  *
  * Iteration follows insertion order, as a `Map`'s does.
  */
@@ -11,6 +12,8 @@ export class SmallMap<K, V> {
   private soleValue: V | undefined = undefined;
   private hasSole = false;
   private many: Map<K, V> | null = null;
+
+  constructor(private readonly makeMap: () => Map<K, V> = () => new Map()) {}
 
   get size(): number {
     return this.many !== null ? this.many.size : this.hasSole ? 1 : 0;
@@ -34,7 +37,8 @@ export class SmallMap<K, V> {
       this.soleValue = value;
       this.hasSole = true;
     } else {
-      this.many = new Map([[this.soleKey as K, this.soleValue as V]]);
+      this.many = this.makeMap();
+      this.many.set(this.soleKey as K, this.soleValue as V);
       this.many.set(key, value);
       this.clearSole();
     }

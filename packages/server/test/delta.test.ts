@@ -54,9 +54,15 @@ describe('delta mode', () => {
     const all = states(400);
     const ds = deliveries(all);
     const socket = new SlowSocket();
-    const box = new Outbox(socket, { softBytes: 2048, hardBytes: 1 << 20, writeThresholdBytes: 512 }, () => {
-      throw new Error('overflow');
-    });
+    const box = new Outbox(
+      socket,
+      { softBytes: 2048, hardBytes: 1 << 20, writeThresholdBytes: 512 },
+      {
+        overflowed() {
+          throw new Error('overflow');
+        },
+      },
+    );
     box.setDelta(true);
     for (const d of ds) box.push(d);
     for (let i = 0; i < 1000 && socket.sent.length < 400; i++) {
@@ -82,7 +88,7 @@ describe('delta mode', () => {
     const all = states(5);
     const ds = deliveries(all);
     const socket = new SlowSocket();
-    const box = new Outbox(socket, { softBytes: 1 << 16, hardBytes: 1 << 20 }, () => {});
+    const box = new Outbox(socket, { softBytes: 1 << 16, hardBytes: 1 << 20 }, { overflowed() {} });
     box.setDelta(true);
     box.push(ds[3]!);
     box.push(ds[4]!);

@@ -52,7 +52,7 @@ function outbox(socket: FakeSocket, config: Partial<OutboxConfig> = {}) {
   const box = new Outbox(
     socket,
     { softBytes: 4096, hardBytes: 16384, metrics, ...config },
-    () => overflows++,
+    { overflowed: () => overflows++ },
   );
   const count = async (name: 'collapsed' | 'slowReaderCloses' | 'messagesSent') =>
     (await metrics[name].get()).values.reduce((sum, v) => sum + v.value, 0);

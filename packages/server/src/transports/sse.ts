@@ -241,7 +241,7 @@ class SseConnection implements Subscriber {
         encode: (d) => this.frame(d, false),
         encodeDelta: (d) => this.frame(d, true),
       },
-      () => this.close(CloseCode.SLOW_READER, 'too far behind: reconnect and resume'),
+      { overflowed: () => this.close(CloseCode.SLOW_READER, 'too far behind: reconnect and resume') },
     );
     this.expiry = atTokenExpiry(principal, () => this.close(CloseCode.TOKEN_EXPIRED, 'token expired'));
     this.outbox.setDelta(stream.delta);
