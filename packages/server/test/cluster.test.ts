@@ -8,7 +8,6 @@
  * connections terminated mid-stream. Each test has its own schema, key prefix and
  * PostgreSQL application name; the shared servers are never stopped.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,15 +16,16 @@ import { ErrorCode, type EventInput, type JobState, TERMINAL_STATUSES } from '@h
 import {
   deleteKeys,
   dropSchema,
+  type HubProcess,
   killRedisClients,
   POSTGRES_URL,
   postgresUrlFor,
   REDIS_URL,
-  REPO_ROOT,
   redisClient,
   requireFreshBuild,
   requirePostgres,
   requireRedis,
+  spawnHubProcess,
   TEST_API_KEY,
   TEST_JWT_SECRET,
   terminatePostgres,
@@ -42,8 +42,6 @@ import { Delivery } from '../src/delivery.js';
 import type { HeadwayError } from '../src/errors.js';
 import { Hub } from '../src/hub.js';
 import { PostgresStore } from '../src/store/postgres.js';
-
-const bin = join(REPO_ROOT, 'packages/server/bin/headway.js');
 
 const postgres = await requirePostgres();
 const redis = await requireRedis();
@@ -237,13 +235,6 @@ describe.skipIf(skip)(title('hubs sharing one PostgreSQL schema'), () => {
 
 // ---------------------------------------------------------------------------
 // Child processes
-
-interface HubProcess {
-  url: string;
-  wsUrl: string;
-  child: ChildProcess;
-  output: () => string;
-}
 
 interface Cluster {
   schema: string;
@@ -449,16 +440,9 @@ describe.skipIf(skip)(title('hub processes'), { timeout: 60_000 }, () => {
     return cluster;
   }
 
-  async function spawnHub(c: Cluster): Promise<HubProcess> {
-    const child = spawn(
-      process.execPath,
+  function spawnHub(c: Cluster): Promise<HubProcess> {
+    return spawnHubProcess(
       [
-        bin,
-        'start',
-        '--port',
-        '0',
-        '--host',
-        '127.0.0.1',
         '--data-dir',
         c.dataDir,
         '--postgres',
@@ -471,37 +455,9 @@ describe.skipIf(skip)(title('hub processes'), { timeout: 60_000 }, () => {
         c.prefix,
         '--idle-check-ms',
         '300',
-        '--log-level',
-        'warn',
-        // The banner, for its URL line (a pipe gets JSON logs otherwise).
-        '--log-format',
-        'pretty',
       ],
-      {
-        cwd: REPO_ROOT,
-        env: {
-          PATH: process.env.PATH,
-          NO_COLOR: '1',
-          HEADWAY_JWT_SECRET: TEST_JWT_SECRET,
-          HEADWAY_API_KEYS: TEST_API_KEY,
-        },
-      },
+      (p) => c.processes.push(p),
     );
-    let output = '';
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    const p: HubProcess = { url: '', wsUrl: '', child, output: () => output };
-    c.processes.push(p);
-    await waitFor(
-      () => /^ {2}URL +http:\/\/\S+$/m.test(output) || child.exitCode !== null,
-      'a hub process',
-      20_000,
-    );
-    const url = /^ {2}URL +(http:\/\/\S+)$/m.exec(output)?.[1];
-    if (!url) throw new Error(`the hub did not start:\n${output}`);
-    p.url = url;
-    p.wsUrl = `${url.replace(/^http/, 'ws')}/v1/ws`;
-    return p;
   }
 
   async function start(count: number): Promise<HubProcess[]> {

@@ -3,25 +3,24 @@
  * while its receiver is down delivers every outcome after a restart, and two
  * hubs sharing PostgreSQL deliver each outcome once between them.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   dropSchema,
+  type HubProcess,
   POSTGRES_URL,
-  REPO_ROOT,
   requireFreshBuild,
   requirePostgres,
+  spawnHubProcess,
   TEST_API_KEY,
-  TEST_JWT_SECRET,
   uniqueName,
   waitFor,
 } from '@headway/test-helpers';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Receiver, seqsByJob, startReceiver } from './webhook-receiver.js';
 
-const bin = join(REPO_ROOT, 'packages/server/bin/headway.js');
 const postgres = await requirePostgres();
 
 /** Fast retries, a short lease (so a killed process's claim is taken over soon) and no circuit in the way. */
@@ -39,12 +38,6 @@ const FAST_FLAGS = [
   '--webhook-circuit-failures',
   '1000',
 ];
-
-interface HubProcess {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-}
 
 const children: ChildProcess[] = [];
 const receivers: Receiver[] = [];
@@ -68,48 +61,8 @@ function kill(child: ChildProcess): Promise<void> {
   });
 }
 
-async function spawnHub(dataDir: string, extra: string[] = []): Promise<HubProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      bin,
-      'start',
-      '--port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--data-dir',
-      dataDir,
-      '--log-level',
-      'warn',
-      // The banner, for its URL line (a pipe gets JSON logs otherwise).
-      '--log-format',
-      'pretty',
-      ...FAST_FLAGS,
-      ...extra,
-    ],
-    {
-      cwd: REPO_ROOT,
-      env: {
-        PATH: process.env.PATH,
-        NO_COLOR: '1',
-        HEADWAY_JWT_SECRET: TEST_JWT_SECRET,
-        HEADWAY_API_KEYS: TEST_API_KEY,
-      },
-    },
-  );
-  children.push(child);
-  let output = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  await waitFor(
-    () => /^ {2}URL +http:\/\/\S+$/m.test(output) || child.exitCode !== null,
-    'a hub process',
-    20_000,
-  );
-  const url = /^ {2}URL +(http:\/\/\S+)$/m.exec(output)?.[1];
-  if (!url) throw new Error(`the hub did not start:\n${output}`);
-  return { child, url, output: () => output };
+function spawnHub(dataDir: string, extra: string[] = []): Promise<HubProcess> {
+  return spawnHubProcess(['--data-dir', dataDir, ...FAST_FLAGS, ...extra], (p) => children.push(p.child));
 }
 
 async function api(base: string, method: string, path: string, body?: unknown) {

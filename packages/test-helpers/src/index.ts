@@ -14,6 +14,7 @@ export {
   type TestHub,
   type TokenOptions,
 } from './hub.js';
+export { type HubProcess, spawnHubProcess } from './hub-process.js';
 export { receivedBefore } from './sentinel.js';
 export {
   deleteKeys,
