@@ -6,9 +6,9 @@
  * subscriber, `JSON.stringify`s an `event` message of Headway's shape and sends it.
  * No persistence, no authentication, no validation, no backpressure handling.
  */
-import http from 'node:http';
 import { WebSocketServer } from 'ws';
-import { serveParent } from './lib/parent-channel.js';
+import { batchServer } from './lib/http-batches.js';
+import { listenForParent } from './lib/parent-channel.js';
 
 /** Smoothing factor of the rate estimate, like an exponentially weighted moving average. */
 const RATE_ALPHA = 0.3;
@@ -91,54 +91,34 @@ function applyProgress(prev, percent, atMs) {
   };
 }
 
-function publishMany(events) {
-  const results = new Map();
-  const now = Date.now();
-  for (const input of events) {
-    const job = jobs.get(input.job);
-    if (!job) {
-      results.set(input.job, { job: input.job, error: { code: 'HW_ERR_NOT_FOUND', message: 'no such job' } });
-      continue;
-    }
-    const data = { percent: input.percent };
-    job.state = applyProgress(job.state, input.percent, now);
-    const message = {
-      type: 'event',
-      job: input.job,
-      seq: job.state.seq,
-      kind: 'progress',
-      data,
-      at: job.state.updatedAt,
-      state: job.state,
-    };
-    // The point of the baseline: one serialization per subscriber.
-    for (const ws of job.subscribers) ws.send(JSON.stringify(message));
-    results.set(input.job, { job: input.job, seq: job.state.seq, control: job.state.control });
+/** The batch's time in ms, parsed once for all of its events. */
+let batchAt = '';
+let batchMs = 0;
+
+function publish(input, at) {
+  const job = jobs.get(input.job);
+  if (!job) return { job: input.job, error: { code: 'HW_ERR_NOT_FOUND', message: 'no such job' } };
+  if (at !== batchAt) {
+    batchAt = at;
+    batchMs = Date.parse(at);
   }
-  return { results: [...results.values()] };
+  const data = { percent: input.percent };
+  job.state = applyProgress(job.state, input.percent, batchMs);
+  const message = {
+    type: 'event',
+    job: input.job,
+    seq: job.state.seq,
+    kind: 'progress',
+    data,
+    at: job.state.updatedAt,
+    state: job.state,
+  };
+  // The point of the baseline: one serialization per subscriber.
+  for (const ws of job.subscribers) ws.send(JSON.stringify(message));
+  return { job: input.job, seq: job.state.seq, control: job.state.control };
 }
 
-function send(res, status, body) {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-const server = http.createServer((req, res) => {
-  const chunks = [];
-  req.on('data', (c) => chunks.push(c));
-  req.on('end', () => {
-    let body;
-    try {
-      body = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString()) : {};
-    } catch {
-      return send(res, 400, { error: { code: 'HW_ERR_INVALID_MESSAGE', message: 'invalid JSON' } });
-    }
-    if (req.method === 'POST' && req.url === '/v1/jobs') return send(res, 201, createJob(body));
-    if (req.method === 'POST' && req.url === '/v1/events') return send(res, 200, publishMany(body.events));
-    send(res, 404, { error: { code: 'HW_ERR_NOT_FOUND', message: 'no such route' } });
-  });
-});
+const server = batchServer({ createJob, publish });
 
 const wss = new WebSocketServer({ server, path: '/v1/ws', perMessageDeflate: false });
 wss.on('connection', (ws) => {
@@ -178,16 +158,13 @@ wss.on('connection', (ws) => {
   });
 });
 
-server.listen(0, '127.0.0.1', () => {
-  const { port } = server.address();
-  serveParent({
-    url: `http://127.0.0.1:${port}`,
-    stop: () =>
-      new Promise((resolve) => {
-        for (const ws of wss.clients) ws.terminate();
-        wss.close();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  });
-});
+listenForParent(
+  server,
+  () =>
+    new Promise((resolve) => {
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+);

@@ -33,7 +33,7 @@ import { startChild, stopAllChildren } from './lib/children.js';
 import { createHttpClient, mapLimit } from './lib/http-client.js';
 import { ingestEvents, offerEvents } from './lib/load.js';
 import { machineBusySeconds } from './lib/machine-load.js';
-import { fmt, renderBarChart, renderTable } from './lib/report.js';
+import { fmt, percentiles, renderBarChart, renderTable } from './lib/report.js';
 import { connectSocketIoSubscriber } from './lib/socketio-subscribers.js';
 import {
   closeSubscribers,
@@ -234,14 +234,6 @@ function viewerSpecs(jobs, count, prefix) {
     const job = jobs[v % jobs.length];
     return { job, token: signViewerToken(secret, { user: `${prefix}-viewer-${v}`, jobs: [job] }) };
   });
-}
-
-/** p50, p99 and max of a list of numbers. */
-function percentiles(values) {
-  const sorted = Float64Array.from(values).sort();
-  const at = (q) =>
-    sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-  return { samples: sorted.length, p50: at(0.5), p99: at(0.99), max: at(1) };
 }
 
 async function waitUntil(predicate, timeoutMs) {

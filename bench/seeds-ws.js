@@ -7,7 +7,7 @@
  */
 import { WebSocketServer } from 'ws';
 import { batchServer, newTask, progress } from './lib/http-batches.js';
-import { serveParent } from './lib/parent-channel.js';
+import { listenForParent } from './lib/parent-channel.js';
 
 /** taskId → { task, sockets } */
 const tasks = new Map();
@@ -57,15 +57,12 @@ server.on('upgrade', (req, socket, head) => {
   });
 });
 
-server.listen(0, '127.0.0.1', () => {
-  const { port } = server.address();
-  serveParent({
-    url: `http://127.0.0.1:${port}`,
-    stop: () =>
-      new Promise((resolve) => {
-        for (const ws of wss.clients) ws.terminate();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  });
-});
+listenForParent(
+  server,
+  () =>
+    new Promise((resolve) => {
+      for (const ws of wss.clients) ws.terminate();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+);

@@ -6,7 +6,7 @@
  */
 import { Server } from 'socket.io';
 import { batchServer, newTask, progress } from './lib/http-batches.js';
-import { serveParent } from './lib/parent-channel.js';
+import { listenForParent } from './lib/parent-channel.js';
 
 const tasks = new Map();
 
@@ -34,14 +34,11 @@ io.on('connection', (socket) => {
   });
 });
 
-server.listen(0, '127.0.0.1', () => {
-  const { port } = server.address();
-  serveParent({
-    url: `http://127.0.0.1:${port}`,
-    stop: () =>
-      new Promise((resolve) => {
-        io.disconnectSockets(true);
-        io.close(() => resolve());
-      }),
-  });
-});
+listenForParent(
+  server,
+  () =>
+    new Promise((resolve) => {
+      io.disconnectSockets(true);
+      io.close(() => resolve());
+    }),
+);

@@ -33,7 +33,7 @@ import { parseArgs } from 'node:util';
 import { startChild } from './lib/children.js';
 import { createHttpClient, mapLimit } from './lib/http-client.js';
 import { offerEvents } from './lib/load.js';
-import { fmt } from './lib/report.js';
+import { fmt, percentiles } from './lib/report.js';
 import { closeSubscribers, connectSubscribers } from './lib/subscribers.js';
 import { signViewerToken } from './lib/tokens.js';
 
@@ -65,13 +65,6 @@ const log = (...parts) => console.error(`[storm ${new Date().toISOString().slice
 function table(header, rows) {
   const line = (cells) => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
-}
-
-function percentiles(values) {
-  const sorted = Float64Array.from(values).sort();
-  const at = (q) =>
-    sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-  return { samples: sorted.length, p50: at(0.5), p99: at(0.99), max: at(1) };
 }
 
 const dataDir = mkdtempSync(join(os.tmpdir(), 'headway-storm-'));

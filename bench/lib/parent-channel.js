@@ -74,3 +74,11 @@ export function serveParent({ url, stop }) {
   process.on('disconnect', shutdown);
   process.send({ type: 'ready', url });
 }
+
+/** Listen on a free port of 127.0.0.1 and serve the parent; `stop` closes the server. */
+export function listenForParent(server, stop) {
+  server.listen(0, '127.0.0.1', () => {
+    const { port } = server.address();
+    serveParent({ url: `http://127.0.0.1:${port}`, stop });
+  });
+}

@@ -52,3 +52,11 @@ export const fmt = {
   kib: (bytes) => `${decimal.format(bytes / 1024)} KiB`,
   mib: (bytes) => `${decimal.format(bytes / 1024 / 1024)} MiB`,
 };
+
+/** p50, p99 and max of a list of numbers, and how many there were. */
+export function percentiles(values) {
+  const sorted = Float64Array.from(values).sort();
+  const at = (q) =>
+    sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return { samples: sorted.length, p50: at(0.5), p99: at(0.99), max: at(1) };
+}

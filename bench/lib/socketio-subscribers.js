@@ -1,49 +1,22 @@
 import { io } from 'socket.io-client';
+import { SeqCounter } from './subscribers.js';
 
 const CONNECT_TIMEOUT_MS = 15_000; // 15 seconds from dialling to the join's answer
-const LATENCY_SAMPLE_EVERY = 8;
 
 /**
  * One watcher of the Socket.IO rooms server: WebSocket transport, joins its
  * job's room, counts `progress` events by their seq like the other watchers.
  * Bytes are the Engine.IO packets as received (text frames).
  */
-export class SocketIoSubscriber {
-  received = 0;
-  skipped = 0;
-  duplicates = 0;
-  bytes = 0;
-  lastSeq = 0;
-  lastAt = 0;
-  closeCode = null;
-  latencies = [];
-
+export class SocketIoSubscriber extends SeqCounter {
   constructor(socket, job) {
+    super();
     this.socket = socket;
     this.job = job;
   }
 
-  resetCounters() {
-    this.received = 0;
-    this.skipped = 0;
-    this.duplicates = 0;
-    this.bytes = 0;
-    this.lastAt = 0;
-    this.latencies = [];
-  }
-
   onProgress({ payload }) {
-    this.lastAt = performance.now();
-    const seq = payload.seq;
-    if (seq <= this.lastSeq) {
-      this.duplicates++;
-      return;
-    }
-    this.skipped += seq - this.lastSeq - 1;
-    this.received++;
-    this.lastSeq = seq;
-    if (this.received % LATENCY_SAMPLE_EVERY === 0)
-      this.latencies.push(Date.now() - Date.parse(payload.timestamp));
+    if (this.count(payload.seq)) this.sample(Date.parse(payload.timestamp));
   }
 
   close() {

@@ -21,20 +21,18 @@ const ISO_LENGTH = 24; // 2026-01-01T00:00:00.000Z
 const LATENCY_SAMPLE_EVERY = 8;
 
 /**
- * One watcher of one job over the native protocol: connects with its token in
- * the URL, waits for `welcome`, subscribes, and from then on counts `event`
- * messages and checks their seqs. Live events are read without a full
- * `JSON.parse` (the seq is found by a byte search) so that 2,000 of these in one
- * process cost the load generator as little as possible.
+ * What every watcher of every compared server counts: events received in seq
+ * order, the ones skipped (collapsed or lost) and the repeats, and a sample of
+ * latencies (acceptance by the server → arrival here) with their arrival times.
  */
-export class Subscriber {
+export class SeqCounter {
   /** Events received in order. */
   received = 0;
   /** Events skipped between two received seqs: collapsed by the server (or lost). */
   skipped = 0;
   /** Events received with a seq at or below one already seen. */
   duplicates = 0;
-  /** Bytes of the `event` messages received. */
+  /** Bytes of the event messages received. */
   bytes = 0;
   /** Seq of the job's state at subscribe time, then of the last event received. */
   lastSeq = 0;
@@ -42,16 +40,10 @@ export class Subscriber {
   lastAt = 0;
   /** Close code, when the server closed the connection. */
   closeCode = null;
-  /** Sampled milliseconds from the event's `at` (the hub accepted it) to its arrival here. */
+  /** Sampled milliseconds from the event's acceptance by the server to its arrival here. */
   latencies = [];
   /** `performance.now()` at the arrival of each sample in `latencies`. */
   arrivals = [];
-
-  constructor(ws, job, keys = NATIVE) {
-    this.ws = ws;
-    this.job = job;
-    this.keys = keys;
-  }
 
   resetCounters() {
     this.received = 0;
@@ -63,27 +55,50 @@ export class Subscriber {
     this.arrivals = [];
   }
 
+  /** Count an event by its seq; true when its latency is to be sampled (`sample`). */
+  count(seq) {
+    this.lastAt = performance.now();
+    if (seq <= this.lastSeq) {
+      this.duplicates++;
+      return false;
+    }
+    this.skipped += seq - this.lastSeq - 1;
+    this.received++;
+    this.lastSeq = seq;
+    return this.received % LATENCY_SAMPLE_EVERY === 0;
+  }
+
+  /** The latency of the event just counted, accepted by the server at `acceptedAtMs`. */
+  sample(acceptedAtMs) {
+    this.latencies.push(Date.now() - acceptedAtMs);
+    this.arrivals.push(this.lastAt);
+  }
+}
+
+/**
+ * One watcher of one job over the native protocol: connects with its token in
+ * the URL, waits for `welcome`, subscribes, and from then on counts `event`
+ * messages and checks their seqs. Live events are read without a full
+ * `JSON.parse` (the seq is found by a byte search) so that 2,000 of these in one
+ * process cost the load generator as little as possible.
+ */
+export class Subscriber extends SeqCounter {
+  constructor(ws, job, keys = NATIVE) {
+    super();
+    this.ws = ws;
+    this.job = job;
+    this.keys = keys;
+  }
+
   onEvent(buf) {
     const { prefix, seq: SEQ_KEY, at: AT_KEY } = this.keys;
     let i = buf.indexOf(SEQ_KEY, prefix.length) + SEQ_KEY.length;
     let seq = 0;
     for (let c = buf[i]; c >= 48 && c <= 57; c = buf[++i]) seq = seq * 10 + (c - 48);
     this.bytes += buf.length;
-    this.lastAt = performance.now();
-    if (seq <= this.lastSeq) {
-      this.duplicates++;
-      return;
-    }
-    this.skipped += seq - this.lastSeq - 1;
-    this.received++;
-    this.lastSeq = seq;
-    if (this.received % LATENCY_SAMPLE_EVERY === 0) {
-      const at = buf.indexOf(AT_KEY, i) + AT_KEY.length;
-      if (at >= AT_KEY.length) {
-        this.latencies.push(Date.now() - Date.parse(buf.toString('latin1', at, at + ISO_LENGTH)));
-        this.arrivals.push(this.lastAt);
-      }
-    }
+    if (!this.count(seq)) return;
+    const at = buf.indexOf(AT_KEY, i) + AT_KEY.length;
+    if (at >= AT_KEY.length) this.sample(Date.parse(buf.toString('latin1', at, at + ISO_LENGTH)));
   }
 
   close() {
