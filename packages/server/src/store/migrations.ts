@@ -36,6 +36,20 @@ export const MIGRATIONS_TABLE = {
 )`,
 } as const;
 
+/** The outbox's indexes, the same in both dialects. */
+const WEBHOOK_DELIVERY_INDEXES = `CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_order ON webhook_deliveries (webhook, job, seq) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_recent ON webhook_deliveries (webhook, updated_at);
+CREATE INDEX webhook_deliveries_settled ON webhook_deliveries (updated_at) WHERE status <> 'pending';
+`;
+
+/** The list's indexes per filter, in its order (most recently updated first); the same in both dialects. */
+const JOB_SEARCH_INDEXES = `DROP INDEX jobs_status;
+CREATE INDEX jobs_status_updated ON jobs (status, updated_at, id);
+CREATE INDEX jobs_kind_updated ON jobs (kind, updated_at, id) WHERE kind IS NOT NULL;
+CREATE INDEX jobs_created ON jobs (created_at, id);
+`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -163,11 +177,7 @@ CREATE TABLE webhook_deliveries (
   last_error       TEXT,
   last_duration_ms INTEGER
 );
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_order ON webhook_deliveries (webhook, job, seq) WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_recent ON webhook_deliveries (webhook, updated_at);
-CREATE INDEX webhook_deliveries_settled ON webhook_deliveries (updated_at) WHERE status <> 'pending';
-`,
+${WEBHOOK_DELIVERY_INDEXES}`,
     postgres: `
 CREATE TABLE webhooks (
   id              TEXT    PRIMARY KEY,
@@ -201,11 +211,7 @@ CREATE TABLE webhook_deliveries (
   last_error       TEXT,
   last_duration_ms INTEGER
 );
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_order ON webhook_deliveries (webhook, job, seq) WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_recent ON webhook_deliveries (webhook, updated_at);
-CREATE INDEX webhook_deliveries_settled ON webhook_deliveries (updated_at) WHERE status <> 'pending';
-`,
+${WEBHOOK_DELIVERY_INDEXES}`,
   },
   {
     version: 3,
@@ -246,11 +252,7 @@ UPDATE jobs SET
   name = COALESCE(json_extract(state, '$.name'), ''),
   kind = json_extract(state, '$.kind'),
   created_at = CAST(ROUND((julianday(json_extract(state, '$.createdAt')) - 2440587.5) * 86400000) AS INTEGER);
-DROP INDEX jobs_status;
-CREATE INDEX jobs_status_updated ON jobs (status, updated_at, id);
-CREATE INDEX jobs_kind_updated ON jobs (kind, updated_at, id) WHERE kind IS NOT NULL;
-CREATE INDEX jobs_created ON jobs (created_at, id);
-`,
+${JOB_SEARCH_INDEXES}`,
     postgres: `
 ALTER TABLE jobs
   ADD COLUMN name TEXT NOT NULL DEFAULT '',
@@ -260,11 +262,7 @@ UPDATE jobs SET
   name = COALESCE(state->>'name', ''),
   kind = state->>'kind',
   created_at = (EXTRACT(EPOCH FROM (state->>'createdAt')::timestamptz) * 1000)::bigint;
-DROP INDEX jobs_status;
-CREATE INDEX jobs_status_updated ON jobs (status, updated_at, id);
-CREATE INDEX jobs_kind_updated ON jobs (kind, updated_at, id) WHERE kind IS NOT NULL;
-CREATE INDEX jobs_created ON jobs (created_at, id);
-`,
+${JOB_SEARCH_INDEXES}`,
   },
 ];
 
