@@ -571,7 +571,10 @@ describe.skipIf(chromium.skip)(chromium.title('the dashboard reads well'), () =>
       await phone.mouse.move(0, 843);
       await phone.screenshot({ path: join(images, 'dashboard-mobile.png') });
 
-      const row = await phone.waitForSelector('.job-row[data-status="running"][data-depth="0"]');
+      // A media job: it has a stage plan, so its view has a timeline (a playlist import has none).
+      const row = await phone.waitForSelector(
+        '.job-row[data-status="running"][data-depth="0"][data-job-id^="media-"]',
+      );
       await phone.click(`.job-row[data-job-id="${await row.getAttribute('data-job-id')}"] [data-row-focus]`);
       await phone.waitForSelector('.job-view .timeline__stage');
       await phone.waitForSelector('.log tr[data-seq]');
