@@ -67,6 +67,8 @@ export class Auth {
   private readonly issuer: string;
   private readonly maxTtlSeconds: number;
   private readonly cache: TokenCache | null;
+  /** Whether an API key has the shape of a token (three dot-separated parts). */
+  private readonly tokenShapedKeys: boolean;
 
   constructor(options: AuthOptions) {
     if (Buffer.byteLength(options.jwtSecret) < 32) {
@@ -85,15 +87,20 @@ export class Auth {
     const size = options.tokenCacheSize ?? undefined;
     this.cache = size === 0 ? null : new TokenCache(size);
     for (const key of options.apiKeys) this.keys.set(digest(key), `key:${digest(key).slice(0, 8)}`);
+    this.tokenShapedKeys = options.apiKeys.some((key) => JWT_SHAPE.test(key));
   }
 
   /** Authenticate a bearer credential: an API key or a browser token. */
   async authenticate(credential: string | undefined | null): Promise<Principal> {
     if (!credential) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'missing credentials');
-    const keyId = this.keys.get(digest(credential));
-    if (keyId) return { kind: 'key', id: keyId };
     // A token has three dot-separated parts; anything else was meant as an API key, and is named so.
-    if (!JWT_SHAPE.test(credential)) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'invalid API key');
+    const tokenShaped = JWT_SHAPE.test(credential);
+    // A token is not hashed to look for it among the API keys when no key has its shape.
+    if (!tokenShaped || this.tokenShapedKeys) {
+      const keyId = this.keys.get(digest(credential));
+      if (keyId) return { kind: 'key', id: keyId };
+    }
+    if (!tokenShaped) throw new HeadwayError(ErrorCode.UNAUTHORIZED, 'invalid API key');
     return this.verifyToken(credential);
   }
 

@@ -118,3 +118,21 @@ describe('browser token verification', () => {
     expect(await codeOf(auth, forge(HEADER, claims({ exp: now() - 1 }), OTHER))).toBe(ErrorCode.UNAUTHORIZED);
   });
 });
+
+describe('API keys beside tokens', () => {
+  it('takes an API key with the shape of a token as that key, and still verifies tokens', async () => {
+    const auth = new Auth({ jwtSecret: SECRET, apiKeys: ['worker.key.one', 'plain-key'] });
+    expect(await auth.authenticate('worker.key.one')).toMatchObject({ kind: 'key' });
+    expect(await auth.authenticate('plain-key')).toMatchObject({ kind: 'key' });
+    const { token } = await auth.mint({ user: 'alice', ttl: 600 });
+    expect(await auth.authenticate(token)).toMatchObject({ kind: 'user', user: 'alice' });
+    await expect(auth.authenticate('worker.key.two')).rejects.toMatchObject({ code: ErrorCode.UNAUTHORIZED });
+  });
+
+  it('refuses a credential that is neither a key nor a token, naming it an API key', async () => {
+    const auth = new Auth({ jwtSecret: SECRET, apiKeys: ['plain-key'] });
+    expect(await auth.authenticate(forge(HEADER, claims()))).toMatchObject({ kind: 'user', user: 'alice' });
+    await expect(auth.authenticate('plain-key-2')).rejects.toThrow('invalid API key');
+    await expect(auth.authenticate('a.b.c')).rejects.toMatchObject({ code: ErrorCode.UNAUTHORIZED });
+  });
+});

@@ -6,6 +6,8 @@
  * connection limits it counts against, its outbox, the heartbeat's checks, and
  * closing. A protocol subclass only reads its messages and writes its own.
  */
+
+import type { Duplex } from 'node:stream';
 import { ErrorCode } from '@headway/protocol';
 import { type RawData, WebSocket } from 'ws';
 import type { Principal } from '../auth.js';
@@ -50,6 +52,11 @@ export interface Snapshot {
   seen: SnapshotSeqs;
 }
 
+/** One function for every connection's release, rather than a closure each. */
+function releaseHandshakeOf(conn: SocketConnection): void {
+  conn.releaseHandshake();
+}
+
 /** Deliveries held back while a snapshot is read; more means the connection cannot keep up. */
 const MAX_HELD = 1_000;
 /** Longest wait for a last message to leave before a closing connection is closed anyway, ms. */
@@ -65,6 +72,8 @@ const CLOSE_FLUSH_POLL_MS = 20;
  */
 export abstract class SocketConnection implements Subscriber, Expiring {
   private who: Principal | null = null;
+  /** The socket while its handshake answer is held back (`begin`). */
+  private handshake: Duplex | null = null;
   /** The second its token expires in, when the connection is scheduled to close then. */
   private expiresIn: number | null = null;
 
@@ -304,8 +313,28 @@ export abstract class SocketConnection implements Subscriber, Expiring {
   // -------------------------------------------------------------------------
   // Inbound
 
-  /** @internal Run a task after the ones before it, while the connection is open. */
-  run(task: () => void | Promise<void>): void {
+  /**
+   * @internal Start the connection on `socket`, whose handshake answer is held
+   * back (corked): it leaves in one write with what `start` queues (a welcome, a
+   * close frame), which the next write tick writes. The socket is let go after
+   * that tick whatever `start` did, or at once when the connection closes first.
+   */
+  begin(socket: Duplex): void {
+    this.handshake = socket;
+    void this.run(() => this.start()).then(() => setImmediate(releaseHandshakeOf, this));
+  }
+
+  /** @internal Let the handshake's answer go, with whatever was written after it. */
+  releaseHandshake(): void {
+    this.handshake?.uncork();
+    this.handshake = null;
+  }
+
+  /**
+   * @internal Run a task after the ones before it, while the connection is open.
+   * Resolves once it has run (or was skipped), never rejects.
+   */
+  run(task: () => void | Promise<void>): Promise<void> {
     const next: Promise<void> = (this.chain ?? Promise.resolve())
       .then(async () => {
         if (this.isOpen) await task();
@@ -318,6 +347,7 @@ export abstract class SocketConnection implements Subscriber, Expiring {
         if (this.chain === next) this.chain = null;
       });
     this.chain = next;
+    return next;
   }
 
   /** @internal A frame from the client. */
@@ -374,6 +404,7 @@ export abstract class SocketConnection implements Subscriber, Expiring {
     this.outbox.flush();
     this.detach();
     this.ws.close(code, reason);
+    this.releaseHandshake();
   }
 
   /** Close with the protocol's code for the situation, if it closes in it. */

@@ -224,7 +224,16 @@ export class SocketServer {
           refuse(socket, 503, 'Service Unavailable');
           return;
         }
-        this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(endpoint, ws as HubSocket, upgrade));
+        // The handshake's answer is held back (corked) until the connection's first
+        // messages are written, so that they leave together in one write.
+        socket.cork();
+        let accepted = false;
+        this.wss.handleUpgrade(req, socket, head, (ws) => {
+          accepted = true;
+          this.accept(endpoint, ws as HubSocket, upgrade, socket);
+        });
+        // Refused by `ws`: its answer goes now.
+        if (!accepted) socket.uncork();
       });
       return true;
     }
@@ -270,7 +279,7 @@ export class SocketServer {
 
   // -------------------------------------------------------------------------
 
-  private accept(endpoint: SocketEndpoint, ws: HubSocket, upgrade: Upgrade): void {
+  private accept(endpoint: SocketEndpoint, ws: HubSocket, upgrade: Upgrade, socket: Duplex): void {
     const conn = endpoint.connect(this, ws, upgrade);
     this.connections.add(conn);
     this.ctx.metrics.connections.inc({ transport: conn.transport });
@@ -281,7 +290,7 @@ export class SocketServer {
     ws.on('error', onError);
     ws.once('close', onClose);
     this.heartbeat.start();
-    conn.run(() => conn.start());
+    conn.begin(socket);
   }
 
   /** @internal The connection's socket closed. */
