@@ -16,7 +16,7 @@
  * process is the load generator. Results go to stdout and bench/results/latest.{md,json};
  * no tracked file changes unless `--charts` redraws docs/images/bench-cpu.svg.
  *
- * Options: --only=fanout,delta,seeds,socketio,baseline,lowfan,connect,idle,ingest
+ * Options: --only=fanout,delta,seeds,floor,socketio,baseline,lowfan,connect,idle,ingest
  *          --duration=<seconds of each load>   --idle-connections=<n>   --connections=<n>
  *          --before=<a built tree of another commit>: its hub too, on the same loads
  *          --profile   CPU profiles of the servers during each load, in bench/results/profiles
@@ -84,6 +84,12 @@ const SERVERS = {
     script: join(benchDir, 'seeds-ws.js'),
     connect: connectSeedSubscriber,
   },
+  floor: {
+    label: 'floor: serialize and frame once, write raw',
+    script: join(benchDir, 'seeds-ws.js'),
+    env: { HEADWAY_BENCH_FLOOR: '1' },
+    connect: connectSeedSubscriber,
+  },
   socketio: {
     label: 'Socket.IO rooms',
     script: join(benchDir, 'socketio-rooms.js'),
@@ -104,10 +110,11 @@ const PHASES = {
   fanout: ['headway'],
   delta: ['headway-delta'],
   seeds: ['seeds'],
+  floor: ['floor'],
   socketio: ['socketio'],
   baseline: ['baseline'],
   before: args.before ? ['headway-before'] : [],
-  lowfan: ['headway', 'headway-delta', 'seeds', 'socketio', ...(args.before ? ['headway-before'] : [])],
+  lowfan: ['headway', 'headway-delta', 'seeds', 'floor', 'socketio', ...(args.before ? ['headway-before'] : [])],
   connect: ['headway', 'seeds', 'socketio', ...(args.before ? ['headway-before'] : [])],
   idle: [],
   ingest: [],
@@ -547,7 +554,7 @@ const NOISY_OTHER_CORES = 0.25;
 /** What else ran while the load ran: on a shared machine, read this before the numbers. */
 /** Side by side, on the same loads: the servers of the comparison, and the goals as ratios to the seeds' design. */
 function comparison(r) {
-  const high = { headway: r.fanout, 'headway-delta': r.delta, seeds: r.seeds, socketio: r.socketio };
+  const high = { headway: r.fanout, 'headway-delta': r.delta, seeds: r.seeds, floor: r.floor, socketio: r.socketio };
   if (args.before) high['headway-before'] = r.before;
   const low = r.lowfan ?? {};
   const con = r.connect ?? {};
@@ -580,6 +587,7 @@ function comparison(r) {
   const ratios = [
     `full state CPU per delivery ÷ seeds: ${ratio(high.headway?.serverCpuMsPer1kDeliveries, seeds)} (goal ≤ 1)`,
     `delta CPU per delivery ÷ seeds: ${ratio(high['headway-delta']?.serverCpuMsPer1kDeliveries, seeds)} (goal ≤ 0.9)`,
+    `floor CPU per delivery ÷ seeds: ${ratio(high.floor?.serverCpuMsPer1kDeliveries, seeds)} (one write per delivery and nothing else)`,
     `delta bytes per progress message: ${high['headway-delta']?.averageMessageBytes ? fmt.int(high['headway-delta'].averageMessageBytes) : '—'} (goal ≤ 250)`,
     `low fan-out, delta CPU per delivery ÷ seeds: ${ratio(low['headway-delta']?.serverCpuMsPer1kDeliveries, low.seeds?.serverCpuMsPer1kDeliveries)} (goal ≤ 1.3); p99 ÷ seeds: ${ratio(low['headway-delta']?.latencyMs?.p99, low.seeds?.latencyMs?.p99)} (goal ≤ 1)`,
     `connects/s: ${con.headway?.connectsPerSecond ? fmt.int(con.headway.connectsPerSecond) : '—'} at ${fmt.int(CONNECT.connections)} connections (goal ≥ 4,000)`,
@@ -643,6 +651,7 @@ async function main() {
     await attempt('delta', () => runFanOut('headway-delta'));
     if (args.before) await attempt('before', () => runFanOut('headway-before'));
     await attempt('seeds', () => runFanOut('seeds'));
+    await attempt('floor', () => runFanOut('floor'));
     await attempt('socketio', () => runFanOut('socketio'));
     await attempt('baseline', () => runFanOut('baseline'));
     await attempt('lowfan', async () => {
@@ -691,6 +700,7 @@ function drawChart(results) {
     delta: 'Headway, delta',
     before: 'Headway, earlier',
     seeds: "seeds' design",
+    floor: 'floor (write raw)',
     socketio: 'Socket.IO rooms',
     baseline: 'plain ws baseline',
   };

@@ -4,10 +4,17 @@
  * `send_json` of `{type, taskId, payload}` to every socket of the task): a `ws`
  * server that `JSON.stringify`s the small message once per subscriber. No store,
  * no authentication (the `token` parameter is read and ignored), no backpressure.
+ *
+ * With `HEADWAY_BENCH_FLOOR=1` it is the floor of any WebSocket fan-out instead:
+ * the same message serialized and framed once per event, and the same bytes
+ * written straight to each subscriber's TCP socket (one `write` each, no `ws`
+ * sender in between). What a server does beyond that is its own cost.
  */
-import { WebSocketServer } from 'ws';
+import { Sender, WebSocketServer } from 'ws';
 import { batchServer, newTask, progress } from './lib/http-batches.js';
 import { listenForParent } from './lib/parent-channel.js';
+
+const FLOOR = process.env.HEADWAY_BENCH_FLOOR === '1';
 
 /** taskId → { task, sockets } */
 const tasks = new Map();
@@ -22,7 +29,14 @@ const server = batchServer({
     if (!entry) return { job: input.job, error: { code: 'HW_ERR_NOT_FOUND', message: 'no such task' } };
     const payload = progress(entry.task, input, at);
     const message = { type: 'progress_update', taskId: input.job, payload };
-    for (const ws of entry.sockets) ws.send(JSON.stringify(message));
+    if (FLOOR) {
+      const frame = Buffer.concat(
+        Sender.frame(Buffer.from(JSON.stringify(message)), { fin: true, opcode: 1, mask: false, readOnly: true }),
+      );
+      for (const ws of entry.sockets) ws._socket.write(frame);
+    } else {
+      for (const ws of entry.sockets) ws.send(JSON.stringify(message));
+    }
     return { job: input.job, seq: payload.seq };
   },
 });

@@ -16,6 +16,10 @@ export class Delivery {
   /** Events that end a job: never dropped, never collapsed. */
   readonly terminal: boolean;
   private readonly encoded = new Map<string, Buffer | null>();
+  /** The WebSocket frame of the first encoding framed, and of any other (`framed`). */
+  private framedPayload: Buffer | undefined;
+  private firstFrame: Buffer | undefined;
+  private otherFrames: Map<Buffer, Buffer> | undefined;
   private changed: StatePatch | undefined;
   /** For a `rebased` copy: the delivery it copies. */
   origin: Delivery | undefined;
@@ -70,6 +74,23 @@ export class Delivery {
     copy.changed = patch;
     copy.origin = this.origin ?? this;
     return copy;
+  }
+
+  /**
+   * One of this delivery's encodings (`payload`, from `encode`) as a WebSocket
+   * text frame, made by `frame` once and shared by every connection that writes it.
+   */
+  framed(payload: Buffer, frame: (payload: Buffer) => Buffer): Buffer {
+    if (this.framedPayload === payload) return this.firstFrame!;
+    if (this.framedPayload === undefined) {
+      this.framedPayload = payload;
+      this.firstFrame = frame(payload);
+      return this.firstFrame;
+    }
+    const others = (this.otherFrames ??= new Map());
+    let bytes = others.get(payload);
+    if (bytes === undefined) others.set(payload, (bytes = frame(payload)));
+    return bytes;
   }
 
   /**

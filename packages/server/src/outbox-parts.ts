@@ -37,10 +37,46 @@ export function isDeliveryItem(item: unknown): item is Delivery {
   return item instanceof Delivery;
 }
 
-/** The TCP socket under a `ws` WebSocket, corked around a batch so that it goes out in one write. */
-export function rawSocket(socket: OutboxSocket): { cork(): void; uncork(): void } | undefined {
-  const raw = (socket as { _socket?: { cork?: unknown; uncork?: unknown } })._socket;
-  return raw && typeof raw.cork === 'function' && typeof raw.uncork === 'function'
-    ? (raw as { cork(): void; uncork(): void })
+/** The TCP socket under a WebSocket: corked around a batch so that it goes out in one write. */
+export interface RawSocket {
+  cork(): void;
+  uncork(): void;
+  write(frame: Buffer, cb?: (err?: Error | null) => void): boolean;
+}
+
+/** The TCP socket under a `ws` WebSocket, or undefined for any other socket. */
+export function rawSocket(socket: OutboxSocket): RawSocket | undefined {
+  const raw = (socket as { _socket?: Partial<RawSocket> })._socket;
+  return raw &&
+    typeof raw.cork === 'function' &&
+    typeof raw.uncork === 'function' &&
+    typeof raw.write === 'function'
+    ? (raw as RawSocket)
     : undefined;
+}
+
+/**
+ * A complete, unmasked WebSocket text frame (a server's) holding `payload`: made
+ * once per delivery and encoding, and written as it is to every subscriber's TCP
+ * socket, one write each, instead of `ws` framing it again for every socket.
+ * Only whole messages are written this way, between `ws`'s own frames, with
+ * neither compression nor fragments, so the stream stays what `ws` would write.
+ */
+export function textFrame(payload: Buffer): Buffer {
+  const length = payload.length;
+  const headerBytes = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerBytes + length);
+  frame[0] = 0x81; // FIN, text
+  if (headerBytes === 2) {
+    frame[1] = length;
+  } else if (headerBytes === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    frame.writeUInt32BE(length >>> 0, 6);
+  }
+  payload.copy(frame, headerBytes);
+  return frame;
 }

@@ -8,6 +8,7 @@ import {
   type OutboxConfig,
   type OutboxSocket,
   rawSocket,
+  textFrame,
 } from './outbox-parts.js';
 import { SmallMap } from './small-map.js';
 import { SnapshotHold, type SnapshotSeqs } from './snapshot-hold.js';
@@ -79,7 +80,7 @@ export class Outbox {
   /** Deliveries carry `patch` instead of `state`; see `setDelta`. */
   private delta = false;
   /** The write callback, made the first time a socket fills up. */
-  private onWritten: ((err?: Error) => void) | null = null;
+  private onWritten: ((err?: Error | null) => void) | null = null;
 
   constructor(
     private readonly socket: OutboxSocket,
@@ -235,20 +236,21 @@ export class Outbox {
           this.head++;
           continue;
         }
-        const bytes = isDelivery(item) ? this.encode(item)! : item;
+        const delivery = isDelivery(item) ? item : null;
+        const bytes = delivery ? this.encode(delivery)! : (item as Buffer);
         const full = socket.bufferedAmount + bytes.length >= threshold;
         queue[this.head++] = null;
         this.queued -= bytes.length;
         written++;
-        if (full) {
-          // Resume once this frame has reached the kernel, rather than piling
-          // more onto a socket whose peer is not reading: what stays queued can
-          // still collapse, what the socket holds cannot.
-          this.waiting = true;
-          socket.send(bytes, TEXT, (this.onWritten ??= (err) => this.written(err)));
-          break;
-        }
-        socket.send(bytes, TEXT);
+        // Resume once a frame written above the threshold has reached the kernel,
+        // rather than piling more onto a socket whose peer is not reading: what
+        // stays queued can still collapse, what the socket holds cannot.
+        const done = full ? (this.onWritten ??= (err) => this.written(err)) : undefined;
+        if (full) this.waiting = true;
+        // A delivery's frame is made once for every connection; a reply is framed by `ws`.
+        if (delivery && raw) raw.write(delivery.framed(bytes, textFrame), done);
+        else socket.send(bytes, TEXT, done);
+        if (full) break;
       }
     } finally {
       raw?.uncork();
@@ -258,7 +260,7 @@ export class Outbox {
   }
 
   /** The socket took a frame written above the threshold: writing resumes. */
-  private written(err?: Error): void {
+  private written(err?: Error | null): void {
     this.waiting = false;
     if (!err && !this.closed) scheduleWrite(this);
   }
