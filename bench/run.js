@@ -114,7 +114,14 @@ const PHASES = {
   socketio: ['socketio'],
   baseline: ['baseline'],
   before: args.before ? ['headway-before'] : [],
-  lowfan: ['headway', 'headway-delta', 'seeds', 'floor', 'socketio', ...(args.before ? ['headway-before'] : [])],
+  lowfan: [
+    'headway',
+    'headway-delta',
+    'seeds',
+    'floor',
+    'socketio',
+    ...(args.before ? ['headway-before'] : []),
+  ],
   connect: ['headway', 'seeds', 'socketio', ...(args.before ? ['headway-before'] : [])],
   idle: [],
   ingest: [],
@@ -554,7 +561,13 @@ const NOISY_OTHER_CORES = 0.25;
 /** What else ran while the load ran: on a shared machine, read this before the numbers. */
 /** Side by side, on the same loads: the servers of the comparison, and the goals as ratios to the seeds' design. */
 function comparison(r) {
-  const high = { headway: r.fanout, 'headway-delta': r.delta, seeds: r.seeds, floor: r.floor, socketio: r.socketio };
+  const high = {
+    headway: r.fanout,
+    'headway-delta': r.delta,
+    seeds: r.seeds,
+    floor: r.floor,
+    socketio: r.socketio,
+  };
   if (args.before) high['headway-before'] = r.before;
   const low = r.lowfan ?? {};
   const con = r.connect ?? {};

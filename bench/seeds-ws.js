@@ -31,7 +31,12 @@ const server = batchServer({
     const message = { type: 'progress_update', taskId: input.job, payload };
     if (FLOOR) {
       const frame = Buffer.concat(
-        Sender.frame(Buffer.from(JSON.stringify(message)), { fin: true, opcode: 1, mask: false, readOnly: true }),
+        Sender.frame(Buffer.from(JSON.stringify(message)), {
+          fin: true,
+          opcode: 1,
+          mask: false,
+          readOnly: true,
+        }),
       );
       for (const ws of entry.sockets) ws._socket.write(frame);
     } else {
