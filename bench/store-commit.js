@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+/**
+ * What a commit of progress events costs the embedded store, alone
+ * (`node bench/store-commit.js`; see docs/benchmarks.md).
+ *
+ * The fan-out load's commits, outside the hub: 200 jobs folded by the hub's own
+ * reducer, then batches of 100 progress events of 100 different jobs (round
+ * robin), each batch one `SqliteStore.commit` as the group commit makes it. It
+ * reports CPU per event (user and system) for the commit as it is, and for the
+ * parts of it, with the store's own statements on the same file:
+ * - `commit`: `SqliteStore.commit`: the job row's `UPDATE` and the event's `INSERT`;
+ * - `event INSERT only` and `job UPDATE only`: one statement of the two;
+ * - `checkpoint every 10,000 pages`: the commit with a rarer WAL checkpoint;
+ * - `without the list's indexes`: the commit with the job list's indexes dropped.
+ *
+ * Options: --batches=<n> per variant (default 2,000, after 300 to warm up).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SqliteStore } from '../packages/server/dist/store/sqlite.js';
+import { SQL } from '../packages/server/dist/store/sqlite-sql.js';
+import { jobColumns } from '../packages/server/dist/store/rows.js';
+import { createdData, prepareEvent, reduce } from '../packages/server/dist/state/index.js';
+
+const { values: args } = parseArgs({ options: { batches: { type: 'string', default: '2000' } } });
+const BATCHES = Number(args.batches);
+const WARM_UP = 300;
+const JOBS = 200;
+const PER_BATCH = 100;
+
+const LIST_INDEXES = ['jobs_owner_updated', 'jobs_updated', 'jobs_status_updated', 'jobs_kind_updated'];
+
+const VARIANTS = [
+  { name: 'commit', run: (ctx, writes) => ctx.store.commit(writes) },
+  {
+    name: 'event INSERT only',
+    run: (ctx, writes) =>
+      ctx.db.transaction(() => {
+        for (const w of writes) {
+          const e = w.events[0];
+          ctx.insertEvent.run(e.job, e.seq, e.kind, Date.parse(e.at), JSON.stringify(e.data));
+        }
+      })(),
+  },
+  {
+    name: 'job UPDATE only',
+    run: (ctx, writes) =>
+      ctx.db.transaction(() => {
+        for (const w of writes) ctx.updateJob.run({ ...jobColumns(w.state), prevSeq: w.prevSeq });
+      })(),
+  },
+  {
+    name: 'checkpoint every 10,000 pages',
+    setup: (db) => db.pragma('wal_autocheckpoint = 10000'),
+    run: (ctx, writes) => ctx.store.commit(writes),
+  },
+  {
+    name: "without the list's indexes",
+    setup: (db) => {
+      for (const index of LIST_INDEXES) db.exec(`DROP INDEX IF EXISTS ${index}`);
+    },
+    run: (ctx, writes) => ctx.store.commit(writes),
+  },
+];
+
+async function measure(variant) {
+  const dir = mkdtempSync(join(tmpdir(), 'headway-store-bench-'));
+  const store = new SqliteStore({ path: join(dir, 'headway.db') });
+  try {
+    await store.migrate();
+    // The store's connection, for the single statements and the settings of a variant.
+    const db = store.db;
+    const ctx = {
+      store,
+      db,
+      insertEvent: db.prepare(SQL.insertEvent),
+      updateJob: db.prepare(SQL.updateJob),
+    };
+    variant.setup?.(db);
+    let at = Date.parse('2026-01-01T00:00:00.000Z');
+    const states = [];
+    const created = [];
+    for (let i = 0; i < JOBS; i++) {
+      const id = `bench-job-${i}`;
+      const data = createdData({ id, owner: 'bench', name: `Bench job ${i}` });
+      const state = reduce(null, { job: id, seq: 1, kind: 'created', data, at: new Date(at).toISOString() });
+      states.push(state);
+      created.push({ state, prevSeq: 0, events: [], keys: [] });
+    }
+    await store.commit(created);
+    let user = 0;
+    let system = 0;
+    let events = 0;
+    for (let b = 0; b < WARM_UP + BATCHES; b++) {
+      at += 20;
+      const writes = [];
+      for (let k = 0; k < PER_BATCH; k++) {
+        const j = (b * PER_BATCH + k) % JOBS;
+        const before = states[j];
+        const percent = (before.seq % 99) + 1;
+        const { kind, data } = prepareEvent(before, { kind: 'progress', percent });
+        const event = { job: before.id, seq: before.seq + 1, kind, data, at: new Date(at).toISOString() };
+        const state = reduce(before, event);
+        states[j] = state;
+        writes.push({ state, prevSeq: before.seq, events: [event], keys: [] });
+      }
+      // Folding is not the store's cost: only the commit is counted.
+      const start = process.cpuUsage();
+      await variant.run(ctx, writes);
+      const used = process.cpuUsage(start);
+      if (b < WARM_UP) continue;
+      user += used.user;
+      system += used.system;
+      events += writes.length;
+    }
+    return { user: user / events, system: system / events };
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const rows = [];
+for (const variant of VARIANTS) {
+  const { user, system } = await measure(variant);
+  rows.push(`| ${variant.name} | ${(user + system).toFixed(1)} | ${user.toFixed(1)} | ${system.toFixed(1)} |`);
+}
+process.stdout.write(
+  `\nStore commits: ${BATCHES} batches of ${PER_BATCH} progress events of ${PER_BATCH} jobs (of ${JOBS}), SQLite (WAL, synchronous = NORMAL)\n\n` +
+    '| Variant | CPU µs per event | user | system |\n| --- | ---: | ---: | ---: |\n' +
+    `${rows.join('\n')}\n`,
+);
