@@ -1,4 +1,5 @@
 /** The outbox's socket, configuration and reply holds (see `outbox.ts`). */
+import { WebSocket } from 'ws';
 import { Delivery } from './delivery.js';
 import type { SnapshotSeqs } from './snapshot-hold.js';
 import type { SentLabel } from './write-tick.js';
@@ -44,7 +45,10 @@ export interface RawSocket {
   write(frame: Buffer, cb?: (err?: Error | null) => void): boolean;
 }
 
-/** The TCP socket under a `ws` WebSocket, or undefined for any other socket. */
+/**
+ * The stream under an outbox's socket (a `ws` WebSocket's TCP socket, an SSE
+ * response), to cork around a batch; undefined when there is none.
+ */
 export function rawSocket(socket: OutboxSocket): RawSocket | undefined {
   const raw = (socket as { _socket?: Partial<RawSocket> })._socket;
   return raw &&
@@ -53,6 +57,11 @@ export function rawSocket(socket: OutboxSocket): RawSocket | undefined {
     typeof raw.write === 'function'
     ? (raw as RawSocket)
     : undefined;
+}
+
+/** The TCP socket of a `ws` WebSocket, to write whole frames to; undefined for any other socket. */
+export function frameSocket(socket: OutboxSocket): RawSocket | undefined {
+  return socket instanceof WebSocket ? rawSocket(socket) : undefined;
 }
 
 /**

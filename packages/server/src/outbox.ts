@@ -3,6 +3,7 @@ import type { Delivery } from './delivery.js';
 import { Collapse, type CollapseQueue } from './outbox-collapse.js';
 import {
   EMPTY,
+  frameSocket,
   Hold,
   isDeliveryItem as isDelivery,
   type OutboxConfig,
@@ -227,6 +228,7 @@ export class Outbox {
     }
     const threshold = this.config.writeThresholdBytes ?? DEFAULT_WRITE_THRESHOLD;
     const raw = rawSocket(socket);
+    const frames = frameSocket(socket);
     let written = 0;
     raw?.cork();
     try {
@@ -248,7 +250,7 @@ export class Outbox {
         const done = full ? (this.onWritten ??= (err) => this.written(err)) : undefined;
         if (full) this.waiting = true;
         // A delivery's frame is made once for every connection; a reply is framed by `ws`.
-        if (delivery && raw) raw.write(delivery.framed(bytes, textFrame), done);
+        if (delivery && frames) frames.write(delivery.framed(bytes, textFrame), done);
         else socket.send(bytes, TEXT, done);
         if (full) break;
       }
