@@ -19,10 +19,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { createdData, prepareEvent, reduce } from '../packages/server/dist/state/index.js';
+import { jobColumns } from '../packages/server/dist/store/rows.js';
 import { SqliteStore } from '../packages/server/dist/store/sqlite.js';
 import { SQL } from '../packages/server/dist/store/sqlite-sql.js';
-import { jobColumns } from '../packages/server/dist/store/rows.js';
-import { createdData, prepareEvent, reduce } from '../packages/server/dist/state/index.js';
 
 const { values: args } = parseArgs({ options: { batches: { type: 'string', default: '2000' } } });
 const BATCHES = Number(args.batches);
@@ -125,7 +125,9 @@ async function measure(variant) {
 const rows = [];
 for (const variant of VARIANTS) {
   const { user, system } = await measure(variant);
-  rows.push(`| ${variant.name} | ${(user + system).toFixed(1)} | ${user.toFixed(1)} | ${system.toFixed(1)} |`);
+  rows.push(
+    `| ${variant.name} | ${(user + system).toFixed(1)} | ${user.toFixed(1)} | ${system.toFixed(1)} |`,
+  );
 }
 process.stdout.write(
   `\nStore commits: ${BATCHES} batches of ${PER_BATCH} progress events of ${PER_BATCH} jobs (of ${JOBS}), SQLite (WAL, synchronous = NORMAL)\n\n` +

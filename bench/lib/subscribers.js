@@ -77,7 +77,7 @@ export class SeqCounter {
 
 /**
  * One watcher of one job over the native protocol: connects with its token in
- * the URL, waits for `welcome`, subscribes, and from then on counts `event`
+ * the URL, subscribes as soon as the socket opens, and from then on counts `event`
  * messages and checks their seqs. Live events are read without a full
  * `JSON.parse` (the seq is found by a byte search) so that 2,000 of these in one
  * process cost the load generator as little as possible.
@@ -149,6 +149,11 @@ export function connectSubscriber(wsUrl, { token, job }, { delta = false } = {})
       sub.closeCode = code;
       fail(new Error(`closed before subscribing: ${code} ${reason}`));
     });
+    // No wait for the `welcome`: the hub answers a subscribe sent on open once the
+    // token is verified, after the `welcome`. The seeds' watchers subscribe on open too.
+    ws.on('open', () =>
+      ws.send(JSON.stringify({ type: 'subscribe', id: 's1', job, ...(delta ? { state: 'delta' } : {}) })),
+    );
     ws.on('message', (buf) => {
       if (
         buf.length > EVENT_PREFIX.length &&
@@ -158,9 +163,7 @@ export function connectSubscriber(wsUrl, { token, job }, { delta = false } = {})
         return;
       }
       const message = JSON.parse(buf.toString());
-      if (message.type === 'welcome') {
-        ws.send(JSON.stringify({ type: 'subscribe', id: 's1', job, ...(delta ? { state: 'delta' } : {}) }));
-      } else if (message.type === 'subscribed' && !settled) {
+      if (message.type === 'subscribed' && !settled) {
         settled = true;
         clearTimeout(timer);
         sub.lastSeq = message.jobs?.[0]?.seq ?? 0;

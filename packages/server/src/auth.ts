@@ -52,6 +52,8 @@ export interface MintOptions {
 }
 
 const ISSUER = 'headway';
+/** Distinct token headers remembered as accepted (every signer of a deployment uses one or two). */
+const ACCEPTED_HEADERS = 16;
 const DEFAULT_MAX_TTL_SECONDS = 7 * 24 * 3_600; // 7 days, the default of `maxTokenTtlSeconds`
 
 /**
@@ -69,6 +71,8 @@ export class Auth {
   private readonly cache: TokenCache | null;
   /** Whether an API key has the shape of a token (three dot-separated parts). */
   private readonly tokenShapedKeys: boolean;
+  /** Encoded token headers that passed the header checks, at most {@link ACCEPTED_HEADERS}. */
+  private readonly acceptedHeaders = new Set<string>();
 
   constructor(options: AuthOptions) {
     if (Buffer.byteLength(options.jwtSecret) < 32) {
@@ -152,14 +156,19 @@ export class Auth {
     const invalid = () => new HeadwayError(ErrorCode.UNAUTHORIZED, 'invalid token');
     if (!JWT_SHAPE.test(token)) throw invalid();
     const dot = token.lastIndexOf('.');
-    let header: ReturnType<typeof decodeProtectedHeader>;
-    try {
-      header = decodeProtectedHeader(token);
-    } catch {
-      throw invalid();
+    const headerPart = token.slice(0, token.indexOf('.'));
+    if (!this.acceptedHeaders.has(headerPart)) {
+      let header: ReturnType<typeof decodeProtectedHeader>;
+      try {
+        header = decodeProtectedHeader(token);
+      } catch {
+        throw invalid();
+      }
+      // No other algorithm, and no extension (`crit`, an unencoded payload) that this check would ignore.
+      if (header.alg !== 'HS256' || header.crit !== undefined || header.b64 !== undefined) throw invalid();
+      // Tokens from one signer share their header: the few seen are not decoded again.
+      if (this.acceptedHeaders.size < ACCEPTED_HEADERS) this.acceptedHeaders.add(headerPart);
     }
-    // No other algorithm, and no extension (`crit`, an unencoded payload) that this check would ignore.
-    if (header.alg !== 'HS256' || header.crit !== undefined || header.b64 !== undefined) throw invalid();
     const expected = createHmac('sha256', this.verifyKey).update(token.slice(0, dot)).digest();
     const given = Buffer.from(token.slice(dot + 1), 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid();

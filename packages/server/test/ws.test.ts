@@ -107,6 +107,24 @@ describe('ws transport: authentication', () => {
     });
   });
 
+  it('answers requests sent right after the socket opens once the credential is verified, after the welcome', async () => {
+    const hub = await hubWith();
+    const job = await createJob(hub);
+    const token = await hub.token('alice');
+    // The token in the query, and a subscribe without waiting for the welcome.
+    const inQuery = await open(`${hub.wsUrl}?token=${token}`);
+    inQuery.send({ type: 'subscribe', id: 's1', job });
+    // An auth message, and a subscribe right behind it.
+    const byMessage = await open(hub.wsUrl);
+    byMessage.send({ type: 'auth', token });
+    byMessage.send({ type: 'subscribe', id: 's1', job });
+    for (const client of [inQuery, byMessage]) {
+      const subscribed = await client.next('subscribed');
+      expect(subscribed.jobs.map((j) => j.id)).toEqual([job]);
+      expect(client.received.map((m) => m.type)).toEqual(['welcome', 'subscribed']);
+    }
+  });
+
   it('authenticates with a first auth message', async () => {
     const hub = await hubWith();
     const client = await open(hub.wsUrl);

@@ -5,6 +5,7 @@ import {
   ErrorCode,
   type GetStateMessage,
   type ServerMessage,
+  type SubscribedMessage,
   type SubscribeJobMessage,
   type SubscribeScopeMessage,
   validateClientMessage,
@@ -18,6 +19,7 @@ import { asHeadwayError, type Topic } from '../hub.js';
 import { canControl, canSee, canWatchAll, limitedUser, scopeUser } from '../policy.js';
 import { SmallMap } from '../small-map.js';
 import type { SnapshotSeqs } from '../snapshot-hold.js';
+import { stateJson } from '../state/state-json.js';
 import { scopeSnapshot } from './scope-snapshot.js';
 import { type CloseCodes, SocketConnection } from './socket-connection.js';
 import { type SocketEndpoint, SocketServer, type Upgrade } from './socket-server.js';
@@ -272,13 +274,13 @@ class NativeConnection extends SocketConnection {
   private async subscribeAndReply(
     id: string,
     topic: Topic & { delta?: true },
-    read: () => Promise<{ reply: ServerMessage; seen: SnapshotSeqs }>,
+    read: () => Promise<{ reply: SubscribedMessage; seen: SnapshotSeqs }>,
   ): Promise<void> {
     this.addSubscription(id, topic);
     const hold = this.outbox.hold();
     try {
       const { reply, seen } = await read();
-      this.outbox.release(hold, encode(reply), seen);
+      this.outbox.release(hold, encodeSubscribed(reply), seen);
     } catch (err) {
       this.removeSubscription(id);
       this.outbox.release(hold, this.failureBytes(err, id));
@@ -381,6 +383,18 @@ class NativeConnection extends SocketConnection {
 
 function encode(message: ServerMessage): Buffer {
   return Buffer.from(JSON.stringify(message));
+}
+
+/**
+ * A `subscribed` reply, each job's state written as the JSON made for it once
+ * (`stateJson`, which the job's row and its full-state events share) rather
+ * than serialized again for every connection that subscribes to it.
+ */
+function encodeSubscribed(reply: SubscribedMessage): Buffer {
+  const { jobs, ...rest } = reply;
+  let states = '';
+  for (let i = 0; i < jobs.length; i++) states += (i === 0 ? '' : ',') + stateJson(jobs[i]!);
+  return Buffer.from(`${JSON.stringify(rest).slice(0, -1)},"jobs":[${states}]}`);
 }
 
 /** The `id` of a message that failed validation, echoed in the error when it is a plausible one. */
