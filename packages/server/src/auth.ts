@@ -169,8 +169,12 @@ export class Auth {
       // Tokens from one signer share their header: the few seen are not decoded again.
       if (this.acceptedHeaders.size < ACCEPTED_HEADERS) this.acceptedHeaders.add(headerPart);
     }
-    const expected = createHmac('sha256', this.verifyKey).update(token.slice(0, dot)).digest();
-    const given = Buffer.from(token.slice(dot + 1), 'base64url');
+    // Compared in its canonical encoding: a signature spelled another way (the
+    // unused bits of its last character set) is not the one the hub made.
+    const expected = Buffer.from(
+      createHmac('sha256', this.verifyKey).update(token.slice(0, dot)).digest('base64url'),
+    );
+    const given = Buffer.from(token.slice(dot + 1));
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid();
     // Only a payload the hub signed is parsed.
     let payload: JWTPayload;

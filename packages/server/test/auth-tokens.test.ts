@@ -81,6 +81,21 @@ describe('browser token verification', () => {
         return `${b64({ alg: 'HS256', typ: 'JOSE' })}.${p}.${s}`;
       },
     ],
+    [
+      // 32 bytes take 43 characters, whose last one carries 2 unused bits: the
+      // same bytes, spelled differently.
+      'a signature whose last character differs only in its unused bits',
+      () => {
+        const token = forge(HEADER, claims());
+        const last = token.at(-1)!;
+        const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+        const twin = alphabet[alphabet.indexOf(last) ^ 1]!;
+        expect(Buffer.from(token.slice(token.lastIndexOf('.') + 1).slice(0, -1) + twin, 'base64url')).toEqual(
+          Buffer.from(token.slice(token.lastIndexOf('.') + 1), 'base64url'),
+        );
+        return token.slice(0, -1) + twin;
+      },
+    ],
     ['a truncated signature', () => forge(HEADER, claims()).slice(0, -4)],
     ['a signature with bytes appended', () => `${forge(HEADER, claims())}AAAA`],
     ['an empty signature', () => forge(HEADER, claims()).replace(/\.[^.]*$/, '.')],
