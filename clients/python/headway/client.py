@@ -911,6 +911,11 @@ class Job:
             with client._lock:
                 self._ended = False
             raise error
+        if error is None:
+            with client._lock:
+                # Stored: the job's status is its end's, whether or not the control
+                # watcher read the final state before it stopped.
+                self._status = kind
         client._release(self)
         if error is not None and error.code != "HW_ERR_JOB_FINISHED":
             raise error  # deleted, or never existed

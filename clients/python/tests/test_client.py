@@ -638,6 +638,20 @@ class ControlTest(HubTest):
         helper.join()
         self.assertEqual(kinds_of(job.id)[-3:], ["paused", "cancel_requested", "cancelled"])
 
+    def test_an_end_sets_the_status_without_a_watcher(self):
+        with Headway(watch_control=False) as quiet:
+            ends = (
+                (lambda j: j.complete({"ok": True}), "completed"),
+                (lambda j: j.fail(RuntimeError("broken")), "failed"),
+                (lambda j: j.cancel("not needed"), "cancelled"),
+            )
+            for end, status in ends:
+                job = quiet.create_job(USER, name=f"ends {status}, no watcher")
+                job.progress(percent=40)
+                end(job)
+                self.assertEqual((job.status, job.ended), (status, True))
+                self.assertEqual(state_of(job.id)["status"], status)
+
     def test_control_without_watcher_arrives_with_report_replies(self):
         with Headway(watch_control=False) as quiet:
             job = quiet.create_job(USER, name="no watcher")
