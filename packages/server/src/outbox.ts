@@ -372,7 +372,7 @@ export class Outbox {
 
   private noteSeq(job: string, seq: number): void {
     // Most outboxes see one job: no map until a second one.
-    const seqs = (this.lastSeq ??= new SmallMap(() => new BoundedMap(MAX_TRACKED_JOBS)));
+    const seqs = (this.lastSeq ??= new SmallMap(trackedSeqs));
     // Below the cap the order does not matter; at the cap the job is re-inserted so
     // that the map's order is least recently updated first and eviction is LRU.
     if (seqs.size >= MAX_TRACKED_JOBS) seqs.delete(job);
@@ -444,4 +444,9 @@ export class Outbox {
       this.collapse?.shift(shift);
     }
   }
+}
+
+/** The map of an outbox's seqs once it has a second job: one function for every outbox. */
+function trackedSeqs(): Map<string, number> {
+  return new BoundedMap<string, number>(MAX_TRACKED_JOBS);
 }

@@ -13,7 +13,7 @@ export class SmallMap<K, V> {
   private hasSole = false;
   private many: Map<K, V> | null = null;
 
-  constructor(private readonly makeMap: () => Map<K, V> = () => new Map()) {}
+  constructor(private readonly makeMap: () => Map<K, V> = newMap) {}
 
   get size(): number {
     return this.many !== null ? this.many.size : this.hasSole ? 1 : 0;
@@ -76,4 +76,9 @@ export class SmallMap<K, V> {
     this.soleValue = undefined;
     this.hasSole = false;
   }
+}
+
+/** The default map maker: one function for every `SmallMap`, not a closure each. */
+function newMap<K, V>(): Map<K, V> {
+  return new Map();
 }

@@ -36,7 +36,8 @@ export type RateVerdict = 'take' | 'drop' | 'flood';
 export class MessageRate {
   private tokens: number;
   private refilledAt: number;
-  private readonly dropped = new WindowCount();
+  /** Messages dropped in the current window; made at the first one dropped. */
+  private dropped: WindowCount | null = null;
 
   constructor(
     private readonly perSecond: number,
@@ -55,6 +56,6 @@ export class MessageRate {
       this.tokens -= 1;
       return 'take';
     }
-    return this.dropped.add(now) > FLOOD_FACTOR * rate ? 'flood' : 'drop';
+    return (this.dropped ??= new WindowCount()).add(now) > FLOOD_FACTOR * rate ? 'flood' : 'drop';
   }
 }
