@@ -8,7 +8,7 @@
  */
 import { WebSocketServer } from 'ws';
 import { batchServer } from './lib/http-batches.js';
-import { listenForParent } from './lib/parent-channel.js';
+import { listenWithWebSockets } from './lib/parent-channel.js';
 
 /** Smoothing factor of the rate estimate, like an exponentially weighted moving average. */
 const RATE_ALPHA = 0.3;
@@ -158,13 +158,4 @@ wss.on('connection', (ws) => {
   });
 });
 
-listenForParent(
-  server,
-  () =>
-    new Promise((resolve) => {
-      for (const ws of wss.clients) ws.terminate();
-      wss.close();
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-);
+listenWithWebSockets(server, wss);

@@ -12,7 +12,7 @@
  */
 import { Sender, WebSocketServer } from 'ws';
 import { batchServer, newTask, progress } from './lib/http-batches.js';
-import { listenForParent } from './lib/parent-channel.js';
+import { listenWithWebSockets } from './lib/parent-channel.js';
 
 const FLOOR = process.env.HEADWAY_BENCH_FLOOR === '1';
 
@@ -76,12 +76,4 @@ server.on('upgrade', (req, socket, head) => {
   });
 });
 
-listenForParent(
-  server,
-  () =>
-    new Promise((resolve) => {
-      for (const ws of wss.clients) ws.terminate();
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-);
+listenWithWebSockets(server, wss);

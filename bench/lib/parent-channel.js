@@ -82,3 +82,20 @@ export function listenForParent(server, stop) {
     serveParent({ url: `http://127.0.0.1:${port}`, stop });
   });
 }
+
+/**
+ * Serve the parent with an HTTP server and the `ws` server of its upgrades:
+ * stopping terminates every WebSocket, then closes both.
+ */
+export function listenWithWebSockets(server, wss) {
+  listenForParent(
+    server,
+    () =>
+      new Promise((resolve) => {
+        for (const ws of wss.clients) ws.terminate();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+}

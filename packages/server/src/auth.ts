@@ -83,7 +83,7 @@ export class Auth {
       new TextEncoder().encode(options.jwtSecret),
       { name: 'HMAC', hash: 'SHA-256' },
       false,
-      ['sign', 'verify'],
+      ['sign'],
     );
     this.verifyKey = createSecretKey(Buffer.from(options.jwtSecret));
     this.issuer = options.issuer ?? ISSUER;

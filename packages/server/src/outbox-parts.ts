@@ -1,6 +1,8 @@
 /** The outbox's socket, configuration and reply holds (see `outbox.ts`). */
 import { WebSocket } from 'ws';
+import { BoundedMap } from './bounded-map.js';
 import { Delivery } from './delivery.js';
+import { SmallMap } from './small-map.js';
 import type { SnapshotSeqs } from './snapshot-hold.js';
 import type { SentLabel } from './write-tick.js';
 
@@ -33,6 +35,33 @@ export class Hold {
 }
 
 export const EMPTY = Buffer.alloc(0);
+
+/** Jobs whose last seq an outbox remembers; the least recently updated are forgotten first. */
+const MAX_TRACKED_JOBS = 1024;
+
+/**
+ * The last seq an outbox queued per job. Most outboxes see one job, held in
+ * fields (`SmallMap`); from a second one on, a `BoundedMap` of at most
+ * {@link MAX_TRACKED_JOBS} jobs.
+ */
+export class JobSeqs extends SmallMap<string, number> {
+  constructor() {
+    super(trackedSeqs);
+  }
+
+  /** Note `seq` as the last queued of `job`. */
+  note(job: string, seq: number): void {
+    // Below the cap the order does not matter; at the cap the job is re-inserted so
+    // that the map's order is least recently updated first and eviction is LRU.
+    if (this.size >= MAX_TRACKED_JOBS) this.delete(job);
+    this.set(job, seq);
+  }
+}
+
+/** The map of an outbox's seqs once it has a second job: one function for every outbox. */
+function trackedSeqs(): Map<string, number> {
+  return new BoundedMap<string, number>(MAX_TRACKED_JOBS);
+}
 
 export function isDeliveryItem(item: unknown): item is Delivery {
   return item instanceof Delivery;

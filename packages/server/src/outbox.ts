@@ -1,4 +1,3 @@
-import { BoundedMap } from './bounded-map.js';
 import type { Delivery } from './delivery.js';
 import { Collapse, type CollapseQueue } from './outbox-collapse.js';
 import {
@@ -6,12 +5,12 @@ import {
   frameSocket,
   Hold,
   isDeliveryItem as isDelivery,
+  JobSeqs,
   type OutboxConfig,
   type OutboxSocket,
   rawSocket,
   textFrame,
 } from './outbox-parts.js';
-import { SmallMap } from './small-map.js';
 import { SnapshotHold, type SnapshotSeqs } from './snapshot-hold.js';
 import { cancelWrite, countWritten, scheduleWrite } from './write-tick.js';
 
@@ -49,8 +48,6 @@ type HeldItem = Delivery | Buffer | Hold;
 
 const OPEN = 1;
 const DEFAULT_WRITE_THRESHOLD = 64 * 1024; // 64 KiB
-/** Jobs whose last seq an outbox remembers; the least recently updated are forgotten first. */
-const MAX_TRACKED_JOBS = 1024;
 /** Flushed slots at the front of the queue tolerated before the array is compacted. */
 const COMPACT_AFTER = 1024;
 
@@ -66,7 +63,7 @@ export class Outbox {
   private queued = 0;
   private peak = 0;
   /** Last seq queued per job (insertion order = least recently updated first). */
-  private lastSeq: SmallMap<string, number> | null = null;
+  private lastSeq: JobSeqs | null = null;
   /** What arrives while a reply is computed waits here, behind `gate`. */
   private readonly held = new SnapshotHold<HeldItem>();
   /** The pending reply everything held waits for; null when none. */
@@ -371,12 +368,7 @@ export class Outbox {
   }
 
   private noteSeq(job: string, seq: number): void {
-    // Most outboxes see one job: no map until a second one.
-    const seqs = (this.lastSeq ??= new SmallMap(trackedSeqs));
-    // Below the cap the order does not matter; at the cap the job is re-inserted so
-    // that the map's order is least recently updated first and eviction is LRU.
-    if (seqs.size >= MAX_TRACKED_JOBS) seqs.delete(job);
-    seqs.set(job, seq);
+    (this.lastSeq ??= new JobSeqs()).note(job, seq);
   }
 
   /** What collapse sees of the queue. */
@@ -444,9 +436,4 @@ export class Outbox {
       this.collapse?.shift(shift);
     }
   }
-}
-
-/** The map of an outbox's seqs once it has a second job: one function for every outbox. */
-function trackedSeqs(): Map<string, number> {
-  return new BoundedMap<string, number>(MAX_TRACKED_JOBS);
 }

@@ -6,7 +6,6 @@
  * connection limits it counts against, its outbox, the heartbeat's checks, and
  * closing. A protocol subclass only reads its messages and writes its own.
  */
-
 import type { Duplex } from 'node:stream';
 import { ErrorCode } from '@headway/protocol';
 import { type RawData, WebSocket } from 'ws';
@@ -17,44 +16,16 @@ import { type Subscriber, type Topic, topicKey } from '../hub.js';
 import { Outbox } from '../outbox.js';
 import { SmallMap } from '../small-map.js';
 import { SnapshotHold, type SnapshotSeqs } from '../snapshot-hold.js';
+import { CLOSE_REASONS, type CloseCodes, type CloseSituation } from './close-situations.js';
 import { pingSocket, tokenExpired } from './heartbeat.js';
 import { MessageRate, WindowCount } from './rate-limit.js';
 import type { SocketServer, Upgrade } from './socket-server.js';
 import { type Expiring, expirySecond, tokenExpiries } from './token-expiry.js';
 
-/** The situations in which every endpoint closes a connection. */
-export type CloseSituation =
-  | 'slowReader'
-  | 'shutdown'
-  | 'tokenExpired'
-  | 'authTimeout'
-  | 'flood'
-  | 'invalidMessages'
-  | 'internalError';
-
-/** A protocol's close code for each situation; null: the connection stays open. */
-export type CloseCodes = Readonly<Record<CloseSituation, number | null>>;
-
-/** Close reasons (at most 123 bytes by the protocol; these stay short). */
-const REASONS: Readonly<Record<CloseSituation, string>> = {
-  slowReader: 'too far behind: reconnect and resume',
-  shutdown: 'server going away, reconnect',
-  tokenExpired: 'token expired',
-  authTimeout: 'no credentials in time',
-  flood: 'message flood',
-  invalidMessages: 'too many invalid messages',
-  internalError: 'internal error',
-};
-
 /** What a connection sends first and the seqs it covers: live deliveries at or below them are dropped. */
 export interface Snapshot {
   frames: unknown[];
   seen: SnapshotSeqs;
-}
-
-/** One function for every connection's release, rather than a closure each. */
-function releaseHandshakeOf(conn: SocketConnection): void {
-  conn.releaseHandshake();
 }
 
 /** Deliveries held back while a snapshot is read; more means the connection cannot keep up. */
@@ -321,11 +292,11 @@ export abstract class SocketConnection implements Subscriber, Expiring {
    */
   begin(socket: Duplex): void {
     this.handshake = socket;
-    void this.run(() => this.start()).then(() => setImmediate(releaseHandshakeOf, this));
+    void this.run(() => this.start()).then(() => setImmediate(() => this.releaseHandshake()));
   }
 
-  /** @internal Let the handshake's answer go, with whatever was written after it. */
-  releaseHandshake(): void {
+  /** Let the handshake's answer go, with whatever was written after it. */
+  private releaseHandshake(): void {
     this.handshake?.uncork();
     this.handshake = null;
   }
@@ -410,7 +381,7 @@ export abstract class SocketConnection implements Subscriber, Expiring {
   /** Close with the protocol's code for the situation, if it closes in it. */
   protected closeFor(situation: CloseSituation): void {
     const code = this.closeCodes[situation];
-    if (code !== null) this.close(code, REASONS[situation]);
+    if (code !== null) this.close(code, CLOSE_REASONS[situation]);
   }
 
   /**

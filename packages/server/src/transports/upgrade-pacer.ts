@@ -8,8 +8,7 @@
  * costs a few hundred microseconds, so a thousand at once would keep the
  * deliveries of that turn waiting for a few hundred milliseconds. Instead each
  * upgrade is queued and the queue is worked off in slices of at most `sliceMs`
- * per turn (`setImmediate`, in the same turn when little waits), between which
- * the outboxes' write tick runs.
+ * per turn (`setImmediate`), between which the outboxes' write tick runs.
  */
 
 /** Time spent accepting upgrades per turn of the event loop, ms. */
@@ -31,7 +30,7 @@ export class UpgradePacer {
     return this.queue.length - this.head;
   }
 
-  /** Run `accept` now when the turn's slice allows, else in a later turn, in order. */
+  /** Run `accept` in the next slice with room for it, after those queued before it. */
   push(accept: () => void): void {
     this.queue.push(accept);
     this.scheduled ??= setImmediate(this.drain);

@@ -20,8 +20,9 @@ import { canControl, canSee, canWatchAll, limitedUser, scopeUser } from '../poli
 import { SmallMap } from '../small-map.js';
 import type { SnapshotSeqs } from '../snapshot-hold.js';
 import { stateJson } from '../state/state-json.js';
+import type { CloseCodes } from './close-situations.js';
 import { scopeSnapshot } from './scope-snapshot.js';
-import { type CloseCodes, SocketConnection } from './socket-connection.js';
+import { SocketConnection } from './socket-connection.js';
 import { type SocketEndpoint, SocketServer, type Upgrade } from './socket-server.js';
 import { welcomeMessage } from './welcome.js';
 

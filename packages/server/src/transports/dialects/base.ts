@@ -15,7 +15,8 @@ import type { Delivery } from '../../delivery.js';
 import { HeadwayError } from '../../errors.js';
 import type { DialectName } from '../../options.js';
 import { limitedUser } from '../../policy.js';
-import { type CloseCodes, type Snapshot, SocketConnection } from '../socket-connection.js';
+import type { CloseCodes } from '../close-situations.js';
+import { type Snapshot, SocketConnection } from '../socket-connection.js';
 import type { SocketEndpoint, SocketServer, Upgrade } from '../socket-server.js';
 
 export type { Snapshot } from '../socket-connection.js';
