@@ -8,7 +8,8 @@
  * stages (some only partly: a fixed cost does not grow with size), noisy rates
  * within a stage (every report's step is drawn at random), and a gap between
  * reports. A trace may carry a stall (a long silence mid-stage, still counted as
- * running time), a pause, or a failure midway.
+ * running time) or a pause, each at a point of the job's work drawn between 20 %
+ * and 80 %, or a failure at 60 % of its work.
  */
 
 /** Kinds of the corpus. `history`: 20 finished jobs are learned before the jobs measured. */
@@ -94,14 +95,14 @@ function normal(random) {
 
 /**
  * One job's trace: `{ kind, plan, events: [{ t, input }], truthMs, outcome }`.
- * `special` is 'stall', 'pause', 'fail' or null.
+ * `special` is 'stall', 'pause', 'fail' or null; a stall or a pause comes after
+ * the first report past `where` (0–1) of the job's work.
  */
-export function makeTrace(spec, random, special) {
+export function makeTrace(spec, random, special, where = 0.5) {
   const size = 10 ** random();
   const planned = spec.plan !== false;
   const events = [];
   let t = 0;
-  const stallStage = Math.floor(spec.stages.length / 2);
   let total = 0;
   const durations = spec.stages.map((s) => {
     const d = s.ms * size ** s.scale * Math.exp(0.15 * normal(random));
@@ -109,6 +110,7 @@ export function makeTrace(spec, random, special) {
     return d;
   });
   const failAt = special === 'fail' ? total * 0.6 : Number.POSITIVE_INFINITY;
+  let breakAt = special === 'stall' || special === 'pause' ? total * where : Number.POSITIVE_INFINITY;
   let worked = 0;
   for (const [i, s] of spec.stages.entries()) {
     if (planned) events.push({ t, input: { kind: 'stage', name: s.name } });
@@ -137,7 +139,8 @@ export function makeTrace(spec, random, special) {
           }
         : { kind: 'progress', percent };
       events.push({ t, input });
-      if (i === stallStage && k === Math.floor(steps / 2)) {
+      if (worked >= breakAt) {
+        breakAt = Number.POSITIVE_INFINITY;
         if (special === 'stall') t += STALL_MS;
         if (special === 'pause') {
           events.push({ t: t + 1, input: { kind: 'paused' } });

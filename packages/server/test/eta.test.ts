@@ -162,6 +162,60 @@ describe('the estimate from history', () => {
     expect(big.state.eta!.seconds).toBeLessThan(85);
   });
 
+  it('learns how far a stage’s live pace can be trusted, and trusts a steady kind’s more', () => {
+    // The same durations (fetch 4 s, encode 36 s); in the bumpy kind, encode does
+    // its first half in 4 s and its second in 32 s, so its pace at a quarter lies.
+    const bumpyJob = (summary: KindSummary | null) => {
+      const j = job(summary).report({ kind: 'stage', name: 'fetch' });
+      for (let s = 1; s <= 4; s++) j.at(s * 1000).report({ kind: 'progress', percent: s * 25 });
+      j.report({ kind: 'stage', name: 'encode' });
+      for (let s = 1; s <= 36; s++) {
+        const percent = s <= 4 ? s * 12.5 : 50 + ((s - 4) / 32) * 50;
+        j.at((4 + s) * 1000).report({ kind: 'progress', percent });
+      }
+      return j.report({ kind: 'completed' }).state;
+    };
+    let bumpy: KindSummary | null = null;
+    for (let i = 0; i < 6; i++) {
+      const sample = durationSample(estimatorOf(bumpyJob(bumpy)))!;
+      expect(sample.liveError).toBeGreaterThan(0.3);
+      bumpy = learn(bumpy, sample);
+    }
+    const steady = historyOf(Array.from({ length: 6 }, (): [number, number] => [4, 36]));
+    expect(durationSample(estimatorOf(finished(null, 4, 36)))!.liveError).toBe(0);
+    expect(steady.live!.mean).toBe(0);
+    expect(bumpy!.live!.mean).toBeGreaterThan(0.3);
+    expect(Math.exp(bumpy!.total.mean)).toBeCloseTo(Math.exp(steady.total.mean), -2);
+
+    // A job of each kind whose encode runs twice as slow as usual: 40 % in 28.8 s.
+    const slow = (summary: KindSummary) => {
+      const j = job(summary).report({ kind: 'stage', name: 'fetch' });
+      for (let s = 1; s <= 4; s++) j.at(s * 1000).report({ kind: 'progress', percent: s * 25 });
+      j.report({ kind: 'stage', name: 'encode' });
+      return j.at(4000 + 28_800).report({ kind: 'progress', percent: 40 }).state.eta!;
+    };
+    // The live pace says 43.2 s left, the history 21.6 s.
+    const trusted = slow(steady);
+    const doubted = slow(bumpy!);
+    // The steady kind's estimate leans further towards the live pace.
+    expect(doubted.seconds).toBeGreaterThan(21);
+    expect(trusted.seconds).toBeGreaterThanOrEqual(doubted.seconds + 3);
+    expect(trusted.seconds).toBeLessThan(43);
+  });
+
+  it('keeps an estimator stored before probes existed working', () => {
+    const j = job(history).report({ kind: 'stage', name: 'fetch' });
+    j.at(1000).report({ kind: 'progress', percent: 25 });
+    const stored = estimatorOf(j.state)!;
+    delete stored.probe;
+    delete stored.live;
+    j.at(2000).report({ kind: 'progress', percent: 50 }).report({ kind: 'stage', name: 'encode' });
+    j.at(40_000).report({ kind: 'completed' });
+    const sample = durationSample(estimatorOf(j.state))!;
+    expect(sample.totalMs).toBe(40_000);
+    expect(sample.liveError).toBeTypeOf('number');
+  });
+
   it('stands still while paused', () => {
     const j = job(history).report({ kind: 'stage', name: 'fetch' });
     j.at(2000).report({ kind: 'progress', percent: 50 }).report({ kind: 'paused' });

@@ -16,6 +16,10 @@
  *   `total` when it counted units), which is what `history.ts` learns from.
  * - The gap between reports is smoothed in log space: it sets the job's own stall
  *   threshold.
+ * - Once a quarter of a stage is done, the duration its pace projects is noted
+ *   (the probe); when the stage ends, how far that projection was from the
+ *   truth is kept, scaled to the projection's expected spread. The kind's history
+ *   learns from it how far a live pace can be trusted (`liveNoise`).
  */
 import type { JobEvent, JobState } from '@headway/protocol';
 import { foldSample, type RateSample, resetUnitBasis, restartClock } from './rate.js';
@@ -26,6 +30,20 @@ const GAP_ALPHA = 0.1;
 const MAX_DONE_STAGES = 64;
 /** Events that show a worker is alive and reporting. */
 const REPORTS: ReadonlySet<JobEvent['kind']> = new Set(['progress', 'stage', 'log', 'metadata']);
+
+/** Fraction of a stage done at which its live projection is probed. */
+export const PROBE_FRACTION = 0.25;
+
+/**
+ * The projection of the current stage's duration from its live pace, noted when
+ * {@link PROBE_FRACTION} of it was done.
+ */
+export interface Probe {
+  /** Fraction of the stage done at the probe. */
+  f: number;
+  /** Natural log of the projected running time of the stage, ms. */
+  log: number;
+}
 
 /** One finished stage of the job: its name, running time, and the units it counted. */
 export interface StageTime {
@@ -53,6 +71,20 @@ export interface Estimator {
   gapLog: number | null;
   /** Gaps measured. */
   gaps: number;
+  /** The current stage's probe; null before it is taken (absent in estimators stored by older hubs). */
+  probe?: Probe | null;
+  /**
+   * The probes of the stages that ended: the sum of their squared errors in log
+   * space, each divided by the projection's expected variance shape (1 − f) / f,
+   * and their number.
+   */
+  live?: LiveErrors;
+}
+
+/** Squared, scaled errors of a job's live projections (see {@link Estimator.live}). */
+export interface LiveErrors {
+  sumSquares: number;
+  n: number;
 }
 
 /**
@@ -84,6 +116,8 @@ function initial(at: number): Estimator {
     lastReportAt: null,
     gapLog: null,
     gaps: 0,
+    probe: null,
+    live: { sumSquares: 0, n: 0 },
   };
 }
 
@@ -111,12 +145,18 @@ export function track(
   const left = prev?.stage ?? null;
   const entered = event.kind === 'stage' || (next.stage?.index ?? -1) !== (left?.index ?? -1);
   if (entered) {
-    if (left !== null && prev !== null) e.done = recordStage(e.done, left.name, e.stageActiveMs, prev);
+    if (left !== null && prev !== null) {
+      e.done = recordStage(e.done, left.name, e.stageActiveMs, prev);
+      scoreProbe(e, e.stageActiveMs);
+    }
     e.stageActiveMs = 0;
+    e.probe = null;
   }
-  if (prev !== null && prev.finishedAt === null && next.finishedAt !== null && next.stage !== null) {
-    e.done = recordStage(e.done, next.stage.name, e.stageActiveMs, prev);
-  }
+  const finished = prev !== null && prev.finishedAt === null && next.finishedAt !== null;
+  if (finished && next.stage !== null) e.done = recordStage(e.done, next.stage.name, e.stageActiveMs, prev);
+  // A job without stages is probed as one stage; only a completed stage or job has a true duration.
+  if (finished && next.status === 'completed')
+    scoreProbe(e, next.stage === null ? e.activeMs : e.stageActiveMs);
 
   if (REPORTS.has(event.kind)) {
     if (e.lastReportAt !== null && prev?.status === 'running' && at > e.lastReportAt) {
@@ -131,6 +171,7 @@ export function track(
   }
 
   if (event.kind === 'progress' || event.kind === 'children') {
+    if ((e.probe ?? null) === null && next.status === 'running') takeProbe(e, next);
     const resetUnits =
       prev !== null &&
       (next.progress.unit !== prev.progress.unit || next.progress.total !== prev.progress.total);
@@ -145,6 +186,24 @@ export function track(
     e.rate = restartClock(e.rate, at);
   }
   return e;
+}
+
+/** Note the current stage's projected duration once {@link PROBE_FRACTION} of it is done. */
+function takeProbe(e: Estimator, next: JobState): void {
+  const staged = next.stage !== null;
+  const f = (staged ? (next.stage?.percent ?? 0) : next.progress.percent) / 100;
+  const ms = staged ? e.stageActiveMs : e.activeMs;
+  if (f >= PROBE_FRACTION && f < 1 && ms > 0) e.probe = { f, log: Math.log(ms / f) };
+}
+
+/** Score the probe of a stage (or job) that ended after `ms` of running time. */
+function scoreProbe(e: Estimator, ms: number): void {
+  const probe = e.probe ?? null;
+  e.probe = null;
+  if (probe === null || !(ms > 0)) return;
+  const error = probe.log - Math.log(ms);
+  const live = e.live ?? { sumSquares: 0, n: 0 };
+  e.live = { sumSquares: live.sumSquares + (error * error * probe.f) / (1 - probe.f), n: live.n + 1 };
 }
 
 function recordStage(done: StageTime[], name: string, ms: number, prev: JobState): StageTime[] {

@@ -33,8 +33,13 @@ import { type KindSummary, type LogStats, type StageHistory, sampleVariance, usa
 import { MIN_SAMPLE_INTERVAL_MS, roundRate } from './rate.js';
 import { hasPlan } from './stages.js';
 
-/** Log-sd of a stage's duration projected from its own pace when half done; scales as √((1 − f) / f). */
+/**
+ * Log-sd of a stage's duration projected from its own pace when half done, before
+ * a kind's history shows better; scales as √((1 − f) / f).
+ */
 export const LIVE_NOISE = 0.45;
+/** Jobs' worth of weight {@link LIVE_NOISE} keeps against what a kind's history measured. */
+export const LIVE_PRIOR_JOBS = 3;
 /** Smallest fraction of a stage (or job) done before its pace is extrapolated. */
 export const MIN_FRACTION = 0.01;
 /** Variance added to every historical statistic: a few jobs never prove a spread of zero. */
@@ -147,12 +152,27 @@ function liveView(e: Estimator, s: JobState, at: number): LiveView {
   };
 }
 
+/**
+ * The squared log-sd of a live projection at half done for this kind: the
+ * default pooled with how far the kind's past projections fell from the truth.
+ */
+function liveNoise(h: KindSummary): number {
+  const live = h.live;
+  if (live === undefined || !(live.n > 0) || !Number.isFinite(live.mean)) return LIVE_NOISE * LIVE_NOISE;
+  return (LIVE_PRIOR_JOBS * LIVE_NOISE * LIVE_NOISE + live.n * live.mean) / (LIVE_PRIOR_JOBS + live.n);
+}
+
 /** The live projection of a duration from `elapsed` ms at `fraction` done, or null too early. */
-function liveProjection(elapsed: number, fraction: number, jitter: number): LogEstimate | null {
+function liveProjection(
+  elapsed: number,
+  fraction: number,
+  jitter: number,
+  noise2: number,
+): LogEstimate | null {
   if (!(fraction >= MIN_FRACTION) || !(elapsed > 0) || fraction >= 1) {
     return fraction >= 1 && elapsed > 0 ? { mean: Math.log(elapsed), var: 0.001 } : null;
   }
-  const noise = LIVE_NOISE * LIVE_NOISE * ((1 - fraction) / fraction) + 0.1 * Math.min(1, jitter) ** 2;
+  const noise = noise2 * ((1 - fraction) / fraction) + 0.1 * Math.min(1, jitter) ** 2;
   return { mean: Math.log(elapsed / fraction), var: noise };
 }
 
@@ -306,7 +326,7 @@ function fromHistory(v: LiveView, h: KindSummary): { seconds: number; var: numbe
   const current = stageHistory(h, v, v.names[v.index]!);
   const model = models[v.index]!;
   const own: LogEstimate[] = [];
-  const live = liveProjection(v.stageMs, v.fraction, v.jitter);
+  const live = liveProjection(v.stageMs, v.fraction, v.jitter, liveNoise(h));
   if (live) own.push(live);
   if (v.total !== null && usable(current?.perUnit)) {
     own.push({ mean: current.perUnit.mean + Math.log(v.total), var: statVar(current.perUnit) });

@@ -11,7 +11,11 @@
  *   the stage weights say); `ms`, the log of its running time; and `perUnit`, the
  *   log of its running time per unit of its `total` (how it scales with bytes or
  *   frames);
- * - `gap`: log of each job's typical gap between reports, for stall detection.
+ * - `gap`: log of each job's typical gap between reports, for stall detection;
+ * - `live`: how far a stage's live pace, a quarter of the way through, projected
+ *   its duration from the truth (the mean squared log error, scaled to the
+ *   spread expected at that point): a kind whose stages keep their pace earns
+ *   trust in its live projections, a bumpy one loses it.
  *
  * Bounded: every statistic weighs at most {@link MAX_WEIGHT} jobs (older jobs
  * fade, so a kind that gets slower is followed), and a summary keeps at most
@@ -63,6 +67,8 @@ export interface KindSummary {
   jobs: number;
   total: LogStats;
   gap: LogStats | null;
+  /** Per job, the mean scaled squared error of its live projections (not a log: `mean` is a variance). */
+  live?: LogStats;
   stages: Record<string, StageHistory>;
 }
 
@@ -72,6 +78,8 @@ export interface DurationSample {
   stages: { name: string; ms: number; total?: number }[];
   /** Typical gap between reports, ms; absent with fewer than 2 gaps. */
   gapMs?: number;
+  /** Mean scaled squared error of the job's live projections; absent when none was scored. */
+  liveError?: number;
 }
 
 /** The sample of a job that completed, from its estimator; null when it ran no measurable time. */
@@ -82,6 +90,8 @@ export function durationSample(estimator: Estimator | null): DurationSample | nu
     stages: estimator.done.filter((s) => s.ms > 0).map((s) => ({ ...s })),
   };
   if (estimator.gapLog !== null && estimator.gaps >= 2) sample.gapMs = Math.exp(estimator.gapLog);
+  const live = estimator.live;
+  if (live !== undefined && live.n > 0) sample.liveError = live.sumSquares / live.n;
   return sample;
 }
 
@@ -105,7 +115,7 @@ export function learn(summary: KindSummary | null, sample: DurationSample): Kind
     else if (prev?.perUnit) next.perUnit = prev.perUnit;
     stages[s.name] = next;
   }
-  return {
+  const next: KindSummary = {
     jobs: (summary?.jobs ?? 0) + 1,
     total: fold(summary?.total ?? null, totalLog),
     gap:
@@ -114,6 +124,12 @@ export function learn(summary: KindSummary | null, sample: DurationSample): Kind
         : (summary?.gap ?? null),
     stages,
   };
+  const live =
+    sample.liveError !== undefined && Number.isFinite(sample.liveError)
+      ? fold(summary?.live ?? null, sample.liveError)
+      : summary?.live;
+  if (live) next.live = live;
+  return next;
 }
 
 function fold(stats: LogStats | null, x: number): LogStats {
