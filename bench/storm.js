@@ -16,8 +16,9 @@
  *
  * Reported per window (before, during and after each storm): the live watchers'
  * delivery latency (hub acceptance → watcher) p50 / p99 / max, the storm's
- * connects per second, and every live delivery accounted for (none missing,
- * none twice).
+ * connects per second, the hub's CPU per connect and per disconnect (until every
+ * storm client has seen its close) and its longest event-loop delay in each, and
+ * every live delivery accounted for (none missing, none twice).
  *
  * Options: --connections=<storm size> (default 10,000)   --concurrency=<handshakes at once> (default 1,000)
  *          --profile   a CPU profile of the hub during each storm, in bench/results/profiles
@@ -170,10 +171,17 @@ try {
     log(`${label}:`, JSON.stringify(storms.at(-1)));
     mark = performance.now();
     if (args.profile) await server.startProfile();
+    const beforeClose = await server.stats();
     await ask({ type: 'close' });
+    const afterClose = await server.stats();
     if (args.profile) {
       await server.stopProfile(join(resultsDir, 'profiles', `storm-${storms.length}-close.cpuprofile`));
     }
+    Object.assign(storms.at(-1), {
+      closeSeconds: (performance.now() - mark) / 1000,
+      serverCpuUsPerDisconnect: ((afterClose.cpuSeconds - beforeClose.cpuSeconds) * 1e6) / connections,
+      closeEventLoopDelayMaxMs: afterClose.lag?.maxMs ?? null,
+    });
     await sleep(QUIET_MS);
   }
   const offer = await offering;
@@ -234,6 +242,9 @@ try {
         'Connects/s',
         'Server CPU µs per connect',
         'Longest event-loop delay, ms',
+        'Leaving: seconds',
+        'Server CPU µs per disconnect',
+        'Longest event-loop delay while leaving, ms',
       ],
       storms.map((s) => [
         s.label,
@@ -242,6 +253,9 @@ try {
         fmt.int(s.connectsPerSecond),
         fmt.int(s.serverCpuUsPerConnect),
         s.eventLoopDelayMaxMs === null ? '—' : fmt.int(s.eventLoopDelayMaxMs),
+        fmt.dec(s.closeSeconds),
+        fmt.int(s.serverCpuUsPerDisconnect),
+        s.closeEventLoopDelayMaxMs === null ? '—' : fmt.int(s.closeEventLoopDelayMaxMs),
       ]),
     ),
     '',
