@@ -73,13 +73,19 @@ export function openLongPoll(link: Link, env: Env): Transport {
 
   async function watchJob(w: Want) {
     const job = w.job!;
+    /** The state of the last answer: while it is the newest seen, the hub answers only what changed since. */
+    let state = null as JobState | null;
     while (wanted(w)) {
       const seq = link.seen(job);
       const wait = seq && hanging < 3 ? env.longPollSeconds : 0;
       hanging += +!!wait;
-      let state: JobState | null;
       try {
-        state = await get<JobState>(`/v1/jobs/${enc(job)}${seq ? `?since=${seq}&wait=${wait}` : ''}`, wait);
+        // A whole state, or `{id, since, seq, patch}` to fold into the last one.
+        const answer: (JobState & { patch?: Partial<JobState> }) | null = await get(
+          `/v1/jobs/${enc(job)}${seq ? `?since=${seq}&wait=${wait}${state?.seq === seq ? '&state=delta' : ''}` : ''}`,
+          wait,
+        );
+        state = answer?.patch ? { ...state!, ...answer.patch } : answer;
       } finally {
         hanging -= +!!wait;
       }

@@ -37,6 +37,15 @@ class ModeEventSource extends NodeEventSource {
     super(mode === 'full' ? url.replace(/([?&])state=delta&?/, '$1') : url);
   }
 }
+/** Long-poll answers that were deltas (`{id, since, seq, patch}`). */
+let deltaAnswers = 0;
+/** The client's fetch, without `state=delta` in full mode; counts the delta answers. */
+const modeFetch: typeof fetch = async (input, init) => {
+  const url = String(input);
+  const res = await fetch(mode === 'full' ? url.replace('&state=delta', '') : url, init);
+  if (url.includes('state=delta') && res.ok && 'patch' in (await res.clone().json())) deltaAnswers++;
+  return res;
+};
 const hubs: TestHub[] = [];
 const clients: HeadwayClient[] = [];
 const proxies: TestProxy[] = [];
@@ -73,6 +82,7 @@ function client(url: string, options: Partial<ClientOptions> = {}): HeadwayClien
     token: 'unset',
     WebSocket: ModeWebSocket as unknown as ClientOptions['WebSocket'],
     EventSource: ModeEventSource,
+    fetch: modeFetch,
     shared: false,
     minReconnectDelayMs: 20,
     maxReconnectDelayMs: 200,
@@ -110,6 +120,7 @@ describe.each(
 )('over %s, %s state', (transport, m) => {
   beforeEach(() => {
     mode = m;
+    deltaAnswers = 0;
   });
 
   it('resumes across a hub restart mid-job with no gap and no duplicate', async () => {
@@ -140,6 +151,7 @@ describe.each(
     expect(h.state?.result).toEqual({ url: 'https://x/y' });
     // Folded patches end on the hub's state.
     expect(h.state).toEqual(await hub.server.hub.getJob(job));
+    if (transport === 'poll') expect(deltaAnswers > 0).toBe(mode === 'delta');
     expect(c.state).toBe('connected');
     expect(c.transport).toBe(transport);
   });

@@ -163,7 +163,9 @@ export const JOB_ID = new RegExp(`^[${JOB_ID_CHARACTERS}]{1,${JOB_ID_MAX_LENGTH}
 /** Longest job kind, characters. */
 export const MAX_KIND_LENGTH = 64;
 /** A job kind: 1–64 of the id's characters, starting with a letter or digit (`transcode`). */
-export const JOB_KIND = new RegExp(`^[A-Za-z0-9][${JOB_ID_CHARACTERS}]{0,${MAX_KIND_LENGTH - 1}}$`);
+export const JOB_KIND = /* @__PURE__ */ new RegExp(
+  `^[A-Za-z0-9][${JOB_ID_CHARACTERS}]{0,${MAX_KIND_LENGTH - 1}}$`,
+);
 
 /** Statuses a job never leaves: it accepts no more reports. */
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
