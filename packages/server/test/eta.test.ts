@@ -266,6 +266,28 @@ describe('the estimate from the job’s own pace (no history)', () => {
     expect(width(slowed)).toBeGreaterThan(width(steady()));
   });
 
+  it('extrapolates the current stage from its own pace, and the stages to come at the job’s average', () => {
+    // Equal weights; stage a took 2 s, b runs 5× slower: 50 % of it in 5 s.
+    const j = job(null, [
+      { name: 'a', weight: 1 },
+      { name: 'b', weight: 1 },
+      { name: 'c', weight: 1 },
+    ]).report({ kind: 'stage', name: 'a' });
+    for (let s = 1; s <= 2; s++) j.at(s * 1000).report({ kind: 'progress', percent: s * 50 });
+    j.report({ kind: 'stage', name: 'b' });
+    for (let s = 1; s <= 5; s++) j.at((2 + s) * 1000).report({ kind: 'progress', percent: s * 10 });
+    const state = j.state;
+    expect(state.progress.percent).toBe(50);
+    // The overall percent alone says 7 s (50 % in 7 s). b's own pace says 5 s more
+    // of it, the weights 2.3 s; c at the job's average pace per weight, 4.7 s.
+    const eta = state.eta!;
+    expect(eta.basis).toBe('rate');
+    expect(eta.seconds).toBeGreaterThan(8);
+    expect(eta.seconds).toBeLessThanOrEqual(10);
+    expect(eta.low).toBeLessThan(eta.seconds);
+    expect(eta.high).toBeGreaterThan(eta.seconds);
+  });
+
   it('is less sure while no finished stage has borne out the weights of the stages to come', () => {
     // Stage a is a quarter of the plan, b another quarter: 5 % a second throughout, 40 % at 8 s.
     const j = job(null, [

@@ -17,8 +17,11 @@
  *    to come takes D × its usual share. This is how stage weights that disagree
  *    with measured durations are corrected for the ETA (the percent keeps the
  *    weights the worker declared).
- * 3. Without history, the estimate extrapolates the overall percent over the
- *    job's running time (`basis: 'rate'`).
+ * 3. Without history, the estimate extrapolates the job's own pace over its
+ *    running time (`basis: 'rate'`): with a stage plan, the rest of the current
+ *    stage blends that stage's own pace with the job's average pace per unit of
+ *    weight, and the stages to come take the average pace; without one, the
+ *    overall percent is extrapolated.
  * 4. The interval is the median × e^(±h) with h = min({@link MAX_HALF_WIDTH},
  *    z₀.₉ σ), and the confidence is the probability of that interval under the
  *    model (at most 0.9): an uncertain estimate gets a lower confidence rather
@@ -182,16 +185,61 @@ function fromRate(
   at: number,
 ): { seconds: number; var: number; basis: EtaBasis } | null {
   const overall = s.progress.percent / 100;
-  const running = activeAt(e, s.status, at).job;
+  const t = activeAt(e, s.status, at);
+  const running = t.job;
   // Less running time than one rate sample is start-up noise, not a pace to extrapolate.
   if (running < MIN_SAMPLE_INTERVAL_MS) return null;
   if (!(overall >= MIN_FRACTION) || overall >= 1) return null;
-  const remainingMs = (running / overall) * (1 - overall);
-  const variance =
-    RATE_NOISE * RATE_NOISE * ((1 - overall) / overall) +
-    driftVar(e.rate, overall, running) +
-    (hasPlan(s.stages) ? weightsVar(s, e) : 0);
-  return { seconds: remainingMs / 1000, var: variance, basis: 'rate' };
+  const perJobMs = running / overall;
+  const paceVar = RATE_NOISE * RATE_NOISE * ((1 - overall) / overall) + driftVar(e.rate, overall, running);
+  if (!hasPlan(s.stages)) return { seconds: (perJobMs * (1 - overall)) / 1000, var: paceVar, basis: 'rate' };
+
+  // With a plan: the rest of the current stage, then the stages to come at the
+  // job's average pace per unit of weight.
+  const spread = paceSpread(s, e);
+  const index = s.stage?.index ?? 0;
+  const f = (s.stage?.percent ?? 0) / 100;
+  const sum = s.stages.reduce((a, x) => a + x.weight, 0) || 1;
+  const done: number[] = [];
+  const future: number[] = [];
+  for (const [i, stage] of s.stages.entries()) {
+    if (i < index) done.push(stage.weight);
+    else if (i > index) future.push(stage.weight);
+    else if (f > 0) done.push(stage.weight * f);
+  }
+  const futureMs = (perJobMs * future.reduce((a, w) => a + w, 0)) / sum;
+  const futureVar = paceVar + spread * (concentration(future) + concentration(done));
+  const byWeightsMs = (perJobMs * (s.stages[index]?.weight ?? 0) * (1 - f)) / sum;
+  const current = currentStageRest(s, e, t.stage, byWeightsMs, paceVar + spread);
+  const remaining = current.ms + futureMs;
+  if (!(remaining > 0)) return { seconds: 0, var: futureVar, basis: 'rate' };
+  const a = current.ms / remaining;
+  const b = futureMs / remaining;
+  return { seconds: remaining / 1000, var: a * a * current.var + b * b * futureVar, basis: 'rate' };
+}
+
+/**
+ * The rest of the current stage: by the job's average pace per unit of weight
+ * (`byWeightsMs`, with log-variance `byWeightsVar`), which takes the declared
+ * weight at its word, blended with the stage's own pace so far, which says how
+ * fast this stage really goes and is trusted more as more of it is done. Each is
+ * weighted by its precision.
+ */
+function currentStageRest(
+  s: JobState,
+  e: Estimator,
+  stageMs: number,
+  byWeightsMs: number,
+  byWeightsVar: number,
+): { ms: number; var: number } {
+  const f = (s.stage?.percent ?? 0) / 100;
+  if (!(byWeightsMs > 0)) return { ms: 0, var: byWeightsVar };
+  const estimates = [{ mean: Math.log(byWeightsMs), var: byWeightsVar }];
+  const own =
+    s.stage === null ? null : liveProjection(stageMs, f, e.rate?.jitter ?? 0, LIVE_NOISE * LIVE_NOISE);
+  if (own) estimates.push({ mean: own.mean + Math.log(1 - f), var: own.var });
+  const rest = combine(estimates) as LogEstimate;
+  return { ms: Math.exp(rest.mean), var: rest.var };
 }
 
 /**
@@ -210,25 +258,11 @@ function driftVar(rate: Estimator['rate'], overall: number, runningMs: number): 
  * Extrapolating the overall percent takes the declared stage weights at their
  * word: each stage still to run is assumed to go at the job's average pace per
  * unit of weight. Each stage's pace per weight is taken to vary around that
- * average by a log-variance learned from the stages this job has finished
- * (pooled with {@link WEIGHT_PRIOR_VAR}); the remaining time averages over the
- * stages left, and the average pace over those done, so each side's variance
- * shrinks with its number of comparable stages.
+ * average by a log-variance learned from the stages this job has finished,
+ * pooled with {@link WEIGHT_PRIOR_VAR}: this is that variance.
  */
-function weightsVar(s: JobState, e: Estimator): number {
+function paceSpread(s: JobState, e: Estimator): number {
   const index = s.stage?.index ?? 0;
-  const fraction = (s.stage?.percent ?? 0) / 100;
-  const done: number[] = [];
-  const left: number[] = [];
-  for (const [i, stage] of s.stages.entries()) {
-    if (i < index) done.push(stage.weight);
-    else if (i > index) left.push(stage.weight);
-    else {
-      if (fraction > 0) done.push(stage.weight * fraction);
-      if (fraction < 1) left.push(stage.weight * (1 - fraction));
-    }
-  }
-  // The spread of this job's finished stages' time per weight, pooled with the prior.
   const paces: number[] = [];
   for (const [i, stage] of s.stages.entries()) {
     if (i >= index) break;
@@ -241,8 +275,7 @@ function weightsVar(s: JobState, e: Estimator): number {
     for (const x of paces) squares += (x - mean) ** 2;
   }
   const dof = Math.max(0, paces.length - 1);
-  const spread = (WEIGHT_PRIOR_JOBS * WEIGHT_PRIOR_VAR + squares) / (WEIGHT_PRIOR_JOBS + dof);
-  return spread * (concentration(left) + concentration(done));
+  return (WEIGHT_PRIOR_JOBS * WEIGHT_PRIOR_VAR + squares) / (WEIGHT_PRIOR_JOBS + dof);
 }
 
 /** Σw² / (Σw)²: 1 for one stage, 1/n for n equal ones; 0 for none. */
