@@ -121,8 +121,18 @@ function publish(input, at) {
 const server = batchServer({ createJob, publish });
 
 const wss = new WebSocketServer({ server, path: '/v1/ws', perMessageDeflate: false });
-wss.on('connection', (ws) => {
+wss.on('connection', (ws, req) => {
   const subscribed = new Set();
+  const subscribe = (id, jobId) => {
+    const job = jobs.get(jobId);
+    if (!job) {
+      ws.send(JSON.stringify({ type: 'error', id, code: 'HW_ERR_NOT_FOUND', message: 'no such job' }));
+      return;
+    }
+    job.subscribers.add(ws);
+    subscribed.add(job);
+    ws.send(JSON.stringify({ type: 'subscribed', id, jobs: [job.state], events: [], recovered: false }));
+  };
   ws.send(
     JSON.stringify({
       type: 'welcome',
@@ -132,6 +142,9 @@ wss.on('connection', (ws) => {
       user: 'anonymous',
     }),
   );
+  // A subscription in the URL (`?job=`), as the hub takes it.
+  const inUrl = new URL(req.url, 'http://localhost').searchParams.get('job');
+  if (inUrl !== null) subscribe('url', inUrl);
   ws.on('message', (raw) => {
     let message;
     try {
@@ -139,19 +152,7 @@ wss.on('connection', (ws) => {
     } catch {
       return;
     }
-    if (message.type !== 'subscribe') return;
-    const job = jobs.get(message.job);
-    if (!job) {
-      ws.send(
-        JSON.stringify({ type: 'error', id: message.id, code: 'HW_ERR_NOT_FOUND', message: 'no such job' }),
-      );
-      return;
-    }
-    job.subscribers.add(ws);
-    subscribed.add(job);
-    ws.send(
-      JSON.stringify({ type: 'subscribed', id: message.id, jobs: [job.state], events: [], recovered: false }),
-    );
+    if (message.type === 'subscribe') subscribe(message.id, message.job);
   });
   ws.on('close', () => {
     for (const job of subscribed) job.subscribers.delete(ws);

@@ -125,6 +125,57 @@ describe('ws transport: authentication', () => {
     }
   });
 
+  it('subscribes to the job in the upgrade URL (?job=, ?since=, ?state=) right after the welcome', async () => {
+    const hub = await hubWith();
+    const job = await createJob(hub);
+    const seq = await progress(hub, job, 3);
+    const token = await hub.token('alice');
+    const client = await open(`${hub.wsUrl}?token=${token}&job=${job}&since=2&state=delta`);
+    const subscribed = await client.next('subscribed');
+    expect(client.received.map((m) => m.type)).toEqual(['welcome', 'subscribed']);
+    expect(subscribed).toMatchObject({ id: 'url', recovered: true });
+    expect(subscribed.jobs.map((j) => [j.id, j.seq])).toEqual([[job, seq]]);
+    expect(subscribed.events.map((e) => e.seq)).toEqual([3, 4]);
+    await progress(hub, job, 1);
+    const event = (await client.next('event')) as EventMessage & { patch?: object };
+    expect(event.seq).toBe(seq + 1);
+    expect(event.patch).toMatchObject({ seq: seq + 1 });
+    // A subscription like any other: it ends by its id.
+    client.send({ type: 'unsubscribe', id: 'url' });
+    expect(await client.next('ack')).toMatchObject({ id: 'url' });
+  });
+
+  it('makes the URL subscription once an auth message is verified', async () => {
+    const hub = await hubWith();
+    const job = await createJob(hub);
+    const client = await open(`${hub.wsUrl}?job=${job}`);
+    client.send({ type: 'auth', token: await hub.token('alice') });
+    const subscribed = await client.next('subscribed');
+    expect(subscribed.id).toBe('url');
+    expect(subscribed.jobs.map((j) => j.id)).toEqual([job]);
+    expect(client.received.map((m) => m.type)).toEqual(['welcome', 'subscribed']);
+  });
+
+  it('answers a bad or foreign URL subscription with an error of id "url" and stays open', async () => {
+    const hub = await hubWith();
+    const token = await hub.token('alice');
+    const bobs = await createJob(hub, 'bob');
+    const cases: [string, ErrorCode][] = [
+      [`job=${encodeURIComponent('not an id!')}`, ErrorCode.INVALID_MESSAGE],
+      [`job=${await createJob(hub)}&since=-1`, ErrorCode.INVALID_MESSAGE],
+      [`job=${await createJob(hub)}&state=compact`, ErrorCode.INVALID_MESSAGE],
+      [`job=${bobs}`, ErrorCode.NOT_FOUND],
+      [`job=${uid('absent')}`, ErrorCode.NOT_FOUND],
+    ];
+    for (const [query, code] of cases) {
+      const client = await open(`${hub.wsUrl}?token=${token}&${query}`);
+      expect(await client.next('error')).toMatchObject({ id: 'url', code });
+      client.send({ type: 'ping', ts: 7 });
+      expect((await client.next('pong')).ts).toBe(7);
+      expect(client.received.map((m) => m.type)).toEqual(['welcome', 'error', 'pong']);
+    }
+  });
+
   it('authenticates with a first auth message', async () => {
     const hub = await hubWith();
     const client = await open(hub.wsUrl);

@@ -40,6 +40,15 @@ export interface Upgrade {
   ip: string;
   /** The subprotocols the client offered, in its order. */
   protocols: readonly string[];
+  /** A subscription asked for in the URL (`?job=`, `?since=`, `?state=`), or null; the endpoint's to act on. */
+  subscribe: UrlSubscription | null;
+}
+
+/** The query of a subscription asked for in the upgrade URL, unchecked. */
+export interface UrlSubscription {
+  job: string;
+  since: string | null;
+  state: string | null;
 }
 
 /** One WebSocket endpoint: a path and the protocol spoken there. */
@@ -110,6 +119,11 @@ function onError(this: WebSocket, err: Error): void {
 function onClose(this: WebSocket): void {
   const conn = connectionOf(this);
   if (conn) conn.server.removed(conn);
+}
+
+function urlSubscription(query: URLSearchParams): UrlSubscription | null {
+  const job = query.get('job');
+  return job === null ? null : { job, since: query.get('since'), state: query.get('state') };
 }
 
 /** A matcher for a path template; `:name` segments capture one decoded, non-empty segment. */
@@ -232,6 +246,7 @@ export class SocketServer {
         cookie: sessionToken(req.headers.cookie),
         ip: req.socket.remoteAddress ?? 'unknown',
         protocols: (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()),
+        subscribe: urlSubscription(url.searchParams),
       };
       const status = endpoint.admit?.(upgrade) ?? null;
       if (status !== null) {

@@ -23,7 +23,7 @@ import { stateJson } from '../state/state-json.js';
 import type { CloseCodes } from './close-situations.js';
 import { scopeSnapshot } from './scope-snapshot.js';
 import { SocketConnection } from './socket-connection.js';
-import { type SocketEndpoint, SocketServer, type Upgrade } from './socket-server.js';
+import { type SocketEndpoint, SocketServer, type Upgrade, type UrlSubscription } from './socket-server.js';
 import { welcomeMessage } from './welcome.js';
 
 /** Path of the native protocol's endpoint (the query string is ignored). */
@@ -56,6 +56,9 @@ export const nativeEndpoint: SocketEndpoint = {
   protocol: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
   connect: (server, ws, upgrade) => new NativeConnection(server, ws, upgrade),
 };
+
+/** The id of the subscription asked for in the upgrade URL. */
+export const URL_SUBSCRIPTION = 'url';
 
 /**
  * The native protocol alone, on a socket server of its own (the hub serves it
@@ -126,6 +129,29 @@ class NativeConnection extends SocketConnection {
     this.principal = principal;
     this.phase = 'open';
     this.reply(welcomeMessage(this.ctx, principal));
+    const fromUrl = this.upgrade.subscribe;
+    if (fromUrl !== null) {
+      this.upgrade.subscribe = null;
+      await this.subscribeFromUrl(fromUrl);
+    }
+  }
+
+  /**
+   * The subscription of the upgrade URL (`?job=`, `?since=`, `?state=`), made as
+   * a `subscribe` message with id `url` sent first would make it: its reply
+   * follows the `welcome`, and a client saves a round trip.
+   */
+  private async subscribeFromUrl(query: UrlSubscription): Promise<void> {
+    const message: Record<string, unknown> = { type: 'subscribe', id: URL_SUBSCRIPTION, job: query.job };
+    if (query.since !== null)
+      message.since = /^\d{1,15}$/.test(query.since) ? Number(query.since) : query.since;
+    if (query.state !== null) message.state = query.state;
+    const result = validateClientMessage(message);
+    if (!result.ok) {
+      this.reject(ErrorCode[result.code], `URL subscription: ${result.message}`, URL_SUBSCRIPTION);
+      return;
+    }
+    await this.handle(result.value as Exclude<ClientMessage, { type: 'auth' }>);
   }
 
   /** A job subscription was checked when it was made; deliveries through a scope are checked one by one. */
