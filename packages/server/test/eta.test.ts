@@ -266,7 +266,7 @@ describe('the estimate from the job’s own pace (no history)', () => {
     expect(width(slowed)).toBeGreaterThan(width(steady()));
   });
 
-  it('extrapolates the current stage from its own pace, and the stages to come at the job’s average', () => {
+  it('extrapolates the current stage from its own pace as well as the job’s average', () => {
     // Equal weights; stage a took 2 s, b runs 5× slower: 50 % of it in 5 s.
     const j = job(null, [
       { name: 'a', weight: 1 },
@@ -278,14 +278,29 @@ describe('the estimate from the job’s own pace (no history)', () => {
     for (let s = 1; s <= 5; s++) j.at((2 + s) * 1000).report({ kind: 'progress', percent: s * 10 });
     const state = j.state;
     expect(state.progress.percent).toBe(50);
-    // The overall percent alone says 7 s (50 % in 7 s). b's own pace says 5 s more
-    // of it, the weights 2.3 s; c at the job's average pace per weight, 4.7 s.
+    // The overall percent alone says 7 s (50 % in 7 s): 2.3 s of b at the job's
+    // average pace. b's own pace says 5 s of it, and the estimate leans that way.
     const eta = state.eta!;
     expect(eta.basis).toBe('rate');
-    expect(eta.seconds).toBeGreaterThan(8);
+    expect(eta.seconds).toBeGreaterThanOrEqual(8);
     expect(eta.seconds).toBeLessThanOrEqual(10);
     expect(eta.low).toBeLessThan(eta.seconds);
     expect(eta.high).toBeGreaterThan(eta.seconds);
+  });
+
+  it('gives the stages to come the typical pace of the stages done, not the slowest one’s share', () => {
+    // Four equal weights: a took 2 s, b 18 s; c has just begun.
+    const plan = ['a', 'b', 'c', 'd'].map((name) => ({ name, weight: 1 }));
+    const j = job(null, plan).report({ kind: 'stage', name: 'a' });
+    j.at(1000).report({ kind: 'progress', percent: 50 }).at(2000).report({ kind: 'progress', percent: 100 });
+    j.report({ kind: 'stage', name: 'b' });
+    for (let s = 1; s <= 3; s++) j.at(2000 + s * 6000).report({ kind: 'progress', percent: (s / 3) * 100 });
+    j.report({ kind: 'stage', name: 'c' });
+    expect(j.state.progress.percent).toBe(50);
+    // c, not begun, at the job's average pace: 10 s. d at the geometric mean of
+    // a's and b's paces, √(2 × 18) = 6 s, where the average pace (or the
+    // overall percent alone, 20 s for both) would say 10 s.
+    expect(j.state.eta).toMatchObject({ seconds: 16, basis: 'rate' });
   });
 
   it('is less sure while no finished stage has borne out the weights of the stages to come', () => {

@@ -20,8 +20,9 @@
  * 3. Without history, the estimate extrapolates the job's own pace over its
  *    running time (`basis: 'rate'`): with a stage plan, the rest of the current
  *    stage blends that stage's own pace with the job's average pace per unit of
- *    weight, and the stages to come take the average pace; without one, the
- *    overall percent is extrapolated.
+ *    weight, and the stages to come take the geometric mean of the paces per
+ *    unit of weight measured so far; without one, the overall percent is
+ *    extrapolated.
  * 4. The interval is the median × e^(±h) with h = min({@link MAX_HALF_WIDTH},
  *    z₀.₉ σ), and the confidence is the probability of that interval under the
  *    model (at most 0.9): an uncertain estimate gets a lower confidence rather
@@ -195,7 +196,7 @@ function fromRate(
   if (!hasPlan(s.stages)) return { seconds: (perJobMs * (1 - overall)) / 1000, var: paceVar, basis: 'rate' };
 
   // With a plan: the rest of the current stage, then the stages to come at the
-  // job's average pace per unit of weight.
+  // typical pace per unit of weight of the stages measured so far.
   const spread = paceSpread(s, e);
   const index = s.stage?.index ?? 0;
   const f = (s.stage?.percent ?? 0) / 100;
@@ -207,7 +208,7 @@ function fromRate(
     else if (i > index) future.push(stage.weight);
     else if (f > 0) done.push(stage.weight * f);
   }
-  const futureMs = (perJobMs * future.reduce((a, w) => a + w, 0)) / sum;
+  const futureMs = futurePace(s, e, t.stage, perJobMs / sum) * future.reduce((a, w) => a + w, 0);
   const futureVar = paceVar + spread * (concentration(future) + concentration(done));
   const byWeightsMs = (perJobMs * (s.stages[index]?.weight ?? 0) * (1 - f)) / sum;
   const current = currentStageRest(s, e, t.stage, byWeightsMs, paceVar + spread);
@@ -216,6 +217,29 @@ function fromRate(
   const a = current.ms / remaining;
   const b = futureMs / remaining;
   return { seconds: remaining / 1000, var: a * a * current.var + b * b * futureVar, basis: 'rate' };
+}
+
+/**
+ * The pace per unit of weight of the stages to come: the geometric mean of the
+ * paces of the stages measured so far (each weighted by the weight it has done),
+ * rather than the job's average, which the slowest stage done dominates. Falls
+ * back to `average` before any stage has a pace.
+ */
+function futurePace(s: JobState, e: Estimator, stageMs: number, average: number): number {
+  const index = s.stage?.index ?? 0;
+  const f = (s.stage?.percent ?? 0) / 100;
+  let logs = 0;
+  let weights = 0;
+  for (const [i, stage] of s.stages.entries()) {
+    if (i > index || stage.weight <= 0) continue;
+    const ms =
+      i < index ? e.done.find((d) => d.name === stage.name)?.ms : f >= MIN_FRACTION ? stageMs / f : undefined;
+    const w = i < index ? stage.weight : stage.weight * f;
+    if (ms === undefined || !(ms > 0) || !(w > 0)) continue;
+    logs += w * Math.log(ms / stage.weight);
+    weights += w;
+  }
+  return weights > 0 ? Math.exp(logs / weights) : average;
 }
 
 /**
