@@ -9,7 +9,8 @@
  *    one piece of evidence per measured stage: a finished stage that took `ms`
  *    says log D ≈ log ms − (its usual log share); the current stage projects its
  *    own duration from its live pace (elapsed / fraction done, more trusted as
- *    the fraction grows) and from its `total` × the history's time per unit.
+ *    the fraction grows, and more by a kind whose live paces have proven right)
+ *    and from its `total` × the history's time per unit.
  *    The pieces are weighted by their precision (1 / variance), so each counts
  *    as much as it has proven itself.
  * 2. The current stage's remaining time blends its live projection with what
@@ -22,7 +23,7 @@
  *    stage blends that stage's own pace with the job's average pace per unit of
  *    weight, and the stages to come take the geometric mean of the paces per
  *    unit of weight measured so far; without one, the overall percent is
- *    extrapolated.
+ *    extrapolated (`eta-rate.ts`).
  * 4. The interval is the median × e^(±h) with h = min({@link MAX_HALF_WIDTH},
  *    z₀.₉ σ), and the confidence is the probability of that interval under the
  *    model (at most 0.9): an uncertain estimate gets a lower confidence rather
@@ -33,32 +34,18 @@
 import type { Eta, EtaBasis, JobState } from '@headway/protocol';
 import { TERMINAL_STATUSES } from '@headway/protocol';
 import { activeAt, type Estimator } from './estimator.js';
+import { combine, LIVE_NOISE, type LogEstimate, liveProjection } from './eta-model.js';
+import { fromRate } from './eta-rate.js';
 import { type KindSummary, type LogStats, type StageHistory, sampleVariance, usable } from './history.js';
-import { MIN_SAMPLE_INTERVAL_MS, roundRate } from './rate.js';
+import { roundRate } from './rate.js';
 import { hasPlan } from './stages.js';
 
-/**
- * Log-sd of a stage's duration projected from its own pace when half done, before
- * a kind's history shows better; scales as √((1 − f) / f).
- */
-export const LIVE_NOISE = 0.45;
 /** Jobs' worth of weight {@link LIVE_NOISE} keeps against what a kind's history measured. */
 export const LIVE_PRIOR_JOBS = 3;
-/** Smallest fraction of a stage (or job) done before its pace is extrapolated. */
-export const MIN_FRACTION = 0.01;
 /** Variance added to every historical statistic: a few jobs never prove a spread of zero. */
 export const HISTORY_FLOOR_VAR = 0.02;
 /** Variance added to a statistic of n jobs, divided by n: few jobs prove little, however alike. */
 export const FEW_JOBS_VAR = 0.3;
-/** Log-sd of a job's pace extrapolated from the overall percent when half done; scales as √((1 − f) / f). */
-export const RATE_NOISE = 0.1;
-/**
- * Log-variance of a stage's time per unit of declared weight around the job's
- * average, before the job's own stages show it (declared weights are often off
- * by a factor of two or three), and the number of stages this prior counts for.
- */
-export const WEIGHT_PRIOR_VAR = 0.8;
-export const WEIGHT_PRIOR_JOBS = 2;
 /** Variance of a stage to come that the history has never seen. */
 export const UNKNOWN_STAGE_VAR = 0.5;
 /** Jobs of a kind, and spread of their sizes (variance of the log running time), before a stage's regression is used. */
@@ -75,12 +62,6 @@ export const MAX_HALF_WIDTH = Math.log(2);
 /** Highest stated confidence, and its z-score. */
 export const MAX_CONFIDENCE = 0.9;
 const Z_MAX = 1.6449;
-
-/** A normal estimate in log space. */
-interface LogEstimate {
-  mean: number;
-  var: number;
-}
 
 /**
  * The ETA of `state` at `at` (ms since epoch, the time of the event just
@@ -164,153 +145,6 @@ function liveNoise(h: KindSummary): number {
   const live = h.live;
   if (live === undefined || !(live.n > 0) || !Number.isFinite(live.mean)) return LIVE_NOISE * LIVE_NOISE;
   return (LIVE_PRIOR_JOBS * LIVE_NOISE * LIVE_NOISE + live.n * live.mean) / (LIVE_PRIOR_JOBS + live.n);
-}
-
-/** The live projection of a duration from `elapsed` ms at `fraction` done, or null too early. */
-function liveProjection(
-  elapsed: number,
-  fraction: number,
-  jitter: number,
-  noise2: number,
-): LogEstimate | null {
-  if (!(fraction >= MIN_FRACTION) || !(elapsed > 0) || fraction >= 1) {
-    return fraction >= 1 && elapsed > 0 ? { mean: Math.log(elapsed), var: 0.001 } : null;
-  }
-  const noise = noise2 * ((1 - fraction) / fraction) + 0.1 * Math.min(1, jitter) ** 2;
-  return { mean: Math.log(elapsed / fraction), var: noise };
-}
-
-function fromRate(
-  e: Estimator,
-  s: JobState,
-  at: number,
-): { seconds: number; var: number; basis: EtaBasis } | null {
-  const overall = s.progress.percent / 100;
-  const t = activeAt(e, s.status, at);
-  const running = t.job;
-  // Less running time than one rate sample is start-up noise, not a pace to extrapolate.
-  if (running < MIN_SAMPLE_INTERVAL_MS) return null;
-  if (!(overall >= MIN_FRACTION) || overall >= 1) return null;
-  const perJobMs = running / overall;
-  const paceVar = RATE_NOISE * RATE_NOISE * ((1 - overall) / overall) + driftVar(e.rate, overall, running);
-  if (!hasPlan(s.stages)) return { seconds: (perJobMs * (1 - overall)) / 1000, var: paceVar, basis: 'rate' };
-
-  // With a plan: the rest of the current stage, then the stages to come at the
-  // typical pace per unit of weight of the stages measured so far.
-  const spread = paceSpread(s, e);
-  const index = s.stage?.index ?? 0;
-  const f = (s.stage?.percent ?? 0) / 100;
-  const sum = s.stages.reduce((a, x) => a + x.weight, 0) || 1;
-  const done: number[] = [];
-  const future: number[] = [];
-  for (const [i, stage] of s.stages.entries()) {
-    if (i < index) done.push(stage.weight);
-    else if (i > index) future.push(stage.weight);
-    else if (f > 0) done.push(stage.weight * f);
-  }
-  const futureMs = futurePace(s, e, t.stage, perJobMs / sum) * future.reduce((a, w) => a + w, 0);
-  const futureVar = paceVar + spread * (concentration(future) + concentration(done));
-  const byWeightsMs = (perJobMs * (s.stages[index]?.weight ?? 0) * (1 - f)) / sum;
-  const current = currentStageRest(s, e, t.stage, byWeightsMs, paceVar + spread);
-  const remaining = current.ms + futureMs;
-  if (!(remaining > 0)) return { seconds: 0, var: futureVar, basis: 'rate' };
-  const a = current.ms / remaining;
-  const b = futureMs / remaining;
-  return { seconds: remaining / 1000, var: a * a * current.var + b * b * futureVar, basis: 'rate' };
-}
-
-/**
- * The pace per unit of weight of the stages to come: the geometric mean of the
- * paces of the stages measured so far (each weighted by the weight it has done),
- * rather than the job's average, which the slowest stage done dominates. Falls
- * back to `average` before any stage has a pace.
- */
-function futurePace(s: JobState, e: Estimator, stageMs: number, average: number): number {
-  const index = s.stage?.index ?? 0;
-  const f = (s.stage?.percent ?? 0) / 100;
-  let logs = 0;
-  let weights = 0;
-  for (const [i, stage] of s.stages.entries()) {
-    if (i > index || stage.weight <= 0) continue;
-    const ms =
-      i < index ? e.done.find((d) => d.name === stage.name)?.ms : f >= MIN_FRACTION ? stageMs / f : undefined;
-    const w = i < index ? stage.weight : stage.weight * f;
-    if (ms === undefined || !(ms > 0) || !(w > 0)) continue;
-    logs += w * Math.log(ms / stage.weight);
-    weights += w;
-  }
-  return weights > 0 ? Math.exp(logs / weights) : average;
-}
-
-/**
- * The rest of the current stage: by the job's average pace per unit of weight
- * (`byWeightsMs`, with log-variance `byWeightsVar`), which takes the declared
- * weight at its word, blended with the stage's own pace so far, which says how
- * fast this stage really goes and is trusted more as more of it is done. Each is
- * weighted by its precision.
- */
-function currentStageRest(
-  s: JobState,
-  e: Estimator,
-  stageMs: number,
-  byWeightsMs: number,
-  byWeightsVar: number,
-): { ms: number; var: number } {
-  const f = (s.stage?.percent ?? 0) / 100;
-  if (!(byWeightsMs > 0)) return { ms: 0, var: byWeightsVar };
-  const estimates = [{ mean: Math.log(byWeightsMs), var: byWeightsVar }];
-  const own =
-    s.stage === null ? null : liveProjection(stageMs, f, e.rate?.jitter ?? 0, LIVE_NOISE * LIVE_NOISE);
-  if (own) estimates.push({ mean: own.mean + Math.log(1 - f), var: own.var });
-  const rest = combine(estimates) as LogEstimate;
-  return { ms: Math.exp(rest.mean), var: rest.var };
-}
-
-/**
- * How far the recent pace (the smoothed rate) is from the average pace so far,
- * squared in log space: a job that keeps its pace is extrapolated with
- * confidence, one whose pace has changed is not.
- */
-function driftVar(rate: Estimator['rate'], overall: number, runningMs: number): number {
-  if (rate === null || rate.samples < 3 || !(rate.percentRate > 0)) return 0;
-  const average = (overall * 100) / (runningMs / 1000);
-  const d = Math.log(rate.percentRate / average);
-  return d * d;
-}
-
-/**
- * Extrapolating the overall percent takes the declared stage weights at their
- * word: each stage still to run is assumed to go at the job's average pace per
- * unit of weight. Each stage's pace per weight is taken to vary around that
- * average by a log-variance learned from the stages this job has finished,
- * pooled with {@link WEIGHT_PRIOR_VAR}: this is that variance.
- */
-function paceSpread(s: JobState, e: Estimator): number {
-  const index = s.stage?.index ?? 0;
-  const paces: number[] = [];
-  for (const [i, stage] of s.stages.entries()) {
-    if (i >= index) break;
-    const ms = e.done.find((d) => d.name === stage.name)?.ms;
-    if (ms !== undefined && ms > 0 && stage.weight > 0) paces.push(Math.log(ms / stage.weight));
-  }
-  let squares = 0;
-  if (paces.length >= 2) {
-    const mean = paces.reduce((a, b) => a + b, 0) / paces.length;
-    for (const x of paces) squares += (x - mean) ** 2;
-  }
-  const dof = Math.max(0, paces.length - 1);
-  return (WEIGHT_PRIOR_JOBS * WEIGHT_PRIOR_VAR + squares) / (WEIGHT_PRIOR_JOBS + dof);
-}
-
-/** Σw² / (Σw)²: 1 for one stage, 1/n for n equal ones; 0 for none. */
-function concentration(weights: readonly number[]): number {
-  let sum = 0;
-  let squares = 0;
-  for (const w of weights) {
-    sum += w;
-    squares += w * w;
-  }
-  return sum > 0 ? squares / (sum * sum) : 0;
 }
 
 function stageHistory(h: KindSummary, v: LiveView, name: string): StageHistory | null {
@@ -425,19 +259,6 @@ function fromHistory(v: LiveView, h: KindSummary): { seconds: number; var: numbe
 function weightShare(v: LiveView, i: number): number {
   const sum = v.weights.reduce((a, b) => a + b, 0);
   return sum > 0 ? Math.max(1e-3, (v.weights[i] ?? 0) / sum) : 1 / v.names.length;
-}
-
-/** Precision-weighted mean of independent normal estimates; null for none. */
-function combine(estimates: readonly LogEstimate[]): LogEstimate | null {
-  let precision = 0;
-  let sum = 0;
-  for (const e of estimates) {
-    if (!Number.isFinite(e.mean)) continue;
-    const p = 1 / Math.max(e.var, 1e-6);
-    precision += p;
-    sum += p * e.mean;
-  }
-  return precision > 0 ? { mean: sum / precision, var: 1 / precision } : null;
 }
 
 function present(
