@@ -12,12 +12,18 @@
  * At 10, 25, 50 and 75 % of each job's true duration it records:
  * - Headway's estimate: the state's `eta`, counted down since the state's time
  *   while running (as the dashboard does), and whether the truth fell inside
- *   [`low`, `high`];
+ *   [`low`, `high`]; whether the job was paused or stalled at that moment (the
+ *   "(context)" rows leave those checkpoints out);
  * - plain linear extrapolation: elapsed × (100 − p) / p;
  * - the previous estimator (a smoothed rate of the overall percent), a copy of
  *   which is kept below for the comparison.
  * A checkpoint without an estimate counts as an error of 1 (100 %). Failed jobs
  * have no true remaining time: they are replayed (and not learned) but not scored.
+ *
+ * Options: --jobs=N measured per kind (default 8; of every eight, one pauses,
+ * one stalls and one fails), --seed=N for another corpus of the same make,
+ * --corpora=N to also score every goal across the corpora of seeds 1…N (one
+ * small corpus moves a goal's ratio by ±0.3 from seed to seed).
  *
  * Prints the tables and the goals; writes bench/results/eta.{md,json}.
  */
