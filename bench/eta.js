@@ -269,22 +269,18 @@ function goalsOf(byKind) {
     if (c >= 0.25)
       goals.push({ goal: `with history at ${pct(c)}: error ≤ 0.20`, value: h.headway, limit: 0.2 });
   }
-  for (const c of CHECKPOINTS) {
-    const n = summarize(without.filter((x) => x.c === c));
-    goals.push({
-      goal: `without history at ${pct(c)}: error ≤ 1.1 × linear`,
+  const versusLinear = (c, label, keep) => {
+    const n = summarize(without.filter((x) => x.c === c && keep(x)));
+    return {
+      goal: `without history at ${pct(c)}${label}: error ≤ 1.1 × linear`,
       value: n.headway / n.linear,
       limit: 1.1,
-    });
-  }
+    };
+  };
+  for (const c of CHECKPOINTS) goals.push(versusLinear(c, '', () => true));
   for (const c of CHECKPOINTS) {
-    const n = summarize(without.filter((x) => x.c === c && !x.halted));
-    goals.push({
-      goal: `without history at ${pct(c)}, outside pauses and stalls: error ≤ 1.1 × linear`,
-      value: n.headway / n.linear,
-      limit: 1.1,
-      extra: true,
-    });
+    const quiet = versusLinear(c, ', outside pauses and stalls', (x) => !x.halted);
+    goals.push({ ...quiet, extra: true });
   }
   for (const [group, samples] of groups(byKind)) {
     const s = summarize(samples);

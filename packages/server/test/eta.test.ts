@@ -247,6 +247,8 @@ describe('the estimate from the job’s own pace (no history)', () => {
     return j.state;
   }
   const steady = () => unplanned([5, 10, 15, 20, 25, 30, 35, 40]);
+  /** A stage plan of these weights, its stages named a, b, c… */
+  const plan = (...weights: number[]) => weights.map((weight, i) => ({ name: 'abcdefgh'[i]!, weight }));
 
   it('extrapolates the overall percent over the running time, with basis "rate"', () => {
     const state = steady();
@@ -268,11 +270,7 @@ describe('the estimate from the job’s own pace (no history)', () => {
 
   it('extrapolates the current stage from its own pace as well as the job’s average', () => {
     // Equal weights; stage a took 2 s, b runs 5× slower: 50 % of it in 5 s.
-    const j = job(null, [
-      { name: 'a', weight: 1 },
-      { name: 'b', weight: 1 },
-      { name: 'c', weight: 1 },
-    ]).report({ kind: 'stage', name: 'a' });
+    const j = job(null, plan(1, 1, 1)).report({ kind: 'stage', name: 'a' });
     for (let s = 1; s <= 2; s++) j.at(s * 1000).report({ kind: 'progress', percent: s * 50 });
     j.report({ kind: 'stage', name: 'b' });
     for (let s = 1; s <= 5; s++) j.at((2 + s) * 1000).report({ kind: 'progress', percent: s * 10 });
@@ -290,8 +288,7 @@ describe('the estimate from the job’s own pace (no history)', () => {
 
   it('gives the stages to come the typical pace of the stages done, not the slowest one’s share', () => {
     // Four equal weights: a took 2 s, b 18 s; c has just begun.
-    const plan = ['a', 'b', 'c', 'd'].map((name) => ({ name, weight: 1 }));
-    const j = job(null, plan).report({ kind: 'stage', name: 'a' });
+    const j = job(null, plan(1, 1, 1, 1)).report({ kind: 'stage', name: 'a' });
     j.at(1000).report({ kind: 'progress', percent: 50 }).at(2000).report({ kind: 'progress', percent: 100 });
     j.report({ kind: 'stage', name: 'b' });
     for (let s = 1; s <= 3; s++) j.at(2000 + s * 6000).report({ kind: 'progress', percent: (s / 3) * 100 });
@@ -305,11 +302,7 @@ describe('the estimate from the job’s own pace (no history)', () => {
 
   it('is less sure while no finished stage has borne out the weights of the stages to come', () => {
     // Stage a is a quarter of the plan, b another quarter: 5 % a second throughout, 40 % at 8 s.
-    const j = job(null, [
-      { name: 'a', weight: 1 },
-      { name: 'b', weight: 1 },
-      { name: 'c', weight: 2 },
-    ]).report({ kind: 'stage', name: 'a' });
+    const j = job(null, plan(1, 1, 2)).report({ kind: 'stage', name: 'a' });
     for (let s = 1; s <= 5; s++) j.at(s * 1000).report({ kind: 'progress', percent: s * 20 });
     j.report({ kind: 'stage', name: 'b' });
     for (let s = 6; s <= 8; s++) j.at(s * 1000).report({ kind: 'progress', percent: (s - 5) * 20 });

@@ -171,7 +171,7 @@ export function track(
   }
 
   if (event.kind === 'progress' || event.kind === 'children') {
-    if ((e.probe ?? null) === null && next.status === 'running') takeProbe(e, next);
+    if (!e.probe && next.status === 'running') takeProbe(e, next);
     const resetUnits =
       prev !== null &&
       (next.progress.unit !== prev.progress.unit || next.progress.total !== prev.progress.total);
@@ -198,9 +198,9 @@ function takeProbe(e: Estimator, next: JobState): void {
 
 /** Score the probe of a stage (or job) that ended after `ms` of running time. */
 function scoreProbe(e: Estimator, ms: number): void {
-  const probe = e.probe ?? null;
+  const probe = e.probe;
   e.probe = null;
-  if (probe === null || !(ms > 0)) return;
+  if (!probe || !(ms > 0)) return;
   const error = probe.log - Math.log(ms);
   const live = e.live ?? { sumSquares: 0, n: 0 };
   e.live = { sumSquares: live.sumSquares + (error * error * probe.f) / (1 - probe.f), n: live.n + 1 };

@@ -42,9 +42,11 @@ export function fromRate(
 
   // With a plan: the rest of the current stage, then the stages to come at the
   // typical pace per unit of weight of the stages measured so far.
-  const spread = paceSpread(s, e);
   const index = s.stage?.index ?? 0;
   const f = (s.stage?.percent ?? 0) / 100;
+  const weight = s.stages[index]?.weight ?? 0;
+  const paces = finishedPaces(s, e, index);
+  const spread = paceSpread(paces);
   const sum = s.stages.reduce((a, x) => a + x.weight, 0) || 1;
   const done: number[] = [];
   const future: number[] = [];
@@ -53,10 +55,13 @@ export function fromRate(
     else if (i > index) future.push(stage.weight);
     else if (f > 0) done.push(stage.weight * f);
   }
-  const futureMs = futurePace(s, e, t.stage, perJobMs / sum) * future.reduce((a, w) => a + w, 0);
+  const pace = futurePace(paces, weight, t.stage, f, perJobMs / sum);
+  const futureMs = pace * future.reduce((a, w) => a + w, 0);
   const futureVar = paceVar + spread * (concentration(future) + concentration(done));
-  const byWeightsMs = (perJobMs * (s.stages[index]?.weight ?? 0) * (1 - f)) / sum;
-  const current = currentStageRest(s, e, t.stage, byWeightsMs, paceVar + spread);
+  const byWeightsMs = (perJobMs * weight * (1 - f)) / sum;
+  const own =
+    s.stage === null ? null : liveProjection(t.stage, f, e.rate?.jitter ?? 0, LIVE_NOISE * LIVE_NOISE);
+  const current = currentStageRest(own, f, byWeightsMs, paceVar + spread);
   const remaining = current.ms + futureMs;
   if (!(remaining > 0)) return { seconds: 0, var: futureVar, basis: 'rate' };
   const a = current.ms / remaining;
@@ -64,48 +69,67 @@ export function fromRate(
   return { seconds: remaining / 1000, var: a * a * current.var + b * b * futureVar, basis: 'rate' };
 }
 
+/** One measured stage's log running time per unit of its declared weight, and that weight. */
+interface Pace {
+  log: number;
+  weight: number;
+}
+
+/** The paces of the stages before `index` that this job finished. */
+function finishedPaces(s: JobState, e: Estimator, index: number): Pace[] {
+  const paces: Pace[] = [];
+  for (const [i, stage] of s.stages.entries()) {
+    if (i >= index) break;
+    const ms = e.done.find((d) => d.name === stage.name)?.ms;
+    if (ms !== undefined && ms > 0 && stage.weight > 0)
+      paces.push({ log: Math.log(ms / stage.weight), weight: stage.weight });
+  }
+  return paces;
+}
+
 /**
  * The pace per unit of weight of the stages to come: the geometric mean of the
- * paces of the stages measured so far (each weighted by the weight it has done),
- * rather than the job's average, which the slowest stage done dominates. Falls
- * back to `average` before any stage has a pace.
+ * paces of the stages measured so far, each weighted by the weight it has done
+ * (the current stage, of weight `weight`, by the fraction `f` of it done in
+ * `stageMs`), rather than the job's average, which the slowest stage done
+ * dominates. Falls back to `average` before any stage has a pace.
  */
-function futurePace(s: JobState, e: Estimator, stageMs: number, average: number): number {
-  const index = s.stage?.index ?? 0;
-  const f = (s.stage?.percent ?? 0) / 100;
+function futurePace(
+  paces: readonly Pace[],
+  weight: number,
+  stageMs: number,
+  f: number,
+  average: number,
+): number {
   let logs = 0;
   let weights = 0;
-  for (const [i, stage] of s.stages.entries()) {
-    if (i > index || stage.weight <= 0) continue;
-    const ms =
-      i < index ? e.done.find((d) => d.name === stage.name)?.ms : f >= MIN_FRACTION ? stageMs / f : undefined;
-    const w = i < index ? stage.weight : stage.weight * f;
-    if (ms === undefined || !(ms > 0) || !(w > 0)) continue;
-    logs += w * Math.log(ms / stage.weight);
+  for (const p of paces) {
+    logs += p.weight * p.log;
+    weights += p.weight;
+  }
+  const w = weight * f;
+  if (weight > 0 && f >= MIN_FRACTION && stageMs > 0 && w > 0) {
+    logs += w * Math.log(stageMs / f / weight);
     weights += w;
   }
   return weights > 0 ? Math.exp(logs / weights) : average;
 }
 
 /**
- * The rest of the current stage: by the job's average pace per unit of weight
- * (`byWeightsMs`, with log-variance `byWeightsVar`), which takes the declared
- * weight at its word, blended with the stage's own pace so far, which says how
- * fast this stage really goes and is trusted more as more of it is done. Each is
- * weighted by its precision.
+ * The rest of the current stage, `f` of it done: by the job's average pace per
+ * unit of weight (`byWeightsMs`, with log-variance `byWeightsVar`), which takes
+ * the declared weight at its word, blended with the stage's own projected
+ * duration (`own`), which says how fast this stage really goes and is trusted
+ * more as more of it is done. Each is weighted by its precision.
  */
 function currentStageRest(
-  s: JobState,
-  e: Estimator,
-  stageMs: number,
+  own: LogEstimate | null,
+  f: number,
   byWeightsMs: number,
   byWeightsVar: number,
 ): { ms: number; var: number } {
-  const f = (s.stage?.percent ?? 0) / 100;
   if (!(byWeightsMs > 0)) return { ms: 0, var: byWeightsVar };
   const estimates = [{ mean: Math.log(byWeightsMs), var: byWeightsVar }];
-  const own =
-    s.stage === null ? null : liveProjection(stageMs, f, e.rate?.jitter ?? 0, LIVE_NOISE * LIVE_NOISE);
   if (own) estimates.push({ mean: own.mean + Math.log(1 - f), var: own.var });
   const rest = combine(estimates) as LogEstimate;
   return { ms: Math.exp(rest.mean), var: rest.var };
@@ -130,18 +154,11 @@ function driftVar(rate: Estimator['rate'], overall: number, runningMs: number): 
  * average by a log-variance learned from the stages this job has finished,
  * pooled with {@link WEIGHT_PRIOR_VAR}: this is that variance.
  */
-function paceSpread(s: JobState, e: Estimator): number {
-  const index = s.stage?.index ?? 0;
-  const paces: number[] = [];
-  for (const [i, stage] of s.stages.entries()) {
-    if (i >= index) break;
-    const ms = e.done.find((d) => d.name === stage.name)?.ms;
-    if (ms !== undefined && ms > 0 && stage.weight > 0) paces.push(Math.log(ms / stage.weight));
-  }
+function paceSpread(paces: readonly Pace[]): number {
   let squares = 0;
   if (paces.length >= 2) {
-    const mean = paces.reduce((a, b) => a + b, 0) / paces.length;
-    for (const x of paces) squares += (x - mean) ** 2;
+    const mean = paces.reduce((a, p) => a + p.log, 0) / paces.length;
+    for (const p of paces) squares += (p.log - mean) ** 2;
   }
   const dof = Math.max(0, paces.length - 1);
   return (WEIGHT_PRIOR_JOBS * WEIGHT_PRIOR_VAR + squares) / (WEIGHT_PRIOR_JOBS + dof);

@@ -40,7 +40,7 @@ export interface Upgrade {
   ip: string;
   /** The subprotocols the client offered, in its order. */
   protocols: readonly string[];
-  /** A subscription asked for in the URL (`?job=`, `?since=`, `?state=`), or null; the endpoint's to act on. */
+  /** A subscription asked for in the URL (see {@link SocketEndpoint.subscription}), or null; cleared once made. */
   subscribe: UrlSubscription | null;
 }
 
@@ -61,6 +61,8 @@ export interface SocketEndpoint {
   protocol?(offered: ReadonlySet<string>): string | false;
   /** Checked after the Origin: an HTTP status to refuse the upgrade with (429), or null. */
   admit?(upgrade: Upgrade): number | null;
+  /** The subscription the upgrade URL's query asks for, unchecked, when the protocol takes one there. */
+  subscription?(query: URLSearchParams): UrlSubscription | null;
   connect(server: SocketServer, ws: WebSocket, upgrade: Upgrade): SocketConnection;
 }
 
@@ -119,11 +121,6 @@ function onError(this: WebSocket, err: Error): void {
 function onClose(this: WebSocket): void {
   const conn = connectionOf(this);
   if (conn) conn.server.removed(conn);
-}
-
-function urlSubscription(query: URLSearchParams): UrlSubscription | null {
-  const job = query.get('job');
-  return job === null ? null : { job, since: query.get('since'), state: query.get('state') };
 }
 
 /** A matcher for a path template; `:name` segments capture one decoded, non-empty segment. */
@@ -246,7 +243,7 @@ export class SocketServer {
         cookie: sessionToken(req.headers.cookie),
         ip: req.socket.remoteAddress ?? 'unknown',
         protocols: (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()),
-        subscribe: urlSubscription(url.searchParams),
+        subscribe: endpoint.subscription?.(url.searchParams) ?? null,
       };
       const status = endpoint.admit?.(upgrade) ?? null;
       if (status !== null) {

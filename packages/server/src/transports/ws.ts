@@ -54,6 +54,11 @@ export const nativeEndpoint: SocketEndpoint = {
   transport: 'ws',
   path: WS_PATH,
   protocol: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+  // `?job=`, `?since=`, `?state=`: a first `subscribe`, made behind the `welcome`.
+  subscription(query) {
+    const job = query.get('job');
+    return job === null ? null : { job, since: query.get('since'), state: query.get('state') };
+  },
   connect: (server, ws, upgrade) => new NativeConnection(server, ws, upgrade),
 };
 
