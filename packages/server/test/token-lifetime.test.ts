@@ -30,8 +30,12 @@ afterAll(async () => {
   await hub?.close();
 });
 
-/** A token for `alice` that expires in about a second. */
-const shortToken = () => hub.token('alice', { ttl: 1 });
+/**
+ * A token for `alice` that expires in one to two seconds: `exp` is in whole
+ * seconds from the current one, so a ttl of 1 may leave only milliseconds,
+ * too few to reach `subscribed` before the close.
+ */
+const shortToken = () => hub.token('alice', { ttl: 2 });
 
 function sign(claims: Record<string, unknown>, exp: number | null): Promise<string> {
   const jwt = new SignJWT(claims)
