@@ -1,6 +1,6 @@
 import { type EventKind, type JobEvent, type JobState, TERMINAL_KINDS } from '@headway/protocol';
 import { stateJson } from './state/state-json.js';
-import { type StatePatch, statePatch } from './state-patch.js';
+import { type StatePatch, statePatch, statePatchJson } from './state-patch.js';
 
 const COLLAPSIBLE: ReadonlySet<EventKind> = new Set(['progress', 'children']);
 const TERMINAL: ReadonlySet<EventKind> = new Set(TERMINAL_KINDS);
@@ -128,5 +128,7 @@ function encodeNative(d: Delivery): string {
 }
 
 function encodeDelta(d: Delivery): string {
-  return `${eventHead(d)},"patch":${JSON.stringify(d.patch)}}`;
+  // The patch from the state before is usually made already, for the store's log.
+  const patch = d.origin === undefined && d.prev ? statePatchJson(d.prev, d.state) : JSON.stringify(d.patch);
+  return `${eventHead(d)},"patch":${patch}}`;
 }

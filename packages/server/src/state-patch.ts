@@ -20,6 +20,21 @@ export function statePatch(before: JobState | null | undefined, after: JobState)
   return patch as StatePatch;
 }
 
+const patchTexts = new WeakMap<JobState, { before: JobState; text: string }>();
+
+/**
+ * The JSON of `statePatch(before, after)`, made once per pair of states: the
+ * store writes it in its log and the delta `event` message embeds it, so an
+ * event that is both stored and delivered computes and serializes its patch once.
+ */
+export function statePatchJson(before: JobState, after: JobState): string {
+  const made = patchTexts.get(after);
+  if (made !== undefined && made.before === before) return made.text;
+  const text = JSON.stringify(statePatch(before, after));
+  patchTexts.set(after, { before, text });
+  return text;
+}
+
 /** Merge patches oldest first: the patch from the state before the first to the state after the last. */
 export function mergePatches(patches: readonly StatePatch[]): StatePatch {
   return Object.assign({}, ...patches) as StatePatch;

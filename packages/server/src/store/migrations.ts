@@ -264,6 +264,29 @@ UPDATE jobs SET
   created_at = (EXTRACT(EPOCH FROM (state->>'createdAt')::timestamptz) * 1000)::bigint;
 ${JOB_SEARCH_INDEXES}`,
   },
+  {
+    version: 5,
+    name: 'event-log',
+    // SQLite only: the embedded store's commits append here, in the order of
+    // writing, and later move events into `events` many of a job at once (see
+    // store/sqlite-log.ts). The last row of a write carries the job's new stored
+    // state in `doc`: whole when `base` is null, else the fields that changed
+    // since the state at seq `base`.
+    sqlite: `
+CREATE TABLE event_log (
+  id   INTEGER PRIMARY KEY,
+  job  TEXT    NOT NULL,
+  seq  INTEGER NOT NULL,
+  kind TEXT    NOT NULL,
+  at   INTEGER NOT NULL,
+  data TEXT    NOT NULL,
+  base INTEGER,
+  doc  TEXT
+);
+`,
+    // PostgreSQL's group commit writes each event in its place already.
+    postgres: '',
+  },
 ];
 
 /** Highest schema version this build knows. */

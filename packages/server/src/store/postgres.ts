@@ -132,7 +132,7 @@ export class PostgresStore implements Store {
       }
       for (const m of migrations) {
         if (m.version <= current) continue;
-        await query(c, m.postgres);
+        if (m.postgres !== '') await query(c, m.postgres);
         await query(c, {
           text: 'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)',
           values: [m.version, m.name, Date.now()],

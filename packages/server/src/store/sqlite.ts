@@ -6,15 +6,15 @@ import { decodeCursor, pageLimit, pageOf } from './cursor.js';
 import { listConditions, orderColumn, type SqlBinder } from './list-filter.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
 import {
-  eventColumns,
   eventOfRow,
   inIdOrder,
-  jobColumns,
   jobOfRow,
   MAX_DESCENDANT_DEPTH,
   statusCounts,
+  storedStateJson,
 } from './rows.js';
 import { createPrivately, toStoreError } from './sqlite-files.js';
+import { EventLog } from './sqlite-log.js';
 import { type EventRow, type JobRow, type ListRow, SQL } from './sqlite-sql.js';
 import {
   ENQUEUE_DELIVERIES,
@@ -63,6 +63,11 @@ export interface SqliteStoreOptions {
    * those too (`synchronous = FULL`: the WAL is synced at every commit).
    */
   durability?: 'normal' | 'full';
+  /**
+   * Events a commit leaves in the write-ordered log before it moves some into
+   * their jobs' places (default 4,096; see `sqlite-log.ts`). 0 moves them at once.
+   */
+  logLimit?: number;
 }
 
 /** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
@@ -76,7 +81,6 @@ function prepareAll(db: Database.Database) {
     findKeys: db.prepare<[string, string], { key: string; seq: number }>(SQL.findKeys),
     insertJob: db.prepare<[JobRow]>(SQL.insertJob),
     updateJob: db.prepare<[JobRow]>(SQL.updateJob),
-    insertEvent: db.prepare<[string, number, string, number, string]>(SQL.insertEvent),
     insertKey: db.prepare<[string, string, number]>(SQL.insertKey),
     enqueueDeliveries: db.prepare<EnqueueParams>(ENQUEUE_DELIVERIES),
     webhookKinds: db.prepare<[], string>(WEBHOOK_KINDS).pluck(),
@@ -121,6 +125,9 @@ export class SqliteStore implements Store {
   readonly path: string;
   private readonly db: Database.Database;
   private stmts: Statements | null = null;
+  /** Where commits append; see `sqlite-log.ts`. */
+  private log: EventLog | null = null;
+  private readonly logLimit: number | undefined;
   /** The list's statements by text: one per combination of filters, the most recent ones kept. */
   private readonly listCache = new BoundedMap<string, Database.Statement>(LIST_STATEMENTS);
   private closed = false;
@@ -129,6 +136,7 @@ export class SqliteStore implements Store {
 
   constructor(options: SqliteStoreOptions) {
     this.path = options.path;
+    this.logLimit = options.logLimit;
     let db: Database.Database | undefined;
     try {
       createPrivately(options.path);
@@ -175,11 +183,21 @@ export class SqliteStore implements Store {
         }
       }).immediate();
       this.stmts ??= prepareAll(db);
+      this.log ??= new EventLog(db, this.stmts, this.logLimit);
+      // Moves what a process that ended without closing left in the log.
+      this.log.sync();
     });
   }
 
+  /** Committed events still in the write-ordered log (see `sqlite-log.ts`); bounded by `logLimit`. */
+  get pendingEvents(): number {
+    return this.log?.pendingEvents ?? 0;
+  }
+
   async getJob(id: string): Promise<JobState | null> {
-    return this.use((s) => {
+    return this.use((s, log) => {
+      const newest = log.newest(id);
+      if (newest !== undefined) return newest;
       const state = s.getJob.get(id);
       return state === undefined ? null : jobOfRow(state);
     });
@@ -188,14 +206,18 @@ export class SqliteStore implements Store {
   /** Jobs in the order of `ids`, skipping missing ones and repeats. */
   async getJobs(ids: readonly string[]): Promise<JobState[]> {
     if (ids.length === 0) return [];
-    return this.use((s) => inIdOrder(ids, s.getJobs.all(JSON.stringify(ids)), jobOfRow));
+    return this.use((s, log) => {
+      const rows = s.getJobs.all(JSON.stringify(ids));
+      return inIdOrder(ids, rows, (stored, id) => log.newest(id) ?? jobOfRow(stored));
+    });
   }
 
   async listJobs(query: ListJobsQuery): Promise<ListJobsPage> {
     const limit = pageLimit(query.limit);
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     const column = orderColumn(query.order);
-    return this.use(() => {
+    return this.use((_, log) => {
+      log.catchUpRows();
       const params: unknown[] = [];
       const where = listConditions(query, after, sqliteBinder(params));
       const rows = this.statement(
@@ -237,9 +259,13 @@ export class SqliteStore implements Store {
     // SQLite reads a negative LIMIT as "no limit".
     const n = Math.floor(limit);
     if (!(n > 0)) return [];
-    return this.use((s) =>
-      s.getEvents.all(job, since, n).map((r) => eventOfRow(job, { ...r, data: JSON.parse(r.data) })),
-    );
+    return this.use((s, log) => {
+      const events = s.getEvents
+        .all(job, since, n)
+        .map((r) => eventOfRow(job, { ...r, data: JSON.parse(r.data) }));
+      const after = events.at(-1)?.seq ?? since;
+      return events.concat(log.waitingEvents(job, after, n - events.length));
+    });
   }
 
   async findKeys(job: string, keys: readonly string[]): Promise<Map<string, number>> {
@@ -253,47 +279,37 @@ export class SqliteStore implements Store {
 
   async commit(writes: readonly JobWrite[]): Promise<void> {
     if (writes.length === 0) return;
-    this.use((s) => {
-      this.db
-        .transaction(() => {
-          const conflicts: string[] = [];
-          const wanted = new Set(s.webhookKinds.all());
-          for (const w of writes) {
-            const row: JobRow = { ...jobColumns(w.state), prevSeq: w.prevSeq };
-            const changed = (w.prevSeq === 0 ? s.insertJob : s.updateJob).run(row).changes;
-            if (changed !== 1) {
-              conflicts.push(row.id);
-              continue;
-            }
-            // Once the batch is known to fail, only the remaining preconditions matter.
-            if (conflicts.length > 0) continue;
-            for (const e of w.events) {
-              const { at, data } = eventColumns(e);
-              s.insertEvent.run(e.job, e.seq, e.kind, at, data);
-              // The outbox rows commit with their event, or neither does.
-              if (!wanted.has(e.kind)) continue;
-              s.enqueueDeliveries.run({
-                job: e.job,
-                seq: e.seq,
-                kind: e.kind,
-                at,
-                data,
-                state: row.state,
-                owner: row.owner,
-              });
-            }
-            for (const k of w.keys) s.insertKey.run(row.id, k.key, k.seq);
+    this.use((s, log) =>
+      log.write((batch) => {
+        const conflicts: string[] = [];
+        const wanted = new Set(s.webhookKinds.all());
+        for (const w of writes) {
+          const { id, owner } = w.state;
+          let state: string | undefined;
+          // Once the batch is known to fail, only the remaining preconditions matter.
+          const written = batch.write(w, (e, at, data) => {
+            // The outbox rows commit with their event, or neither does.
+            if (conflicts.length > 0 || !wanted.has(e.kind)) return;
+            state ??= storedStateJson(w.state);
+            s.enqueueDeliveries.run({ job: e.job, seq: e.seq, kind: e.kind, at, data, state, owner });
+          });
+          if (!written) {
+            conflicts.push(id);
+            continue;
           }
-          // Throwing inside the transaction rolls back every write of the batch.
-          if (conflicts.length > 0) throw new StoreConflictError([...new Set(conflicts)]);
-        })
-        .immediate();
-    });
+          if (conflicts.length === 0) for (const k of w.keys) s.insertKey.run(id, k.key, k.seq);
+        }
+        // Throwing inside the transaction rolls back every write of the batch.
+        if (conflicts.length > 0) throw new StoreConflictError([...new Set(conflicts)]);
+      }),
+    );
   }
 
   async deleteJobs(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    this.use((s) => {
+    this.use((s, log) => {
+      // Nothing of a deleted job may stay behind in the log.
+      log.drain();
       this.db
         .transaction(() => {
           const now = Date.now();
@@ -319,6 +335,8 @@ export class SqliteStore implements Store {
    */
   async sweep(options: SweepOptions): Promise<SweepResult> {
     const { eventsBefore, jobsBefore } = options;
+    // The sweep reads and deletes the tables only: the log's events move there first.
+    this.use((_, log) => log.drain());
     const result = await sweepInBatches(
       {
         deleteOldEvents: async (batch) => this.use((s) => s.sweepEvents.run(eventsBefore, batch).changes),
@@ -391,6 +409,12 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    try {
+      // The next start would move them too, but a closed file is complete.
+      this.log?.drain();
+    } catch {
+      // Nothing is lost: the log is moved when the file is next opened.
+    }
     this.closed = true;
     try {
       // Keeps the query planner's statistics fresh for the next start, at little cost.
@@ -402,10 +426,12 @@ export class SqliteStore implements Store {
   }
 
   /** Runs `fn` against the migrated schema's prepared statements. */
-  private use<T>(fn: (s: Statements) => T): T {
+  private use<T>(fn: (s: Statements, log: EventLog) => T): T {
     return this.guard(() => {
-      if (this.stmts === null) throw new Error('SqliteStore: call migrate() before use');
-      return fn(this.stmts);
+      if (this.stmts === null || this.log === null) throw new Error('SqliteStore: call migrate() before use');
+      // What another connection committed meanwhile is read as well.
+      this.log.sync();
+      return fn(this.stmts, this.log);
     });
   }
 
