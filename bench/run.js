@@ -327,6 +327,8 @@ async function runFanOut(kind, FANOUT = FANOUT_LOAD, phase = 'fanout') {
       deliveriesPerSecond: delivered / seconds,
       tailSeconds: (lastAt - offer.lastSentAt) / 1000,
       latencyMs: percentiles(latencies),
+      // The server's own event-loop delay over the load (10 ms resolution): the pauses behind a p99.
+      serverLoopDelayMs: after.lag,
       serverCpuSeconds: cpuSeconds,
       serverSystemCpuSeconds: after.systemSeconds - before.systemSeconds,
       serverCpuMsPer1kDeliveries: delivered > 0 ? (cpuSeconds * 1000) / (delivered / 1000) : null,

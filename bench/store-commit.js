@@ -6,12 +6,14 @@
  * The fan-out load's commits, outside the hub: 200 jobs folded by the hub's own
  * reducer, then batches of 100 progress events of 100 different jobs (round
  * robin), each batch one `SqliteStore.commit` as the group commit makes it. It
- * reports CPU per event (user and system) for the commit as it is, and for the
- * parts of it, with the store's own statements on the same file:
- * - `commit`: `SqliteStore.commit`: the job row's `UPDATE` and the event's `INSERT`;
- * - `event INSERT only` and `job UPDATE only`: one statement of the two;
- * - `checkpoint every 10,000 pages`: the commit with a rarer WAL checkpoint;
- * - `without the list's indexes`: the commit with the job list's indexes dropped.
+ * reports CPU per event (user and system) and how long a commit blocks (p99 and
+ * longest), for the commit as it is and for writing in place as the store did
+ * before its event log, on the same file:
+ * - `commit`: `SqliteStore.commit`: events appended to the write-ordered log,
+ *   moved into their jobs' places once 4,096 wait (store/sqlite-log.ts);
+ * - `log limit 0`: each commit first moves the events the one before it left;
+ * - `in place`: the job row's `UPDATE` and the event's `INSERT` in one
+ *   transaction, and each of the two alone.
  *
  * Options: --batches=<n> per variant (default 2,000, after 300 to warm up).
  */
@@ -30,44 +32,33 @@ const WARM_UP = 300;
 const JOBS = 200;
 const PER_BATCH = 100;
 
-const LIST_INDEXES = ['jobs_owner_updated', 'jobs_updated', 'jobs_status_updated', 'jobs_kind_updated'];
+/** The store's commit before the event log: each event and its job's row written in place. */
+function inPlace(ctx, writes, { events = true, jobs = true } = {}) {
+  ctx.db.transaction(() => {
+    for (const w of writes) {
+      if (jobs) ctx.updateJob.run({ ...jobColumns(w.state), prevSeq: w.prevSeq });
+      if (!events) continue;
+      const e = w.events[0];
+      ctx.insertEvent.run(e.job, e.seq, e.kind, Date.parse(e.at), JSON.stringify(e.data));
+    }
+  })();
+}
 
 const VARIANTS = [
-  { name: 'commit', run: (ctx, writes) => ctx.store.commit(writes) },
+  { name: 'commit (event log, moves at 4,096 waiting)', run: (ctx, writes) => ctx.store.commit(writes) },
   {
-    name: 'event INSERT only',
-    run: (ctx, writes) =>
-      ctx.db.transaction(() => {
-        for (const w of writes) {
-          const e = w.events[0];
-          ctx.insertEvent.run(e.job, e.seq, e.kind, Date.parse(e.at), JSON.stringify(e.data));
-        }
-      })(),
-  },
-  {
-    name: 'job UPDATE only',
-    run: (ctx, writes) =>
-      ctx.db.transaction(() => {
-        for (const w of writes) ctx.updateJob.run({ ...jobColumns(w.state), prevSeq: w.prevSeq });
-      })(),
-  },
-  {
-    name: 'checkpoint every 10,000 pages',
-    setup: (db) => db.pragma('wal_autocheckpoint = 10000'),
+    name: 'commit, moving each commit at the next (log limit 0)',
+    options: { logLimit: 0 },
     run: (ctx, writes) => ctx.store.commit(writes),
   },
-  {
-    name: "without the list's indexes",
-    setup: (db) => {
-      for (const index of LIST_INDEXES) db.exec(`DROP INDEX IF EXISTS ${index}`);
-    },
-    run: (ctx, writes) => ctx.store.commit(writes),
-  },
+  { name: 'in place: job UPDATE and event INSERT', run: (ctx, writes) => inPlace(ctx, writes) },
+  { name: 'in place: event INSERT only', run: (ctx, writes) => inPlace(ctx, writes, { jobs: false }) },
+  { name: 'in place: job UPDATE only', run: (ctx, writes) => inPlace(ctx, writes, { events: false }) },
 ];
 
 async function measure(variant) {
   const dir = mkdtempSync(join(tmpdir(), 'headway-store-bench-'));
-  const store = new SqliteStore({ path: join(dir, 'headway.db') });
+  const store = new SqliteStore({ path: join(dir, 'headway.db'), ...variant.options });
   try {
     await store.migrate();
     // The store's connection, for the single statements and the settings of a variant.
@@ -78,7 +69,6 @@ async function measure(variant) {
       insertEvent: db.prepare(SQL.insertEvent),
       updateJob: db.prepare(SQL.updateJob),
     };
-    variant.setup?.(db);
     let at = Date.parse('2026-01-01T00:00:00.000Z');
     const states = [];
     const created = [];
@@ -93,6 +83,7 @@ async function measure(variant) {
     let user = 0;
     let system = 0;
     let events = 0;
+    const durations = [];
     for (let b = 0; b < WARM_UP + BATCHES; b++) {
       at += 20;
       const writes = [];
@@ -108,14 +99,19 @@ async function measure(variant) {
       }
       // Folding is not the store's cost: only the commit is counted.
       const start = process.cpuUsage();
+      const began = performance.now();
       await variant.run(ctx, writes);
+      const took = performance.now() - began;
       const used = process.cpuUsage(start);
       if (b < WARM_UP) continue;
+      durations.push(took);
       user += used.user;
       system += used.system;
       events += writes.length;
     }
-    return { user: user / events, system: system / events };
+    durations.sort((x, y) => x - y);
+    const p99 = durations[Math.floor(durations.length * 0.99)];
+    return { user: user / events, system: system / events, p99, max: durations.at(-1) };
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
@@ -124,13 +120,13 @@ async function measure(variant) {
 
 const rows = [];
 for (const variant of VARIANTS) {
-  const { user, system } = await measure(variant);
+  const { user, system, p99, max } = await measure(variant);
   rows.push(
-    `| ${variant.name} | ${(user + system).toFixed(1)} | ${user.toFixed(1)} | ${system.toFixed(1)} |`,
+    `| ${variant.name} | ${(user + system).toFixed(1)} | ${user.toFixed(1)} | ${system.toFixed(1)} | ${p99.toFixed(2)} / ${max.toFixed(2)} |`,
   );
 }
 process.stdout.write(
   `\nStore commits: ${BATCHES} batches of ${PER_BATCH} progress events of ${PER_BATCH} jobs (of ${JOBS}), SQLite (WAL, synchronous = NORMAL)\n\n` +
-    '| Variant | CPU µs per event | user | system |\n| --- | ---: | ---: | ---: |\n' +
+    '| Variant | CPU µs per event | user | system | ms per commit, p99 / max |\n| --- | ---: | ---: | ---: | ---: |\n' +
     `${rows.join('\n')}\n`,
 );
