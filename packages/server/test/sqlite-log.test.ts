@@ -205,6 +205,28 @@ describe('the event log', () => {
     expect((await store.getEvents('kept', 0, 100)).map((e) => e.seq)).toEqual([1, 2, 3]);
   });
 
+  it('sweeps a finished job whose last events still wait in the log, leaving none of them there', async () => {
+    const file = dbFile();
+    const store = await open(file);
+    const done = write('done', 1, 3);
+    done.state = { ...done.state, status: 'completed', finishedAt: done.state.updatedAt };
+    await store.commit([write('done', 0, 1), write('live', 0, 1)]);
+    await store.commit([done, write('live', 1, 2)]);
+    expect(store.pendingEvents).toBe(5);
+    const swept = await store.sweep({ eventsBefore: 0, jobsBefore: Date.now(), batchSize: 1 });
+    expect(swept).toEqual({ events: 3, jobs: 1 });
+    expect(await store.getJob('done')).toBeNull();
+    await store.commit([write('live', 2, 3)]);
+    expect((await store.getEvents('live', 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3]);
+    const db = new Database(file, { readonly: true });
+    try {
+      const rows = db.prepare("SELECT COUNT(*) FROM event_log WHERE job = 'done'").pluck().get();
+      expect(rows).toBe(0);
+    } finally {
+      db.close();
+    }
+  });
+
   it('shows another connection what waits in this one’s log, and conflicts with what it wrote since', async () => {
     const file = dbFile();
     const a = await open(file);

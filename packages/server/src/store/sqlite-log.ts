@@ -177,10 +177,10 @@ export class EventLog {
     this.sync();
     const behind = [...this.pending.values()].filter((p) => p.rowSeq !== p.state.seq);
     if (behind.length === 0) return;
-    this.inTransaction(() => {
+    const done = this.inTransaction(() => {
       for (const p of behind) this.updateRow(p);
     });
-    for (const p of behind) p.rowSeq = p.state.seq;
+    if (done) for (const p of behind) p.rowSeq = p.state.seq;
   }
 
   /** The job's newest state if it is newer than its row in `jobs`, or may be. */

@@ -335,18 +335,23 @@ export class SqliteStore implements Store {
    */
   async sweep(options: SweepOptions): Promise<SweepResult> {
     const { eventsBefore, jobsBefore } = options;
-    // The sweep reads and deletes the tables only: the log's events move there first.
-    this.use((_, log) => log.drain());
+    // Each step reads and deletes the tables only, so the log moves there first,
+    // in the same turn: a commit made while the sweep yielded may have added to it.
+    const moved = <T>(fn: (s: Statements) => T): T =>
+      this.use((s, log) => {
+        log.drain();
+        return fn(s);
+      });
     const result = await sweepInBatches(
       {
-        deleteOldEvents: async (batch) => this.use((s) => s.sweepEvents.run(eventsBefore, batch).changes),
-        finishedJobs: async (batch) => this.use((s) => s.finishedJobs.all(jobsBefore, batch)),
+        deleteOldEvents: async (batch) => moved((s) => s.sweepEvents.run(eventsBefore, batch).changes),
+        finishedJobs: async (batch) => moved((s) => s.finishedJobs.all(jobsBefore, batch)),
         deleteEventsOfJobs: async (ids, batch) =>
-          this.use((s) => s.sweepEventsOfJobs.run(JSON.stringify(ids), batch).changes),
+          moved((s) => s.sweepEventsOfJobs.run(JSON.stringify(ids), batch).changes),
         deleteKeysOfJobs: async (ids, batch) =>
           this.use((s) => s.sweepKeysOfJobs.run(JSON.stringify(ids), batch).changes),
         deleteFinishedJobs: async (ids) =>
-          this.use((s) =>
+          moved((s) =>
             this.db
               .transaction(() => {
                 const removed: SweepResult = { events: 0, jobs: 0 };
