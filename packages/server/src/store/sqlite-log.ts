@@ -60,6 +60,7 @@ const LOG_SQL = {
     SELECT job, seq, kind, at, data FROM event_log l WHERE EXISTS (SELECT 1 FROM jobs WHERE id = l.job)
     ORDER BY job, seq`,
   clear: 'DELETE FROM event_log',
+  dataVersion: 'PRAGMA data_version',
 } as const;
 
 /** The store's statements that write a job's row. */
@@ -79,6 +80,7 @@ export interface LogStatements extends JobStatements {
   docs: Database.Statement<[], { job: string; seq: number; base: number | null; doc: string }>;
   recoverEvents: Database.Statement;
   clear: Database.Statement;
+  dataVersion: Database.Statement<[], number>;
 }
 
 function prepareLog(db: Database.Database, jobs: JobStatements): LogStatements {
@@ -93,6 +95,8 @@ function prepareLog(db: Database.Database, jobs: JobStatements): LogStatements {
     docs: db.prepare(LOG_SQL.docs),
     recoverEvents: db.prepare(LOG_SQL.recoverEvents),
     clear: db.prepare(LOG_SQL.clear),
+    // Prepared once: `db.pragma` prepares its statement at every call.
+    dataVersion: db.prepare<[], number>(LOG_SQL.dataVersion).pluck(),
   };
 }
 
@@ -294,7 +298,7 @@ export class EventLog {
   }
 
   private dataVersion(): number {
-    return this.db.pragma('data_version', { simple: true }) as number;
+    return this.statements.dataVersion.get()!;
   }
 }
 
