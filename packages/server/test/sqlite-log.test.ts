@@ -187,6 +187,31 @@ describe('the event log', () => {
     await expect(store.commit([write('k2', 1, 2)])).rejects.toBeInstanceOf(StoreConflictError);
   });
 
+  it('writes a large write in place, after the events of its job that wait, and a crash loses none', async () => {
+    const file = dbFile();
+    // Two small writes wait in the log, a write of 30 events goes in place behind them, two more small ones wait.
+    const batches = [
+      [write('big', 0, 1)],
+      [write('big', 1, 3)],
+      [write('big', 3, 33)],
+      [write('big', 33, 34), write('big', 34, 36)],
+    ];
+    const store = await open(dbFile());
+    for (const batch of batches) await store.commit(batch);
+    expect(store.pendingEvents).toBe(3);
+    expect((await store.getEvents('big', 0, 100)).map((e) => e.seq)).toEqual(
+      Array.from({ length: 36 }, (_, i) => i + 1),
+    );
+    expect((await store.getEvents('big', 30, 4)).map((e) => e.seq)).toEqual([31, 32, 33, 34]);
+
+    await commitThenKill(file, batches);
+    const reopened = await open(file);
+    expect((await reopened.getJob('big'))?.seq).toBe(36);
+    expect((await reopened.getEvents('big', 0, 100)).map((e) => e.seq)).toEqual(
+      Array.from({ length: 36 }, (_, i) => i + 1),
+    );
+  });
+
   it('brings back nothing of a job deleted before the process was killed', async () => {
     const file = dbFile();
     await commitThenKill(

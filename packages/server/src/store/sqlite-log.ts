@@ -38,6 +38,11 @@ import type { JobWrite } from './store.js';
 /** Events waiting in the log beyond which a commit first moves some (default). */
 export const LOG_LIMIT = 4096;
 /**
+ * A write of at least this many events is written in place: its events share
+ * their job's pages already, and the log would only write them twice.
+ */
+const IN_PLACE_EVENTS = 16;
+/**
  * A move takes the jobs that waited longest until it has this many events (or
  * more, to keep within the limit): what a job's events cost to move depends on
  * how many of them go at once, which the limit sets, not on how many jobs a move
@@ -46,6 +51,7 @@ export const LOG_LIMIT = 4096;
 const MOVE_EVENTS = 256;
 
 const LOG_SQL = {
+  insertEvent: 'INSERT INTO events (job, seq, kind, at, data) VALUES (?, ?, ?, ?, ?)',
   append: 'INSERT INTO event_log (job, seq, kind, at, data, base, doc) VALUES (?, ?, ?, ?, ?, ?, ?)',
   move: `INSERT INTO events (job, seq, kind, at, data)
     SELECT job, seq, kind, at, data FROM event_log WHERE id IN (SELECT value FROM json_each(?))`,
@@ -71,6 +77,7 @@ export interface JobStatements {
 
 /** What a commit, a move and a recovery run. */
 export interface LogStatements extends JobStatements {
+  insertEvent: Database.Statement<[string, number, string, number, string]>;
   append: Database.Statement<[string, number, string, number, string, number | null, string | null]>;
   move: Database.Statement<[string]>;
   trim: Database.Statement<[number]>;
@@ -86,6 +93,7 @@ export interface LogStatements extends JobStatements {
 function prepareLog(db: Database.Database, jobs: JobStatements): LogStatements {
   return {
     ...jobs,
+    insertEvent: db.prepare(LOG_SQL.insertEvent),
     append: db.prepare(LOG_SQL.append),
     move: db.prepare(LOG_SQL.move),
     trim: db.prepare(LOG_SQL.trim),
@@ -289,11 +297,12 @@ export class EventLog {
     }
   }
 
-  private apply(heads: ReadonlyMap<string, Pending>): void {
+  private apply(heads: ReadonlyMap<string, Pending | null>): void {
     for (const [id, head] of heads) {
-      this.waiting += head.rowids.length - (this.pending.get(id)?.rowids.length ?? 0);
+      this.waiting += (head?.rowids.length ?? 0) - (this.pending.get(id)?.rowids.length ?? 0);
       // A job already waiting keeps its place in the order.
-      this.pending.set(id, head);
+      if (head === null) this.pending.delete(id);
+      else this.pending.set(id, head);
     }
   }
 
@@ -302,10 +311,13 @@ export class EventLog {
   }
 }
 
+/** Called with each event's columns as it is written. */
+type EachEvent = (event: JobEvent, at: number, data: string) => void;
+
 /** The writes of one commit, inside its transaction. */
 export class LogBatch {
-  /** The jobs this batch wrote, as they will be once it commits. */
-  readonly heads = new Map<string, Pending>();
+  /** The jobs this batch wrote, as they will be once it commits: null when none of its events wait. */
+  readonly heads = new Map<string, Pending | null>();
 
   constructor(private readonly log: EventLog) {}
 
@@ -313,10 +325,12 @@ export class LogBatch {
    * Writes `w` if the job is at `w.prevSeq`; false if not. `each` is called with
    * each event's columns as it is written.
    */
-  write(w: JobWrite, each: (event: JobEvent, at: number, data: string) => void): boolean {
+  write(w: JobWrite, each: EachEvent): boolean {
     const s = this.log.statements;
     const { state } = w;
-    const before = this.heads.get(state.id) ?? this.log.known(state.id);
+    const before = this.heads.has(state.id)
+      ? (this.heads.get(state.id) ?? undefined)
+      : this.log.known(state.id);
     let rowSeq: number;
     if (w.prevSeq === 0) {
       if (s.insertJob.run({ ...jobColumns(state), prevSeq: 0 }).changes !== 1) return false;
@@ -332,6 +346,7 @@ export class LogBatch {
       if (before !== undefined) this.heads.set(state.id, { ...before, state, rowSeq: state.seq });
       return true;
     }
+    if (w.events.length >= IN_PLACE_EVENTS) return this.inPlace(w, before, rowSeq, each);
     // The state to recover from the log: none when the row was just written, what
     // changed since the state this connection holds, or whole.
     let base: number | null = null;
@@ -359,6 +374,20 @@ export class LogBatch {
       each(e, at, data);
     });
     this.heads.set(state.id, head);
+    return true;
+  }
+
+  /** Writes `w`'s events and row in their places, after the job's events that wait in the log. */
+  private inPlace(w: JobWrite, before: Pending | undefined, rowSeq: number, each: EachEvent): true {
+    const s = this.log.statements;
+    if (before !== undefined) s.move.run(JSON.stringify(before.rowids));
+    for (const e of w.events) {
+      const { at, data } = eventColumns(e);
+      s.insertEvent.run(e.job, e.seq, e.kind, at, data);
+      each(e, at, data);
+    }
+    if (rowSeq !== w.state.seq) s.updateJob.run({ ...jobColumns(w.state), prevSeq: rowSeq });
+    this.heads.set(w.state.id, null);
     return true;
   }
 }
