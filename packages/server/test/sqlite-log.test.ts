@@ -16,6 +16,7 @@ import {
   requireFreshBuild,
   spawnHubProcess,
   TEST_API_KEY,
+  waitFor,
   jobWrite as write,
 } from '@headway/test-helpers';
 import Database from 'better-sqlite3';
@@ -267,6 +268,22 @@ describe('the event log', () => {
     await a.commit([write('shared', 4, 5)]);
     expect((await b.getEvents('shared', 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
     expect((await b.listJobs({ limit: 100 })).jobs.map((j) => j.seq)).toEqual([5]);
+  });
+
+  it('checkpoints the WAL from a worker thread, which closes with the store', async () => {
+    const file = dbFile();
+    const store = new SqliteStore({ path: file, checkpointEveryMs: 5 });
+    await store.migrate();
+    const seqs = new Map<string, number>();
+    await progress(store, ['w1', 'w2'], 20, seqs);
+    await waitFor(() => store.backgroundCheckpoints > 0, 'a checkpoint by the worker');
+    await store.close();
+    // The last connection to close removes the WAL: the worker's closed before the store's.
+    expect(fs.existsSync(`${file}-wal`)).toBe(false);
+    const reopened = await open(file);
+    expect((await reopened.getEvents('w1', 0, 100)).map((e) => e.seq)).toEqual(
+      Array.from({ length: seqs.get('w1')! }, (_, i) => i + 1),
+    );
   });
 
   it('keeps every event a hub acknowledged before it was killed', async () => {

@@ -13,6 +13,7 @@ import {
   statusCounts,
   storedStateJson,
 } from './rows.js';
+import { BACKSTOP_PAGES, BackgroundCheckpoints } from './sqlite-checkpoints.js';
 import { createPrivately, toStoreError } from './sqlite-files.js';
 import { EventLog } from './sqlite-log.js';
 import { type EventRow, type JobRow, type ListRow, SQL } from './sqlite-sql.js';
@@ -68,6 +69,12 @@ export interface SqliteStoreOptions {
    * their jobs' places (default 4,096; see `sqlite-log.ts`). 0 moves them at once.
    */
   logLimit?: number;
+  /**
+   * How often a worker thread checkpoints the WAL while commits arrive, ms
+   * (default 250; see `sqlite-checkpoints.ts`); 0 leaves checkpoints to the
+   * store's own connection, inside its commits.
+   */
+  checkpointEveryMs?: number;
 }
 
 /** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
@@ -128,6 +135,8 @@ export class SqliteStore implements Store {
   /** Where commits append; see `sqlite-log.ts`. */
   private log: EventLog | null = null;
   private readonly logLimit: number | undefined;
+  /** Null for a database in memory, or when checkpoints stay on this connection. */
+  private readonly checkpoints: BackgroundCheckpoints | null = null;
   /** The list's statements by text: one per combination of filters, the most recent ones kept. */
   private readonly listCache = new BoundedMap<string, Database.Statement>(LIST_STATEMENTS);
   private closed = false;
@@ -148,6 +157,19 @@ export class SqliteStore implements Store {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
       db.pragma('secure_delete = ON');
+      const every = options.checkpointEveryMs;
+      if (options.path !== ':memory:' && every !== 0) {
+        db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+        const own = db;
+        this.checkpoints = new BackgroundCheckpoints(
+          options.path,
+          () => {
+            // Without the worker, this connection checkpoints as SQLite does by default.
+            if (own.open) own.pragma('wal_autocheckpoint = 1000');
+          },
+          every,
+        );
+      }
       this.db = db;
       this.webhooks = new SqliteWebhookStore(db, (fn) => this.guard(fn));
     } catch (err) {
@@ -192,6 +214,11 @@ export class SqliteStore implements Store {
   /** Committed events still in the write-ordered log (see `sqlite-log.ts`); bounded by `logLimit`. */
   get pendingEvents(): number {
     return this.log?.pendingEvents ?? 0;
+  }
+
+  /** WAL checkpoints a worker thread completed (see `sqlite-checkpoints.ts`). */
+  get backgroundCheckpoints(): number {
+    return this.checkpoints?.completed ?? 0;
   }
 
   async getJob(id: string): Promise<JobState | null> {
@@ -279,6 +306,7 @@ export class SqliteStore implements Store {
 
   async commit(writes: readonly JobWrite[]): Promise<void> {
     if (writes.length === 0) return;
+    this.checkpoints?.noteCommit();
     this.use((s, log) =>
       log.write((batch) => {
         const conflicts: string[] = [];
@@ -421,6 +449,8 @@ export class SqliteStore implements Store {
       // Nothing is lost: the log is moved when the file is next opened.
     }
     this.closed = true;
+    // Before the connection closes, so that closing checkpoints the WAL and removes it.
+    await this.checkpoints?.close();
     try {
       // Keeps the query planner's statistics fresh for the next start, at little cost.
       this.db.pragma('optimize');

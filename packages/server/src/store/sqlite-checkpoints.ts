@@ -1,0 +1,92 @@
+/**
+ * WAL checkpoints off the event loop.
+ *
+ * In WAL mode SQLite copies the log back into the database file once it has
+ * grown past `wal_autocheckpoint` pages, inside whichever commit crossed the
+ * line, and with `synchronous = NORMAL` that checkpoint syncs both files: on
+ * this kind of disk, a commit that usually takes a millisecond then takes 50
+ * to 100, and every delivery waits behind it. So the store's own connection
+ * leaves checkpoints to a worker thread with a connection of its own, which
+ * runs a PASSIVE checkpoint (it never blocks a writer) every
+ * `CHECKPOINT_EVERY_MS` after a commit. The connection's own automatic
+ * checkpoint stays as a backstop, at `BACKSTOP_PAGES`, for a worker that falls
+ * behind or fails to start.
+ */
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+
+/** How often the worker checkpoints while commits arrive, ms. */
+export const CHECKPOINT_EVERY_MS = 250;
+/** WAL pages at which the store's own connection checkpoints anyway (SQLite's default is 1,000). */
+export const BACKSTOP_PAGES = 16_384;
+
+const WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.path, { fileMustExist: true });
+db.pragma('busy_timeout = 5000');
+parentPort.on('message', (message) => {
+  if (message === 'close') {
+    db.close();
+    parentPort.close();
+    return;
+  }
+  let done = false;
+  try {
+    const [result] = db.pragma('wal_checkpoint(PASSIVE)');
+    done = result.busy === 0;
+  } catch {
+    // The next checkpoint, or the backstop, copies what this one could not.
+  }
+  parentPort.postMessage(done);
+});
+`;
+
+export class BackgroundCheckpoints {
+  /** Checkpoints the worker completed. */
+  completed = 0;
+  private readonly worker: Worker;
+  private readonly timer: NodeJS.Timeout;
+  private wrote = false;
+  private running = false;
+  private readonly exited: Promise<void>;
+
+  /** `failed` is called once if the worker stops working: the backstop is then all there is. */
+  constructor(path: string, failed: () => void, everyMs = CHECKPOINT_EVERY_MS) {
+    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    this.worker = new Worker(WORKER, { eval: true, workerData: { path, driver } });
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.on('message', (done: boolean) => {
+      this.running = false;
+      if (done) this.completed++;
+    });
+    this.worker.once('error', () => {
+      clearInterval(this.timer);
+      failed();
+    });
+    this.worker.unref();
+    this.timer = setInterval(() => this.tick(), everyMs).unref();
+  }
+
+  /** A commit went into the WAL: the next tick checkpoints. */
+  noteCommit(): void {
+    this.wrote = true;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    // Held until it has closed its connection: the process may have nothing else left to wait for.
+    this.worker.ref();
+    this.worker.postMessage('close');
+    const timeout = setTimeout(() => void this.worker.terminate(), 5000).unref();
+    await this.exited;
+    clearTimeout(timeout);
+  }
+
+  private tick(): void {
+    if (!this.wrote || this.running) return;
+    this.wrote = false;
+    this.running = true;
+    this.worker.postMessage('checkpoint');
+  }
+}
