@@ -32,7 +32,7 @@ import {
   storedPatchJson,
   storedStateJson,
 } from './rows.js';
-import type { EventRow, JobRow } from './sqlite-sql.js';
+import { type EventRow, type JobRow, SQL } from './sqlite-sql.js';
 import type { JobWrite } from './store.js';
 
 /** Events waiting in the log beyond which a commit first moves some (default). */
@@ -51,7 +51,6 @@ const IN_PLACE_EVENTS = 16;
 const MOVE_EVENTS = 256;
 
 const LOG_SQL = {
-  insertEvent: 'INSERT INTO events (job, seq, kind, at, data) VALUES (?, ?, ?, ?, ?)',
   append: 'INSERT INTO event_log (job, seq, kind, at, data, base, doc) VALUES (?, ?, ?, ?, ?, ?, ?)',
   move: `INSERT INTO events (job, seq, kind, at, data)
     SELECT job, seq, kind, at, data FROM event_log WHERE id IN (SELECT value FROM json_each(?))`,
@@ -93,7 +92,7 @@ export interface LogStatements extends JobStatements {
 function prepareLog(db: Database.Database, jobs: JobStatements): LogStatements {
   return {
     ...jobs,
-    insertEvent: db.prepare(LOG_SQL.insertEvent),
+    insertEvent: db.prepare(SQL.insertEvent),
     append: db.prepare(LOG_SQL.append),
     move: db.prepare(LOG_SQL.move),
     trim: db.prepare(LOG_SQL.trim),
@@ -116,6 +115,13 @@ interface Pending {
   /** Its newest state, and the seq that its row in `jobs` holds. */
   state: JobState;
   rowSeq: number;
+}
+
+/** Writes `state` as its job's row, which must be at `rowSeq`. */
+function writeRow(s: LogStatements, state: JobState, rowSeq: number): void {
+  if (s.updateJob.run({ ...jobColumns(state), prevSeq: rowSeq }).changes !== 1) {
+    throw new Error(`event log: job ${state.id}'s row is not at seq ${rowSeq}`);
+  }
 }
 
 /** Thrown inside a transaction that finds the file changed by another connection. */
@@ -190,7 +196,7 @@ export class EventLog {
     const behind = [...this.pending.values()].filter((p) => p.rowSeq !== p.state.seq);
     if (behind.length === 0) return;
     const done = this.inTransaction(() => {
-      for (const p of behind) this.updateRow(p);
+      for (const p of behind) writeRow(this.statements, p.state, p.rowSeq);
     });
     if (done) for (const p of behind) p.rowSeq = p.state.seq;
   }
@@ -225,8 +231,8 @@ export class EventLog {
       let entry = docs.get(r.job);
       if (entry === undefined) {
         const stored = s.stored.get(r.job);
-        entry = stored === undefined ? null : { seq: 0, doc: JSON.parse(stored) };
-        if (entry !== null) entry.seq = entry.doc.seq as number;
+        const doc = stored === undefined ? null : (JSON.parse(stored) as Record<string, unknown>);
+        entry = doc === null ? null : { seq: doc.seq as number, doc };
         docs.set(r.job, entry);
       }
       // A job deleted since, or a change its row holds already.
@@ -242,7 +248,7 @@ export class EventLog {
     for (const entry of docs.values()) {
       if (entry === null || entry.doc.seq === entry.seq) continue;
       const state = stateOfStored(entry.doc as unknown as JobState);
-      s.updateJob.run({ ...jobColumns(state), prevSeq: entry.seq });
+      writeRow(s, state, entry.seq);
     }
     s.clear.run();
   }
@@ -263,19 +269,13 @@ export class EventLog {
     if (chosen.length === 0) return;
     const done = this.inTransaction(() => {
       this.statements.move.run(JSON.stringify(chosen.flatMap(([, p]) => p.rowids)));
-      for (const [, p] of chosen) if (p.rowSeq !== p.state.seq) this.updateRow(p);
+      for (const [, p] of chosen) if (p.rowSeq !== p.state.seq) writeRow(this.statements, p.state, p.rowSeq);
       // Every row before the oldest one still waiting has moved.
       this.statements.trim.run(next === undefined ? Number.MAX_SAFE_INTEGER : next.rowids[0]!);
     });
     if (!done) return;
     for (const [id] of chosen) this.pending.delete(id);
     this.waiting -= moved;
-  }
-
-  private updateRow(p: Pending): void {
-    if (this.statements.updateJob.run({ ...jobColumns(p.state), prevSeq: p.rowSeq }).changes !== 1) {
-      throw new Error(`event log: job ${p.state.id}'s row is not at seq ${p.rowSeq}`);
-    }
   }
 
   /**
@@ -342,7 +342,7 @@ export class LogBatch {
     }
     if (w.events.length === 0) {
       // Nothing to append: the row itself is written, now.
-      if (w.prevSeq !== 0) s.updateJob.run({ ...jobColumns(state), prevSeq: rowSeq });
+      if (w.prevSeq !== 0) writeRow(s, state, rowSeq);
       if (before !== undefined) this.heads.set(state.id, { ...before, state, rowSeq: state.seq });
       return true;
     }
@@ -386,7 +386,7 @@ export class LogBatch {
       s.insertEvent.run(e.job, e.seq, e.kind, at, data);
       each(e, at, data);
     }
-    if (rowSeq !== w.state.seq) s.updateJob.run({ ...jobColumns(w.state), prevSeq: rowSeq });
+    if (rowSeq !== w.state.seq) writeRow(s, w.state, rowSeq);
     this.heads.set(w.state.id, null);
     return true;
   }
