@@ -29,6 +29,7 @@ import {
 } from './hub/writes.js';
 import { type KindSummary, type StallOptions, stallDefaults } from './state/index.js';
 import type { ListJobsPage, ListJobsQuery, Store } from './store/store.js';
+import { writeNow } from './write-tick.js';
 
 // The edges (transports) import these from here, beside the hub itself.
 export { asHeadwayError } from './errors.js';
@@ -104,6 +105,9 @@ export class Hub {
         if (d.kind === 'completed') void this.history.learnFrom(d.state);
         bus.publish(d);
       },
+      // The connections that a commit's deliveries reached are written now, together,
+      // rather than a turn of the event loop later.
+      published: writeNow,
     });
     this.rollups = new Rollups({ cache: this.cache, commits: this.commits, history: this.history, isoNow });
     this.writes = new Writes({

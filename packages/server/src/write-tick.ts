@@ -44,6 +44,15 @@ export function countWritten(label: SentLabel, n: number): void {
   if (!flushing) countSent();
 }
 
+/**
+ * Write every writer due, now rather than on the next tick: for a caller that
+ * has just queued a whole batch of messages (a commit's deliveries), so that
+ * they leave without waiting for the event loop to come round.
+ */
+export function writeNow(): void {
+  if (scheduled && !flushing) writeDirty();
+}
+
 function writeDirty(): void {
   scheduled = false;
   const batch = dirty;

@@ -43,6 +43,8 @@ export interface GroupCommitContext {
   beforeCommit(batch: Batch): void;
   /** Hands a committed delivery to the bus. */
   publish(delivery: Delivery): void;
+  /** Called once a commit's deliveries are all published. */
+  published?(): void;
 }
 
 /**
@@ -180,6 +182,7 @@ export class GroupCommit {
         this.ctx.publish(new Delivery(w.events[i]!, w.states[i]!, prev));
       }
     }
+    this.ctx.published?.();
     this.ctx.cache.evict();
   }
 
