@@ -14,11 +14,14 @@
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
 
 /** How often the worker checkpoints while commits arrive, ms. */
 export const CHECKPOINT_EVERY_MS = 250;
-/** WAL pages at which the store's own connection checkpoints anyway (SQLite's default is 1,000). */
-export const BACKSTOP_PAGES = 16_384;
+/** WAL pages at which the store's own connection checkpoints anyway. */
+const BACKSTOP_PAGES = 16_384;
+/** SQLite's own automatic checkpoint, for a connection whose worker failed. */
+const SQLITE_DEFAULT_PAGES = 1000;
 
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -51,8 +54,9 @@ export class BackgroundCheckpoints {
   private running = false;
   private readonly exited: Promise<void>;
 
-  /** `failed` is called once if the worker stops working: the backstop is then all there is. */
-  constructor(path: string, failed: () => void, everyMs = CHECKPOINT_EVERY_MS) {
+  /** Checkpoints for `db`, the store's connection to the file at `path`. */
+  constructor(db: Database.Database, path: string, everyMs = CHECKPOINT_EVERY_MS) {
+    db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER, { eval: true, workerData: { path, driver } });
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
@@ -62,7 +66,8 @@ export class BackgroundCheckpoints {
     });
     this.worker.once('error', () => {
       clearInterval(this.timer);
-      failed();
+      // Without the worker, the store's connection checkpoints as SQLite does by default.
+      if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
     });
     this.worker.unref();
     this.timer = setInterval(() => this.tick(), everyMs).unref();

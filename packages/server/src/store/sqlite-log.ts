@@ -124,7 +124,10 @@ function writeRow(s: LogStatements, state: JobState, rowSeq: number): void {
   }
 }
 
-/** Thrown inside a transaction that finds the file changed by another connection. */
+/** What a transaction gives back when it finds the file changed by another connection. */
+const STALE = Symbol('stale');
+
+/** Thrown inside a transaction that finds the file changed by another connection, to roll it back. */
 class Stale extends Error {}
 
 export class EventLog {
@@ -166,39 +169,30 @@ export class EventLog {
    */
   write<T>(fn: (batch: LogBatch) => T): T {
     for (;;) {
-      this.sync();
       if (this.waiting > this.limit) this.move(Math.max(MOVE_EVENTS, this.waiting - this.limit));
       const batch = new LogBatch(this);
-      try {
-        const result = this.db
-          .transaction(() => {
-            if (this.dataVersion() !== this.version) throw new Stale();
-            return fn(batch);
-          })
-          .immediate();
+      const result = this.inTransaction(() => fn(batch));
+      if (result !== STALE) {
         this.apply(batch.heads);
         return result;
-      } catch (err) {
-        if (!(err instanceof Stale)) throw err;
       }
+      this.sync();
     }
   }
 
   /** Moves every waiting event, and brings every job's row up to date. */
   drain(): void {
-    this.sync();
     this.move(Number.POSITIVE_INFINITY);
   }
 
   /** Brings the rows in `jobs` of the waiting jobs up to date, for a query over them. */
   catchUpRows(): void {
-    this.sync();
     const behind = [...this.pending.values()].filter((p) => p.rowSeq !== p.state.seq);
     if (behind.length === 0) return;
     const done = this.inTransaction(() => {
       for (const p of behind) writeRow(this.statements, p.state, p.rowSeq);
     });
-    if (done) for (const p of behind) p.rowSeq = p.state.seq;
+    if (done !== STALE) for (const p of behind) p.rowSeq = p.state.seq;
   }
 
   /** The job's newest state if it is newer than its row in `jobs`, or may be. */
@@ -273,26 +267,26 @@ export class EventLog {
       // Every row before the oldest one still waiting has moved.
       this.statements.trim.run(next === undefined ? Number.MAX_SAFE_INTEGER : next.rowids[0]!);
     });
-    if (!done) return;
+    if (done === STALE) return;
     for (const [id] of chosen) this.pending.delete(id);
     this.waiting -= moved;
   }
 
   /**
-   * A write transaction of this connection's own; false, with nothing done, if
-   * the file changed meanwhile (the next `sync` moves the whole log).
+   * `fn` in a write transaction that this connection's memory is right for;
+   * `STALE`, with nothing done, if the file changed meanwhile (the next `sync`
+   * moves the whole log).
    */
-  private inTransaction(fn: () => void): boolean {
+  private inTransaction<T>(fn: () => T): T | typeof STALE {
     try {
-      this.db
+      return this.db
         .transaction(() => {
           if (this.dataVersion() !== this.version) throw new Stale();
-          fn();
+          return fn();
         })
         .immediate();
-      return true;
     } catch (err) {
-      if (err instanceof Stale) return false;
+      if (err instanceof Stale) return STALE;
       throw err;
     }
   }
@@ -343,7 +337,9 @@ export class LogBatch {
     if (w.events.length === 0) {
       // Nothing to append: the row itself is written, now.
       if (w.prevSeq !== 0) writeRow(s, state, rowSeq);
-      if (before !== undefined) this.heads.set(state.id, { ...before, state, rowSeq: state.seq });
+      if (before !== undefined) {
+        this.heads.set(state.id, { ...before, rowids: [...before.rowids], state, rowSeq: state.seq });
+      }
       return true;
     }
     if (w.events.length >= IN_PLACE_EVENTS) return this.inPlace(w, before, rowSeq, each);
@@ -355,9 +351,13 @@ export class LogBatch {
       if (before !== undefined) base = before.state.seq;
       doc = before === undefined ? storedStateJson(state) : storedPatchJson(before.state, state);
     }
-    const head: Pending = before
-      ? { ...before, rowids: [...before.rowids], state, rowSeq }
-      : { rowids: [], firstSeq: w.events[0]!.seq, state, rowSeq };
+    // A head this batch made already is its own to extend; the log's is copied once.
+    const head: Pending =
+      before === undefined
+        ? { rowids: [], firstSeq: w.events[0]!.seq, state, rowSeq }
+        : this.heads.get(state.id) === before
+          ? Object.assign(before, { state, rowSeq })
+          : { ...before, rowids: [...before.rowids], state, rowSeq };
     const last = w.events.length - 1;
     w.events.forEach((e, i) => {
       const { at, data } = eventColumns(e);

@@ -1,22 +1,13 @@
-import type { JobEvent, JobState, JobStatus } from '@headway/protocol';
+import type { JobEvent, JobState } from '@headway/protocol';
 import Database from 'better-sqlite3';
-import { BoundedMap } from '../bounded-map.js';
 import { asKindSummary, type KindSummary } from '../state/history.js';
-import { decodeCursor, pageLimit, pageOf } from './cursor.js';
-import { listConditions, orderColumn, type SqlBinder } from './list-filter.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
-import {
-  eventOfRow,
-  inIdOrder,
-  jobOfRow,
-  MAX_DESCENDANT_DEPTH,
-  statusCounts,
-  storedStateJson,
-} from './rows.js';
-import { BACKSTOP_PAGES, BackgroundCheckpoints } from './sqlite-checkpoints.js';
+import { eventOfRow, inIdOrder, jobOfRow, MAX_DESCENDANT_DEPTH, storedStateJson } from './rows.js';
+import { BackgroundCheckpoints } from './sqlite-checkpoints.js';
 import { createPrivately, toStoreError } from './sqlite-files.js';
+import { SqliteJobList } from './sqlite-list.js';
 import { EventLog } from './sqlite-log.js';
-import { type EventRow, type JobRow, type ListRow, SQL } from './sqlite-sql.js';
+import { type EventRow, type JobRow, SQL } from './sqlite-sql.js';
 import {
   ENQUEUE_DELIVERIES,
   type EnqueueParams,
@@ -36,24 +27,6 @@ import {
 } from './store.js';
 import { sweepInBatches } from './sweep.js';
 import type { WebhookStore } from './webhook-store.js';
-
-/** Shapes of list statements kept prepared. */
-const LIST_STATEMENTS = 64;
-
-/** Binds values positionally (`?`) and lists as one JSON parameter (`json_each`). */
-function sqliteBinder(params: unknown[]): SqlBinder {
-  return {
-    value(value) {
-      params.push(value);
-      return '?';
-    },
-    oneOf(column, values) {
-      params.push(JSON.stringify(values));
-      return `${column} IN (SELECT value FROM json_each(?))`;
-    },
-    id: 'id',
-  };
-}
 
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:` for a store that lives as long as the process. */
@@ -137,8 +110,7 @@ export class SqliteStore implements Store {
   private readonly logLimit: number | undefined;
   /** Null for a database in memory, or when checkpoints stay on this connection. */
   private readonly checkpoints: BackgroundCheckpoints | null = null;
-  /** The list's statements by text: one per combination of filters, the most recent ones kept. */
-  private readonly listCache = new BoundedMap<string, Database.Statement>(LIST_STATEMENTS);
+  private readonly list: SqliteJobList;
   private closed = false;
   /** Webhooks and their delivery outbox, in the same file. */
   readonly webhooks: WebhookStore;
@@ -157,20 +129,11 @@ export class SqliteStore implements Store {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
       db.pragma('secure_delete = ON');
-      const every = options.checkpointEveryMs;
-      if (options.path !== ':memory:' && every !== 0) {
-        db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
-        const own = db;
-        this.checkpoints = new BackgroundCheckpoints(
-          options.path,
-          () => {
-            // Without the worker, this connection checkpoints as SQLite does by default.
-            if (own.open) own.pragma('wal_autocheckpoint = 1000');
-          },
-          every,
-        );
+      if (options.path !== ':memory:' && options.checkpointEveryMs !== 0) {
+        this.checkpoints = new BackgroundCheckpoints(db, options.path, options.checkpointEveryMs);
       }
       this.db = db;
+      this.list = new SqliteJobList(db);
       this.webhooks = new SqliteWebhookStore(db, (fn) => this.guard(fn));
     } catch (err) {
       db?.close();
@@ -240,42 +203,10 @@ export class SqliteStore implements Store {
   }
 
   async listJobs(query: ListJobsQuery): Promise<ListJobsPage> {
-    const limit = pageLimit(query.limit);
-    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-    const column = orderColumn(query.order);
     return this.use((_, log) => {
       log.catchUpRows();
-      const params: unknown[] = [];
-      const where = listConditions(query, after, sqliteBinder(params));
-      const rows = this.statement(
-        `SELECT id, ${column} AS at, state FROM jobs${where} ORDER BY ${column} DESC, id DESC LIMIT ?`,
-      ).all(...params, limit + 1) as ListRow[];
-      const page = pageOf(
-        rows,
-        limit,
-        (r) => jobOfRow(r.state),
-        (r) => ({ at: r.at, id: r.id }),
-      );
-      if (query.counts) {
-        const countParams: unknown[] = [];
-        const countWhere = listConditions(query, undefined, sqliteBinder(countParams), false);
-        const counted = this.statement(
-          `SELECT status, COUNT(*) AS n FROM jobs${countWhere} GROUP BY status`,
-        ).all(...countParams) as { status: JobStatus; n: number }[];
-        page.counts = statusCounts(counted);
-      }
-      return page;
+      return this.list.page(query);
     });
-  }
-
-  /** A prepared statement of the list's, kept for the next query of the same shape. */
-  private statement(sql: string): Database.Statement {
-    let stmt = this.listCache.get(sql);
-    if (stmt === undefined) {
-      stmt = this.db.prepare(sql);
-      this.listCache.set(sql, stmt);
-    }
-    return stmt;
   }
 
   async descendants(id: string): Promise<string[]> {
@@ -444,7 +375,7 @@ export class SqliteStore implements Store {
     if (this.closed) return;
     try {
       // The next start would move them too, but a closed file is complete.
-      this.log?.drain();
+      this.use((_, log) => log.drain());
     } catch {
       // Nothing is lost: the log is moved when the file is next opened.
     }
