@@ -19,6 +19,8 @@
  * Options: --only=fanout,delta,seeds,floor,socketio,baseline,lowfan,connect,idle,ingest
  *          --duration=<seconds of each load>   --idle-connections=<n>   --connections=<n>
  *          --before=<a built tree of another commit>: its hub too, on the same loads
+ *          --servers=headway,headway-before,…   only these servers in the low fan-out and connect phases
+ *          --repeat=<n>   low fan-out: the servers take turns n times; the table shows the median
  *          --profile   CPU profiles of the servers during each load, in bench/results/profiles
  *          --charts    redraw docs/images/bench-cpu.svg
  *          --charts-from=<a latest.json>   redraw it from a saved run, without running anything
@@ -59,6 +61,8 @@ const { values: args } = parseArgs({
     'idle-connections': { type: 'string', default: '5000' },
     profile: { type: 'boolean', default: false },
     before: { type: 'string' },
+    servers: { type: 'string' },
+    repeat: { type: 'string', default: '1' },
   },
 });
 
@@ -132,10 +136,20 @@ const phases = new Set((args.only ?? Object.keys(PHASES).join(',')).split(','));
 for (const phase of phases) {
   if (!(phase in PHASES)) throw new TypeError(`--only: unknown phase "${phase}"`);
 }
+// `--servers`: only these servers in the phases that compare several.
+if (args.servers !== undefined) {
+  const chosen = args.servers.split(',');
+  for (const name of chosen) {
+    if (!(name in SERVERS)) throw new TypeError(`--servers: unknown server "${name}"`);
+  }
+  for (const phase of ['lowfan', 'connect']) PHASES[phase] = PHASES[phase].filter((s) => chosen.includes(s));
+}
 for (const name of ['duration', 'idle-connections', 'connections']) {
   if (!(Number(args[name]) > 0)) throw new TypeError(`--${name} must be a positive number`);
 }
 const loadMs = Number(args.duration) * 1000;
+const repeat = Number(args.repeat);
+if (!Number.isInteger(repeat) || repeat < 1) throw new TypeError('--repeat must be a positive integer');
 
 /** The fan-out load, for Headway and the baseline alike. */
 const FANOUT_LOAD = {
@@ -670,8 +684,23 @@ async function main() {
     await attempt('socketio', () => runFanOut('socketio'));
     await attempt('baseline', () => runFanOut('baseline'));
     await attempt('lowfan', async () => {
+      // With --repeat=n, the servers take turns n times; each line shows the run of median CPU.
+      const runs = {};
+      for (let round = 0; round < repeat; round++) {
+        for (const kind of PHASES.lowfan) (runs[kind] ??= []).push(await runFanOut(kind, LOWFAN, 'lowfan'));
+      }
       const out = {};
-      for (const kind of PHASES.lowfan) out[kind] = await runFanOut(kind, LOWFAN, 'lowfan');
+      for (const [kind, list] of Object.entries(runs)) {
+        const sorted = [...list].sort((a, b) => a.serverCpuMsPer1kDeliveries - b.serverCpuMsPer1kDeliveries);
+        out[kind] = {
+          ...sorted[(sorted.length - 1) >> 1],
+          cpuMsPer1kDeliveriesRuns: list.map((r) => r.serverCpuMsPer1kDeliveries),
+        };
+        if (repeat > 1)
+          log(
+            `lowfan (${kind}): CPU µs per delivery ${list.map((r) => r.serverCpuMsPer1kDeliveries.toFixed(2)).join(', ')}`,
+          );
+      }
       return out;
     });
     await attempt('connect', async () => {

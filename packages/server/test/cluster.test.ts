@@ -177,6 +177,45 @@ describe.skipIf(skip)(title('hubs sharing one PostgreSQL schema'), () => {
     expect((await b!.store.getJob('race'))!.seq).toBe(2 * perHub + 1);
   });
 
+  it('two hubs racing through publishMany (jobs in memory, no keys): lost races applied again, each event once', async () => {
+    const [a, b] = await hubs(2, () => new MemoryBus());
+    const jobs = ['many-1', 'many-2'];
+    for (const id of jobs) await a!.createJob({ id, owner: 'alice', name: id });
+    // Both hubs hold the jobs in memory, so their batches take the path without reads.
+    for (const hub of [a!, b!])
+      for (const id of jobs) await hub.publish(id, [{ kind: 'progress', percent: 0 }]);
+    const rounds = 40;
+    const answers: { job: string; message: string; seq?: number; code?: string }[] = [];
+    const run = async (hub: Hub, name: string) => {
+      for (let i = 0; i < rounds; i++) {
+        const message = `${name}-${i}`;
+        const results = await hub.publishMany(
+          jobs.map((job) => ({ job, kind: 'progress', percent: 1, message })),
+        );
+        for (const r of results) {
+          answers.push(
+            'error' in r ? { job: r.job, message, code: r.error.code } : { job: r.job, message, seq: r.seq },
+          );
+        }
+      }
+    };
+    await Promise.all([run(a!, 'a'), run(b!, 'b')]);
+
+    expect(answers).toHaveLength(2 * rounds * jobs.length);
+    for (const job of jobs) {
+      const log = await a!.store.getEvents(job, 0, 1000);
+      expect(log.map((e) => e.seq)).toEqual(Array.from({ length: log.length }, (_, i) => i + 1));
+      const stored = new Map(log.slice(3).map((e) => [(e.data as { message?: string }).message, e.seq]));
+      expect(stored.size).toBe(log.length - 3);
+      for (const answer of answers.filter((x) => x.job === job)) {
+        // An answered event is stored once, at the seq the answer names; a failed one not at all.
+        if (answer.seq !== undefined) expect(stored.get(answer.message)).toBe(answer.seq);
+        else expect([answer.code, stored.has(answer.message)]).toEqual([ErrorCode.STORE_UNAVAILABLE, false]);
+      }
+      expect(stored.size).toBe(answers.filter((x) => x.job === job && x.seq !== undefined).length);
+    }
+  });
+
   it('backfills a gap from the store, in order, and drops repeated deliveries', async () => {
     const group: LinkedBus[] = [];
     const [writer, reader] = await hubs(2, () => new LinkedBus(group));

@@ -83,11 +83,18 @@ export class GroupCommit {
    */
   whenCommitted(write: PendingWrite): Promise<void> {
     return this.open!.done.then(() => {
-      if (write.error !== undefined) throw write.error;
-      if (write.entry.committed.seq < write.states[write.states.length - 1]!.seq) {
-        throw new HeadwayError(ErrorCode.STORE_UNAVAILABLE, 'write was not stored', { retryAfter: 1 });
-      }
+      const err = this.failure(write);
+      if (err !== undefined) throw err;
     });
+  }
+
+  /** Once its batch committed: why `write` was not stored, or undefined if it was. */
+  failure(write: PendingWrite): unknown {
+    if (write.error !== undefined) return write.error;
+    if (write.entry.committed.seq < write.states[write.states.length - 1]!.seq) {
+      return new HeadwayError(ErrorCode.STORE_UNAVAILABLE, 'write was not stored', { retryAfter: 1 });
+    }
+    return undefined;
   }
 
   /** Resolves when every write accepted so far is committed (or failed). */

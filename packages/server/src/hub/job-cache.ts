@@ -66,6 +66,16 @@ export class JobCache {
     return this.entries.get(id);
   }
 
+  /** The job's entry if it is cached, made the most recently used. */
+  touch(id: string): Entry | undefined {
+    const cached = this.entries.get(id);
+    if (cached) {
+      this.entries.delete(id);
+      this.entries.set(id, cached);
+    }
+    return cached;
+  }
+
   has(id: string): boolean {
     return this.entries.has(id);
   }
@@ -94,13 +104,9 @@ export class JobCache {
 
   /** The job's entry, loading it (and its ancestors, for roll-up) from the store. */
   async load(id: string): Promise<Entry | null> {
-    const cached = this.entries.get(id);
-    if (cached) {
-      // Refresh recency for the LRU order.
-      this.entries.delete(id);
-      this.entries.set(id, cached);
-      return cached;
-    }
+    // A cached entry is made the most recently used.
+    const cached = this.touch(id);
+    if (cached) return cached;
     let pending = this.loading.get(id);
     if (!pending) {
       pending = this.read(id).finally(() => this.loading.delete(id));

@@ -43,11 +43,21 @@ export class KindHistory {
     return kind ? (this.cached.get(kind)?.summary ?? null) : null;
   }
 
-  /** The kind's summary, read from the store when not cached or cached too long. */
-  async load(kind: string | null | undefined): Promise<KindSummary | null> {
+  /**
+   * The kind's summary if `load` would answer it without reading the store
+   * (null for no kind), undefined if it must be read.
+   */
+  fresh(kind: string | null | undefined): KindSummary | null | undefined {
     if (!kind) return null;
     const hit = this.cached.get(kind);
-    if (hit && this.ctx.now() - hit.readAt < this.ctx.refreshMs) return hit.summary;
+    return hit && this.ctx.now() - hit.readAt < this.ctx.refreshMs ? hit.summary : undefined;
+  }
+
+  /** The kind's summary, read from the store when not cached or cached too long. */
+  async load(kind: string | null | undefined): Promise<KindSummary | null> {
+    const fresh = this.fresh(kind);
+    if (fresh !== undefined || !kind) return fresh ?? null;
+    const hit = this.cached.get(kind);
     let pending = this.loading.get(kind);
     if (!pending) {
       pending = this.read(kind)

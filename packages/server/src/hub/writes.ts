@@ -17,6 +17,7 @@ import type { Metrics } from '../metrics.js';
 import {
   createdData,
   isTerminal,
+  type KindSummary,
   prepareControl,
   prepareEvent,
   reduce,
@@ -24,8 +25,8 @@ import {
   stallAt,
 } from '../state/index.js';
 import type { Store } from '../store/store.js';
-import type { GroupCommit } from './group-commit.js';
-import { cacheEntry, type JobCache } from './job-cache.js';
+import type { GroupCommit, PendingWrite } from './group-commit.js';
+import { cacheEntry, type Entry, type JobCache } from './job-cache.js';
 import type { KindHistory } from './kind-history.js';
 import type { Rollups } from './rollups.js';
 
@@ -46,12 +47,22 @@ export interface WritesContext {
   store: Pick<Store, 'isDeleted' | 'descendants' | 'getJobs' | 'deleteJobs'>;
   cache: Pick<
     JobCache,
-    'get' | 'has' | 'add' | 'delete' | 'forget' | 'load' | 'loadFresh' | 'require' | 'current' | 'appliedKeys'
+    | 'get'
+    | 'touch'
+    | 'has'
+    | 'add'
+    | 'delete'
+    | 'forget'
+    | 'load'
+    | 'loadFresh'
+    | 'require'
+    | 'current'
+    | 'appliedKeys'
   >;
-  commits: Pick<GroupCommit, 'addWrite' | 'whenCommitted' | 'flush'>;
+  commits: Pick<GroupCommit, 'addWrite' | 'whenCommitted' | 'failure' | 'flush'>;
   rollups: Pick<Rollups, 'noteParent' | 'noteChildChange'>;
   /** Learned durations per job kind, handed to the reducer for the ETA. */
-  history: Pick<KindHistory, 'load' | 'peek'>;
+  history: Pick<KindHistory, 'load' | 'peek' | 'fresh'>;
   stall: StallOptions;
   metrics: Pick<Metrics, 'eventsIngested' | 'writeRetries'> | undefined;
   /** Largest serialized `metadata` or `result`, bytes. */
@@ -124,19 +135,36 @@ export class Writes {
     const entry = await this.ctx.cache.require(jobId);
     const history = await this.ctx.history.load(entry.head.kind);
     const keys = inputs.flatMap((i) => (i.key === undefined ? [] : [i.key]));
-    const applied =
-      keys.length > 0 ? await this.ctx.cache.appliedKeys(jobId, entry, keys) : new Set<string>();
-    // From here to `addWrite` everything is synchronous, so no other request interleaves.
+    const applied = keys.length > 0 ? await this.ctx.cache.appliedKeys(jobId, entry, keys) : null;
     const current = this.ctx.cache.current(jobId, entry);
+    const write = this.fold(jobId, current, inputs, history, applied);
+    const { seq, control } = current.head;
+    if (write !== null) await this.ctx.commits.whenCommitted(write);
+    return { seq, control };
+  }
+
+  /**
+   * Folds `inputs` onto the job's head and adds them to the open batch,
+   * synchronously, so that no other request interleaves: the write, or null when
+   * every input was applied before (its idempotency key is known). Throws, with
+   * nothing applied, when an input does not apply to the job as it is.
+   */
+  private fold(
+    jobId: string,
+    current: Entry,
+    inputs: readonly EventInput[],
+    history: KindSummary | null,
+    applied: ReadonlySet<string> | null,
+  ): PendingWrite | null {
     const first = current.head;
     let head = first;
     const events: JobEvent[] = [];
     const states: JobState[] = [];
-    const newKeys: { key: string; seq: number }[] = [];
-    const batchKeys = new Set<string>();
+    let newKeys: { key: string; seq: number }[] | undefined;
+    let batchKeys: Set<string> | undefined;
     for (const input of inputs) {
       const key = input.key;
-      if (key !== undefined && (current.keys.has(key) || applied.has(key) || batchKeys.has(key))) continue;
+      if (key !== undefined && (current.keys.has(key) || applied?.has(key) || batchKeys?.has(key))) continue;
       const { kind, data } = prepareEvent(head, input);
       this.checkEventSize(kind, data);
       const at = this.ctx.isoNow();
@@ -152,23 +180,30 @@ export class Writes {
       events.push(event);
       states.push(head);
       if (key !== undefined) {
-        batchKeys.add(key);
-        newKeys.push({ key, seq: event.seq });
+        (batchKeys ??= new Set()).add(key);
+        (newKeys ??= []).push({ key, seq: event.seq });
       }
     }
-    if (events.length === 0) return { seq: head.seq, control: head.control };
+    if (events.length === 0) return null;
     const write = this.ctx.commits.addWrite(jobId, current, first.seq, false);
     if (head.parent) this.ctx.rollups.noteParent(head.parent, first, head);
     current.head = head;
     write.events.push(...events);
     write.states.push(...states);
-    write.keys.push(...newKeys);
-    for (const k of newKeys) current.keys.set(k.key, k.seq);
+    if (newKeys !== undefined) {
+      write.keys.push(...newKeys);
+      for (const k of newKeys) current.keys.set(k.key, k.seq);
+    }
     this.ctx.metrics?.eventsIngested.inc(events.length);
-    await this.ctx.commits.whenCommitted(write);
-    return { seq: head.seq, control: head.control };
+    return write;
   }
 
+  /**
+   * Applies each job's events, all-or-nothing per job. A job whose entry and
+   * kind history are in memory, and whose events carry no idempotency key (a
+   * busy job's progress), is folded right away, and all of them wait for their
+   * commit together; the others go through `publish`.
+   */
   async publishMany(items: readonly PublishManyItem[]): Promise<PublishManyResult[]> {
     const byJob = new Map<string, EventInput[]>();
     for (const { job, ...input } of items) {
@@ -176,16 +211,69 @@ export class Writes {
       if (!list) byJob.set(job, (list = []));
       list.push(input as EventInput);
     }
-    return Promise.all(
-      [...byJob].map(async ([job, inputs]): Promise<PublishManyResult> => {
-        try {
-          return { job, ...(await this.publish(job, inputs)) };
-        } catch (err) {
-          const e = asHeadwayError(err);
-          return { job, error: { code: e.code, message: e.message } };
+    const results: (PublishManyResult | Promise<PublishManyResult>)[] = [];
+    const folded: { index: number; job: string; inputs: EventInput[]; write: PendingWrite }[] = [];
+    let committed: Promise<void> | undefined;
+    for (const [job, inputs] of byJob) {
+      const ready = this.inMemory(job, inputs);
+      if (ready === null) {
+        results.push(this.publishManyJob(job, inputs, 1));
+        continue;
+      }
+      try {
+        this.ctx.assertOpen();
+        const write = this.fold(job, ready.entry, inputs, ready.history, null);
+        const { seq, control } = ready.entry.head;
+        if (write === null) {
+          results.push({ job, seq, control });
+        } else {
+          committed ??= this.ctx.commits.whenCommitted(write);
+          folded.push({ index: results.length, job, inputs, write });
+          results.push({ job, seq, control });
         }
-      }),
-    );
+      } catch (err) {
+        results.push(errorResult(job, err));
+      }
+    }
+    if (committed !== undefined) {
+      // Every folded write is in the same batch: one wait, then each write's own outcome.
+      const failed = await committed.then(
+        () => undefined,
+        (err: unknown) => ({ err }),
+      );
+      for (const f of folded) {
+        const err = failed?.err ?? this.ctx.commits.failure(f.write);
+        if (err === undefined) continue;
+        results[f.index] =
+          err instanceof WriteConflict ? this.publishManyJob(f.job, f.inputs, 2) : errorResult(f.job, err);
+      }
+    }
+    return Promise.all(results);
+  }
+
+  /** One job of `publishMany` through `publish`, from its `attempt`th attempt on. */
+  private async publishManyJob(
+    job: string,
+    inputs: readonly EventInput[],
+    attempt: number,
+  ): Promise<PublishManyResult> {
+    try {
+      return { job, ...(await this.retrying(() => this.publishOnce(job, inputs), attempt)) };
+    } catch (err) {
+      return errorResult(job, err);
+    }
+  }
+
+  /** The job's entry and its kind's history, when a write of `inputs` needs no read to apply. */
+  private inMemory(
+    jobId: string,
+    inputs: readonly EventInput[],
+  ): { entry: Entry; history: KindSummary | null } | null {
+    for (const input of inputs) if (input.key !== undefined) return null;
+    const entry = this.ctx.cache.touch(jobId);
+    if (entry === undefined || entry.stale) return null;
+    const history = this.ctx.history.fresh(entry.head.kind);
+    return history === undefined ? null : { entry, history };
   }
 
   async control(
@@ -292,15 +380,17 @@ export class Writes {
    * Runs one write request, and again on the reloaded job when another process
    * wrote the job first (or a job whose roll-up shared the commit), a few times.
    */
-  private async retrying<T>(apply: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
+  private async retrying<T>(apply: () => Promise<T>, first = 1): Promise<T> {
+    for (let attempt = first; ; attempt++) {
+      if (attempt > 1) {
+        this.ctx.metrics?.writeRetries.inc();
+        // Processes racing for one job would otherwise keep colliding in step.
+        await sleep(backoffDelay(attempt - 1, WRITE_RETRY_BACKOFF));
+      }
       try {
         return await apply();
       } catch (err) {
         if (!(err instanceof WriteConflict) || attempt >= MAX_WRITE_ATTEMPTS) throw err;
-        this.ctx.metrics?.writeRetries.inc();
-        // Processes racing for one job would otherwise keep colliding in step.
-        await sleep(backoffDelay(attempt, WRITE_RETRY_BACKOFF));
       }
     }
   }
@@ -320,6 +410,11 @@ export class Writes {
       );
     }
   }
+}
+
+function errorResult(job: string, err: unknown): PublishManyResult {
+  const e = asHeadwayError(err);
+  return { job, error: { code: e.code, message: e.message } };
 }
 
 /** The final delivery of a deleted job: one seq past its last event. */
