@@ -20,7 +20,7 @@
  *          --duration=<seconds of each load>   --idle-connections=<n>   --connections=<n>
  *          --before=<a built tree of another commit>: its hub too, on the same loads
  *          --servers=headway,headway-before,…   only these servers in the low fan-out and connect phases
- *          --repeat=<n>   low fan-out: the servers take turns n times; the table shows the median
+ *          --repeat=<n>   the fan-out loads: the servers take turns n times; the table shows the median
  *          --profile   CPU profiles of the servers during each load, in bench/results/profiles
  *          --charts    redraw docs/images/bench-cpu.svg
  *          --charts-from=<a latest.json>   redraw it from a saved run, without running anything
@@ -108,6 +108,11 @@ if (args.before) {
     label: 'Headway before (--before)',
     env: { HEADWAY_BENCH_SERVER: module },
   };
+  SERVERS['headway-before-delta'] = {
+    ...SERVERS['headway-delta'],
+    label: 'Headway before, delta (--before)',
+    env: { HEADWAY_BENCH_SERVER: module },
+  };
 }
 /** Phases and the servers each runs, in order. */
 const PHASES = {
@@ -118,13 +123,14 @@ const PHASES = {
   socketio: ['socketio'],
   baseline: ['baseline'],
   before: args.before ? ['headway-before'] : [],
+  'before-delta': args.before ? ['headway-before-delta'] : [],
   lowfan: [
     'headway',
     'headway-delta',
     'seeds',
     'floor',
     'socketio',
-    ...(args.before ? ['headway-before'] : []),
+    ...(args.before ? ['headway-before', 'headway-before-delta'] : []),
   ],
   connect: ['headway', 'seeds', 'socketio', ...(args.before ? ['headway-before'] : [])],
   idle: [],
@@ -571,6 +577,14 @@ function tableRows(r) {
   return rows;
 }
 
+/** Of a load's runs (`--repeat`), the one of median CPU per delivery, with every run's CPU. */
+function median(list, name) {
+  const cpu = list.map((r) => r.serverCpuMsPer1kDeliveries);
+  if (list.length > 1) log(`${name}: CPU µs per delivery ${cpu.map((x) => x.toFixed(2)).join(', ')}`);
+  const sorted = [...list].sort((a, b) => a.serverCpuMsPer1kDeliveries - b.serverCpuMsPer1kDeliveries);
+  return { ...sorted[(sorted.length - 1) >> 1], cpuMsPer1kDeliveriesRuns: cpu };
+}
+
 /** Cores used by other processes during a load above which the run is flagged as noisy. */
 const NOISY_OTHER_CORES = 0.25;
 
@@ -584,7 +598,10 @@ function comparison(r) {
     floor: r.floor,
     socketio: r.socketio,
   };
-  if (args.before) high['headway-before'] = r.before;
+  if (args.before) {
+    high['headway-before'] = r.before;
+    high['headway-before-delta'] = r['before-delta'];
+  }
   const low = r.lowfan ?? {};
   const con = r.connect ?? {};
   const us = (x) => (x?.serverCpuMsPer1kDeliveries ? fmt.dec(x.serverCpuMsPer1kDeliveries) : '—');
@@ -676,31 +693,35 @@ async function main() {
     }
   };
   try {
-    await attempt('fanout', () => runFanOut('headway'));
-    await attempt('delta', () => runFanOut('headway-delta'));
-    if (args.before) await attempt('before', () => runFanOut('headway-before'));
-    await attempt('seeds', () => runFanOut('seeds'));
-    await attempt('floor', () => runFanOut('floor'));
-    await attempt('socketio', () => runFanOut('socketio'));
-    await attempt('baseline', () => runFanOut('baseline'));
+    // The fan-out loads, each server in turn; with --repeat=n, n rounds of turns,
+    // and each line shows the run of median CPU.
+    const fanOut = [
+      'fanout',
+      'delta',
+      'before',
+      'before-delta',
+      'seeds',
+      'floor',
+      'socketio',
+      'baseline',
+    ].filter((phase) => PHASES[phase].length > 0);
+    const runs = {};
+    for (let round = 0; round < repeat; round++) {
+      for (const phase of fanOut) {
+        await attempt(phase, async () => {
+          (runs[phase] ??= []).push(await runFanOut(PHASES[phase][0]));
+          return median(runs[phase], phase);
+        });
+      }
+    }
     await attempt('lowfan', async () => {
-      // With --repeat=n, the servers take turns n times; each line shows the run of median CPU.
-      const runs = {};
+      const lowRuns = {};
       for (let round = 0; round < repeat; round++) {
-        for (const kind of PHASES.lowfan) (runs[kind] ??= []).push(await runFanOut(kind, LOWFAN, 'lowfan'));
+        for (const kind of PHASES.lowfan)
+          (lowRuns[kind] ??= []).push(await runFanOut(kind, LOWFAN, 'lowfan'));
       }
       const out = {};
-      for (const [kind, list] of Object.entries(runs)) {
-        const sorted = [...list].sort((a, b) => a.serverCpuMsPer1kDeliveries - b.serverCpuMsPer1kDeliveries);
-        out[kind] = {
-          ...sorted[(sorted.length - 1) >> 1],
-          cpuMsPer1kDeliveriesRuns: list.map((r) => r.serverCpuMsPer1kDeliveries),
-        };
-        if (repeat > 1)
-          log(
-            `lowfan (${kind}): CPU µs per delivery ${list.map((r) => r.serverCpuMsPer1kDeliveries.toFixed(2)).join(', ')}`,
-          );
-      }
+      for (const [kind, list] of Object.entries(lowRuns)) out[kind] = median(list, `lowfan (${kind})`);
       return out;
     });
     await attempt('connect', async () => {
