@@ -20,7 +20,7 @@
  *          --duration=<seconds of each load>   --idle-connections=<n>   --connections=<n>
  *          --before=<a built tree of another commit>: its hub too, on the same loads
  *          --servers=headway,headway-before,…   only these servers in the low fan-out and connect phases
- *          --repeat=<n>   the fan-out loads: the servers take turns n times; the table shows the median
+ *          --repeat=<n>   the fan-out and connect loads: the servers take turns n times; the table shows the median
  *          --profile   CPU profiles of the servers during each load, in bench/results/profiles
  *          --charts    redraw docs/images/bench-cpu.svg
  *          --charts-from=<a latest.json>   redraw it from a saved run, without running anything
@@ -725,8 +725,18 @@ async function main() {
       return out;
     });
     await attempt('connect', async () => {
+      const connectRuns = {};
+      for (let round = 0; round < repeat; round++) {
+        for (const kind of PHASES.connect) (connectRuns[kind] ??= []).push(await runConnect(kind));
+      }
       const out = {};
-      for (const kind of PHASES.connect) out[kind] = await runConnect(kind);
+      for (const [kind, list] of Object.entries(connectRuns)) {
+        const rates = list.map((r) => r.connectsPerSecond);
+        if (list.length > 1)
+          log(`connect (${kind}): connects/s ${rates.map((x) => Math.round(x)).join(', ')}`);
+        const sorted = [...list].sort((a, b) => a.connectsPerSecond - b.connectsPerSecond);
+        out[kind] = { ...sorted[(sorted.length - 1) >> 1], connectsPerSecondRuns: rates };
+      }
       return out;
     });
     await attempt('idle', runIdleMemory);
