@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { JobState } from '@headway/protocol';
 import type { JobWrite } from '@headway/server';
 import {
   type HubProcess,
@@ -21,6 +22,8 @@ import {
 } from '@headway/test-helpers';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { estimatorOf } from '../src/state/estimator.js';
+import { reduce } from '../src/state/reducer.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { StoreConflictError } from '../src/store/store.js';
 
@@ -186,6 +189,79 @@ describe('the event log', () => {
     // And it goes on from there.
     await store.commit([write('k1', 5, 6)]);
     await expect(store.commit([write('k2', 1, 2)])).rejects.toBeInstanceOf(StoreConflictError);
+  });
+
+  it("gives a killed process's jobs back the ETA estimator their events make, which the log leaves out", async () => {
+    requireFreshBuild();
+    const file = dbFile();
+    // Jobs folded by the reducer, as a hub folds them: a plan of stages, progress in
+    // each, writes of one and of several events, some moved (log limit 6) and some waiting.
+    const script = `
+      import { createdData, prepareEvent, reduce } from ${JSON.stringify(path.join(REPO_ROOT, 'packages/server/dist/state/index.js'))};
+      import { SqliteStore } from ${JSON.stringify(path.join(REPO_ROOT, 'packages/server/dist/store/sqlite.js'))};
+      const store = new SqliteStore({ path: process.argv[1], logLimit: 6 });
+      await store.migrate();
+      const heads = new Map();
+      let clock = Date.UTC(2026, 11, 6);
+      const fold = (id, state, input) => {
+        const { kind, data } = prepareEvent(state, input);
+        clock += 700 + (state.seq % 5) * 130;
+        const event = { job: id, seq: state.seq + 1, kind, data, at: new Date(clock).toISOString() };
+        return [event, reduce(state, event, null)];
+      };
+      for (const id of ['e1', 'e2', 'e3']) {
+        const data = createdData({ id, owner: 'o', name: id, stages: [{ name: 'fetch' }, { name: 'encode' }, { name: 'upload' }] });
+        const event = { job: id, seq: 1, kind: 'created', data, at: new Date(clock).toISOString() };
+        const state = reduce(null, event, null);
+        await store.commit([{ state, prevSeq: 0, events: [event], keys: [] }]);
+        heads.set(id, state);
+      }
+      const inputs = [];
+      for (const stage of ['fetch', 'encode', 'upload']) {
+        inputs.push({ kind: 'stage', name: stage });
+        for (let p = 10; p <= 90; p += 20) inputs.push({ kind: 'progress', percent: p });
+      }
+      for (const input of inputs) {
+        const writes = [];
+        for (const [id, prev] of heads) {
+          // e2 logs a line with each progress report: writes of two events.
+          const batch = id === 'e2' && input.kind === 'progress' ? [input, { kind: 'log', message: 'tick' }] : [input];
+          let state = prev;
+          const events = [];
+          for (const each of batch) {
+            let event;
+            [event, state] = fold(id, state, each);
+            events.push(event);
+          }
+          heads.set(id, state);
+          writes.push({ state, prevSeq: prev.seq, events, keys: [] });
+        }
+        await store.commit(writes);
+      }
+      process.stdout.write('committed ' + store.pendingEvents + '\\n');
+      process.kill(process.pid, 'SIGKILL');
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, file]);
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    const signal = await new Promise<NodeJS.Signals | null>((resolve) =>
+      child.once('exit', (_, sig) => resolve(sig)),
+    );
+    expect(signal, out).toBe('SIGKILL');
+    expect(Number(/committed (\d+)/.exec(out)?.[1]), out).toBeGreaterThan(0);
+
+    const store = await open(file);
+    for (const id of ['e1', 'e2', 'e3']) {
+      const events = await store.getEvents(id, 0, 1000);
+      let folded: JobState | null = null;
+      for (const event of events) folded = reduce(folded, event, null);
+      const stored = (await store.getJob(id))!;
+      expect(stored.seq).toBe(folded!.seq);
+      const estimator = estimatorOf(stored);
+      expect(estimator?.done.map((d) => d.name)).toEqual(['fetch', 'encode']);
+      expect(estimator).toEqual(estimatorOf(folded!));
+    }
   });
 
   it('writes a large write in place, after the events of its job that wait, and a crash loses none', async () => {

@@ -6,7 +6,6 @@
 import { JOB_STATUSES, type JobEvent, type JobState, type JobStatus } from '@headway/protocol';
 import { type Estimator, estimatorOf, withEstimator } from '../state/estimator.js';
 import { stateJson } from '../state/state-json.js';
-import { statePatchJson } from '../state-patch.js';
 import { toMs } from './timestamps.js';
 
 /** Key of the estimator inside a stored state document; never part of the state a reader gets. */
@@ -62,20 +61,6 @@ export function storedStateJson(state: JobState): string {
   if (estimator === null) return json;
   // A state is a non-empty object: its JSON ends with the closing brace.
   return `${json.slice(0, -1)},"${STORED_ESTIMATOR}":${JSON.stringify(estimator)}}`;
-}
-
-/**
- * What changed in a job's stored document from `before` to `after`, in JSON:
- * the top-level fields of the state that differ (the delta rule of
- * `state-patch.ts`) and the estimator when it is another one. Folded onto the
- * document stored for `before` with a shallow merge, it gives `after`'s.
- */
-export function storedPatchJson(before: JobState, after: JobState): string {
-  const json = statePatchJson(before, after);
-  const estimator = estimatorOf(after);
-  if (estimator === estimatorOf(before)) return json;
-  const field = `"${STORED_ESTIMATOR}":${JSON.stringify(estimator)}`;
-  return json === '{}' ? `{${field}}` : `${json.slice(0, -1)},${field}}`;
 }
 
 /** The job state of a stored document: serialized (SQLite) or parsed already (PostgreSQL's JSONB). */

@@ -15,23 +15,22 @@
  * been written in place.
  *
  * Nothing acknowledged lives only in memory. Each log row is an event, and the
- * last row of a write carries the job's new stored state: whole for the first
- * write after the job last moved, then the fields that changed (`storedPatchJson`).
- * Opening the file after a crash moves the whole log (`recover`), folding those
- * changes onto the rows in `jobs`; so does a connection that finds the file
- * changed by another one (`PRAGMA data_version`), since its memory no longer
- * tells the whole story.
+ * last row of a write carries the job's new state: whole for the first write
+ * after the job last moved, then the fields that changed (the delta rule's
+ * patch, `statePatchJson`). The ETA estimator, which changes with every event
+ * and is as large as the rest together, is left out: the reducer is pure, so
+ * folding the job's events again gives it back. Opening the file after a crash
+ * moves the whole log (`recover`), folding those changes onto the rows in
+ * `jobs`, each with its estimator folded from the events since the row; so does
+ * a connection that finds the file changed by another one (`PRAGMA
+ * data_version`), since its memory no longer tells the whole story.
  */
 import type { JobEvent, JobState } from '@headway/protocol';
 import type Database from 'better-sqlite3';
-import {
-  eventColumns,
-  eventOfRow,
-  jobColumns,
-  stateOfStored,
-  storedPatchJson,
-  storedStateJson,
-} from './rows.js';
+import { estimatorOf, withEstimator } from '../state/estimator.js';
+import { reduce } from '../state/reducer.js';
+import { statePatchJson } from '../state-patch.js';
+import { eventColumns, eventOfRow, jobColumns, jobOfRow, stateOfStored, storedStateJson } from './rows.js';
 import { type EventRow, type JobRow, SQL } from './sqlite-sql.js';
 import type { JobWrite } from './store.js';
 
@@ -64,6 +63,7 @@ const LOG_SQL = {
   recoverEvents: `INSERT OR IGNORE INTO events (job, seq, kind, at, data)
     SELECT job, seq, kind, at, data FROM event_log l WHERE EXISTS (SELECT 1 FROM jobs WHERE id = l.job)
     ORDER BY job, seq`,
+  replay: 'SELECT seq, kind, at, data FROM events WHERE job = ? AND seq > ? AND seq <= ? ORDER BY seq',
   clear: 'DELETE FROM event_log',
   dataVersion: 'PRAGMA data_version',
 } as const;
@@ -85,6 +85,7 @@ export interface LogStatements extends JobStatements {
   stored: Database.Statement<[string], string>;
   docs: Database.Statement<[], { job: string; seq: number; base: number | null; doc: string }>;
   recoverEvents: Database.Statement;
+  replay: Database.Statement<[string, number, number], EventRow>;
   clear: Database.Statement;
   dataVersion: Database.Statement<[], number>;
 }
@@ -101,10 +102,18 @@ function prepareLog(db: Database.Database, jobs: JobStatements): LogStatements {
     stored: db.prepare<[string], string>(LOG_SQL.stored).pluck(),
     docs: db.prepare(LOG_SQL.docs),
     recoverEvents: db.prepare(LOG_SQL.recoverEvents),
+    replay: db.prepare(LOG_SQL.replay),
     clear: db.prepare(LOG_SQL.clear),
     // Prepared once: `db.pragma` prepares its statement at every call.
     dataVersion: db.prepare<[], number>(LOG_SQL.dataVersion).pluck(),
   };
+}
+
+/** A job being recovered: its row (the document and its seq), and the document its log's changes make of it. */
+interface Recovered {
+  seq: number;
+  row: string;
+  doc: Record<string, unknown>;
 }
 
 /** A job with events in the log and not yet in `events`. */
@@ -220,13 +229,13 @@ export class EventLog {
    */
   private recover(): void {
     const s = this.statements;
-    const docs = new Map<string, { seq: number; doc: Record<string, unknown> } | null>();
+    const docs = new Map<string, Recovered | null>();
     for (const r of s.docs.all()) {
       let entry = docs.get(r.job);
       if (entry === undefined) {
-        const stored = s.stored.get(r.job);
-        const doc = stored === undefined ? null : (JSON.parse(stored) as Record<string, unknown>);
-        entry = doc === null ? null : { seq: doc.seq as number, doc };
+        const row = s.stored.get(r.job);
+        const doc = row === undefined ? null : (JSON.parse(row) as Record<string, unknown>);
+        entry = doc === null || row === undefined ? null : { seq: doc.seq as number, row, doc };
         docs.set(r.job, entry);
       }
       // A job deleted since, or a change its row holds already.
@@ -239,12 +248,25 @@ export class EventLog {
         );
     }
     s.recoverEvents.run();
-    for (const entry of docs.values()) {
+    for (const [job, entry] of docs) {
       if (entry === null || entry.doc.seq === entry.seq) continue;
-      const state = stateOfStored(entry.doc as unknown as JobState);
-      writeRow(s, state, entry.seq);
+      writeRow(s, this.recovered(job, entry), entry.seq);
     }
     s.clear.run();
+  }
+
+  /**
+   * A job's state as the log left it: the fields of its folded changes, and the
+   * estimator folded again from its row's by the job's events since the row.
+   * Only the estimator is taken from the fold: the ETA it shows also depends on
+   * the kind's history, which has learned meanwhile.
+   */
+  private recovered(job: string, entry: Recovered): JobState {
+    let folded = jobOfRow(entry.row);
+    for (const r of this.statements.replay.all(job, entry.seq, entry.doc.seq as number)) {
+      folded = reduce(folded, eventOfRow(job, { ...r, data: JSON.parse(r.data) }), null);
+    }
+    return withEstimator(stateOfStored(entry.doc as unknown as JobState), estimatorOf(folded));
   }
 
   /** Moves the events of the jobs that waited longest, at least `count` of them. */
@@ -349,7 +371,7 @@ export class LogBatch {
     let doc: string | null = null;
     if (rowSeq !== state.seq) {
       if (before !== undefined) base = before.state.seq;
-      doc = before === undefined ? storedStateJson(state) : storedPatchJson(before.state, state);
+      doc = before === undefined ? storedStateJson(state) : statePatchJson(before.state, state);
     }
     // A head this batch made already is its own to extend; the log's is copied once.
     const head: Pending =
