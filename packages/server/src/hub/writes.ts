@@ -223,14 +223,12 @@ export class Writes {
       try {
         this.ctx.assertOpen();
         const write = this.fold(job, ready.entry, inputs, ready.history, null);
-        const { seq, control } = ready.entry.head;
-        if (write === null) {
-          results.push({ job, seq, control });
-        } else {
+        if (write !== null) {
           committed ??= this.ctx.commits.whenCommitted(write);
           folded.push({ index: results.length, job, inputs, write });
-          results.push({ job, seq, control });
         }
+        const { seq, control } = ready.entry.head;
+        results.push({ job, seq, control });
       } catch (err) {
         results.push(errorResult(job, err));
       }

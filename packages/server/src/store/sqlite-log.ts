@@ -257,7 +257,7 @@ export class EventLog {
 
   /**
    * A job's state as the log left it: the fields of its folded changes, and the
-   * estimator folded again from its row's by the job's events since the row.
+   * estimator: its row's, folded on by the job's events since the row.
    * Only the estimator is taken from the fold: the ETA it shows also depends on
    * the kind's history, which has learned meanwhile.
    */
