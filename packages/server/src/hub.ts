@@ -58,6 +58,8 @@ export class Hub {
   readonly bus: Bus;
   readonly replayLimit: number;
   private readonly now: () => number;
+  private isoMs = Number.NaN;
+  private iso = '';
   private readonly topics: Topics;
   private readonly cache: JobCache;
   private readonly commits: GroupCommit;
@@ -314,8 +316,14 @@ export class Hub {
   // -------------------------------------------------------------------------
   // Lifecycle
 
+  /** The time stamped on new events; the events of one millisecond share the string. */
   private isoNow(): string {
-    return new Date(this.now()).toISOString();
+    const ms = this.now();
+    if (ms !== this.isoMs) {
+      this.isoMs = ms;
+      this.iso = new Date(ms).toISOString();
+    }
+    return this.iso;
   }
 
   private assertOpen(): void {
