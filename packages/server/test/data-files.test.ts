@@ -2,10 +2,13 @@
  * What the SQLite store leaves on disk: deleted and swept data cannot be read
  * back from the database files, and the files are private to their owner.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startHub, type TestHub } from '@headway/test-helpers';
+import { jobWrite, startHub, type TestHub } from '@headway/test-helpers';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../src/store/sqlite.js';
 
 let hub: TestHub;
 afterEach(async () => {
@@ -63,6 +66,33 @@ describe('SQLite data files', () => {
     expect(occurrences(hub.dataDir, marker)).toBe(0);
     // The other job is intact.
     expect((await hub.get('/v1/jobs/kept')).body.seq).toBe(41);
+  });
+
+  it('keep nothing of a deleted job that another connection was reading: the delete waits for it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'headway-scrub-'));
+    const store = new SqliteStore({ path: join(dir, 'headway.db') });
+    const reader = new Database(join(dir, 'headway.db'));
+    try {
+      await store.migrate();
+      const marker = 'READ-MARKER-5e1b';
+      await store.commit([jobWrite('gone', 0, 1, marker)]);
+      for (let seq = 1; seq < 20; seq++)
+        await store.commit([jobWrite('gone', seq, seq + 1, `${marker} ${seq}`)]);
+      // An open read transaction keeps the WAL, and the deleted rows' pages in it.
+      reader.exec('BEGIN');
+      reader.prepare('SELECT count(*) FROM jobs').get();
+      let deleted = false;
+      const deleting = store.deleteJobs(['gone']).then(() => (deleted = true));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(deleted).toBe(false);
+      reader.exec('COMMIT');
+      await deleting;
+      expect(occurrences(dir, marker)).toBe(0);
+    } finally {
+      reader.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('keep nothing of swept jobs', async () => {

@@ -52,6 +52,11 @@ export class BackgroundCheckpoints {
   private readonly timer: NodeJS.Timeout;
   private wrote = false;
   private running = false;
+  /** Callers of `exclusive` under way: no checkpoint starts meanwhile. */
+  private held = 0;
+  /** Settles when the checkpoint under way has ended. */
+  private ended: Promise<void> = Promise.resolve();
+  private end: () => void = () => {};
   private readonly exited: Promise<void>;
 
   /** Checkpoints for `db`, the store's connection to the file at `path`. */
@@ -59,13 +64,22 @@ export class BackgroundCheckpoints {
     db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER, { eval: true, workerData: { path, driver } });
-    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.exited = new Promise((resolve) =>
+      this.worker.once('exit', () => {
+        this.running = false;
+        this.end();
+        resolve();
+      }),
+    );
     this.worker.on('message', (done: boolean) => {
       this.running = false;
+      this.end();
       if (done) this.completed++;
     });
     this.worker.once('error', () => {
       clearInterval(this.timer);
+      this.running = false;
+      this.end();
       // Without the worker, the store's connection checkpoints as SQLite does by default.
       if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
     });
@@ -76,6 +90,17 @@ export class BackgroundCheckpoints {
   /** A commit went into the WAL: the next tick checkpoints. */
   noteCommit(): void {
     this.wrote = true;
+  }
+
+  /** Runs `fn` once no checkpoint of the worker is under way, and lets none start before it ends. */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    this.held++;
+    try {
+      await this.ended;
+      return await fn();
+    } finally {
+      this.held--;
+    }
   }
 
   async close(): Promise<void> {
@@ -89,9 +114,10 @@ export class BackgroundCheckpoints {
   }
 
   private tick(): void {
-    if (!this.wrote || this.running) return;
+    if (!this.wrote || this.running || this.held > 0) return;
     this.wrote = false;
     this.running = true;
+    this.ended = new Promise((resolve) => (this.end = resolve));
     this.worker.postMessage('checkpoint');
   }
 }

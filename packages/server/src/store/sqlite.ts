@@ -4,7 +4,7 @@ import { asKindSummary, type KindSummary } from '../state/history.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
 import { eventOfRow, inIdOrder, jobOfRow, MAX_DESCENDANT_DEPTH, storedStateJson } from './rows.js';
 import { BackgroundCheckpoints } from './sqlite-checkpoints.js';
-import { createPrivately, toStoreError } from './sqlite-files.js';
+import { createPrivately, scrub, toStoreError } from './sqlite-files.js';
 import { SqliteJobList } from './sqlite-list.js';
 import { EventLog } from './sqlite-log.js';
 import { type EventRow, type JobRow, SQL } from './sqlite-sql.js';
@@ -280,8 +280,8 @@ export class SqliteStore implements Store {
           }
         })
         .immediate();
-      this.scrub();
     });
+    await this.scrub();
   }
 
   async isDeleted(id: string): Promise<boolean> {
@@ -330,18 +330,19 @@ export class SqliteStore implements Store {
       },
       options.batchSize,
     );
-    if (result.events > 0 || result.jobs > 0) this.guard(() => this.scrub());
+    if (result.events > 0 || result.jobs > 0) await this.scrub();
     return result;
   }
 
-  /**
-   * After a delete: copy the WAL into the database and truncate it (it still holds
-   * the deleted rows' old pages), then give freed pages back to the file system.
-   */
-  private scrub(): void {
+  /** After a delete: nothing of the deleted rows stays in the files (`scrub`). */
+  private async scrub(): Promise<void> {
     if (this.path === ':memory:') return;
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
-    this.db.pragma('incremental_vacuum');
+    const exclusive = <T>(fn: () => Promise<T>) => this.checkpoints?.exclusive(fn) ?? fn();
+    try {
+      await scrub(this.db, exclusive);
+    } catch (err) {
+      throw toStoreError(err, 'SQLite store unavailable');
+    }
   }
 
   async getKindSummary(kind: string): Promise<StoredKindSummary | null> {
