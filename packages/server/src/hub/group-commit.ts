@@ -88,6 +88,15 @@ export class GroupCommit {
     });
   }
 
+  /**
+   * Settles once the open batch (which a write was just added to) is over; it
+   * rejects only when the whole commit failed. Each write's own outcome is then
+   * `failure(write)`.
+   */
+  whenBatchDone(): Promise<void> {
+    return this.open!.done;
+  }
+
   /** Once its batch committed: why `write` was not stored, or undefined if it was. */
   failure(write: PendingWrite): unknown {
     if (write.error !== undefined) return write.error;

@@ -59,7 +59,7 @@ export interface WritesContext {
     | 'current'
     | 'appliedKeys'
   >;
-  commits: Pick<GroupCommit, 'addWrite' | 'whenCommitted' | 'failure' | 'flush'>;
+  commits: Pick<GroupCommit, 'addWrite' | 'whenCommitted' | 'whenBatchDone' | 'failure' | 'flush'>;
   rollups: Pick<Rollups, 'noteParent' | 'noteChildChange'>;
   /** Learned durations per job kind, handed to the reducer for the ETA. */
   history: Pick<KindHistory, 'load' | 'peek' | 'fresh'>;
@@ -224,7 +224,7 @@ export class Writes {
         this.ctx.assertOpen();
         const write = this.fold(job, ready.entry, inputs, ready.history, null);
         if (write !== null) {
-          committed ??= this.ctx.commits.whenCommitted(write);
+          committed ??= this.ctx.commits.whenBatchDone();
           folded.push({ index: results.length, job, inputs, write });
         }
         const { seq, control } = ready.entry.head;
@@ -234,7 +234,8 @@ export class Writes {
       }
     }
     if (committed !== undefined) {
-      // Every folded write is in the same batch: one wait, then each write's own outcome.
+      // Every folded write is in the same batch: one wait for it, then each write's own
+      // outcome (a lost race fails that write alone, and it alone is applied again).
       const failed = await committed.then(
         () => undefined,
         (err: unknown) => ({ err }),
