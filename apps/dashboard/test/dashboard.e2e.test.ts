@@ -248,7 +248,9 @@ describe.skipIf(chromium.skip)(chromium.title('the dashboard in Chromium'), () =
   }, 45_000);
 
   it('opens a running job and cancels it: the hub acknowledges, the worker stops, the view says cancelled', async () => {
-    // The running media job with the most left to do.
+    // The running media job with the most left to do, one that has just begun: the
+    // demo runs three times faster, and on a busy machine a job further on can
+    // finish before the view, its screenshot and the dialog are done.
     const id = await waitFor(
       async () => {
         const rows = await page.$$eval('.job-row[data-status="running"][data-depth="0"]', (els) =>
@@ -257,11 +259,11 @@ describe.skipIf(chromium.skip)(chromium.title('the dashboard in Chromium'), () =
             percent: Number(el.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow') ?? 100),
           })),
         );
-        const media = rows.filter((r) => r.id.startsWith('media-') && r.percent < 40);
+        const media = rows.filter((r) => r.id.startsWith('media-') && r.percent < 20);
         return media.sort((a, b) => a.percent - b.percent)[0]?.id;
       },
-      'a running media job under 40%',
-      15_000,
+      'a running media job under 20%',
+      25_000,
     );
     await page.click(`.job-row[data-job-id="${id}"] [data-row-focus]`);
     await page.waitForSelector(`.job-view[data-job-id="${id}"]`);
@@ -301,7 +303,7 @@ describe.skipIf(chromium.skip)(chromium.title('the dashboard in Chromium'), () =
     expect(stages[stopped]!.words).toMatch(/^cancelled( at \d+%)?$/);
     expect(stages.slice(0, stopped).every((s) => s.state === 'done')).toBe(true);
     expect(stages.slice(stopped + 1).every((s) => s.state === 'skipped')).toBe(true);
-  }, 45_000);
+  }, 60_000);
 
   it('shows the state again at once after a reload mid-job, and catches up after going offline', async () => {
     // A job driven from here, so that events happen exactly while the page is offline.
