@@ -577,12 +577,26 @@ function tableRows(r) {
   return rows;
 }
 
-/** Of a load's runs (`--repeat`), the one of median CPU per delivery, with every run's CPU. */
-function median(list, name) {
-  const cpu = list.map((r) => r.serverCpuMsPer1kDeliveries);
-  if (list.length > 1) log(`${name}: CPU µs per delivery ${cpu.map((x) => x.toFixed(2)).join(', ')}`);
-  const sorted = [...list].sort((a, b) => a.serverCpuMsPer1kDeliveries - b.serverCpuMsPer1kDeliveries);
-  return { ...sorted[(sorted.length - 1) >> 1], cpuMsPer1kDeliveriesRuns: cpu };
+/**
+ * Of a load's runs (`--repeat`), the one of median `metric` (CPU per delivery by
+ * default), with every run's value in `<metric>Runs`.
+ */
+function median(list, name, metric = 'serverCpuMsPer1kDeliveries') {
+  const values = list.map((r) => r[metric]);
+  if (list.length > 1) log(`${name}: ${metric} ${values.map((x) => x.toFixed(2)).join(', ')}`);
+  const sorted = [...list].sort((a, b) => a[metric] - b[metric]);
+  return { ...sorted[(sorted.length - 1) >> 1], [`${metric}Runs`]: values };
+}
+
+/** `run` for each of `kinds` in turn, `--repeat` times; per server, the run of median `metric`. */
+async function inTurns(name, kinds, run, metric) {
+  const runs = {};
+  for (let round = 0; round < repeat; round++) {
+    for (const kind of kinds) (runs[kind] ??= []).push(await run(kind));
+  }
+  const out = {};
+  for (const [kind, list] of Object.entries(runs)) out[kind] = median(list, `${name} (${kind})`, metric);
+  return out;
 }
 
 /** Cores used by other processes during a load above which the run is flagged as noisy. */
@@ -714,31 +728,10 @@ async function main() {
         });
       }
     }
-    await attempt('lowfan', async () => {
-      const lowRuns = {};
-      for (let round = 0; round < repeat; round++) {
-        for (const kind of PHASES.lowfan)
-          (lowRuns[kind] ??= []).push(await runFanOut(kind, LOWFAN, 'lowfan'));
-      }
-      const out = {};
-      for (const [kind, list] of Object.entries(lowRuns)) out[kind] = median(list, `lowfan (${kind})`);
-      return out;
-    });
-    await attempt('connect', async () => {
-      const connectRuns = {};
-      for (let round = 0; round < repeat; round++) {
-        for (const kind of PHASES.connect) (connectRuns[kind] ??= []).push(await runConnect(kind));
-      }
-      const out = {};
-      for (const [kind, list] of Object.entries(connectRuns)) {
-        const rates = list.map((r) => r.connectsPerSecond);
-        if (list.length > 1)
-          log(`connect (${kind}): connects/s ${rates.map((x) => Math.round(x)).join(', ')}`);
-        const sorted = [...list].sort((a, b) => a.connectsPerSecond - b.connectsPerSecond);
-        out[kind] = { ...sorted[(sorted.length - 1) >> 1], connectsPerSecondRuns: rates };
-      }
-      return out;
-    });
+    await attempt('lowfan', () =>
+      inTurns('lowfan', PHASES.lowfan, (kind) => runFanOut(kind, LOWFAN, 'lowfan')),
+    );
+    await attempt('connect', () => inTurns('connect', PHASES.connect, runConnect, 'connectsPerSecond'));
     await attempt('idle', runIdleMemory);
     await attempt('ingest', () => runIngest('normal'));
     await attempt('ingest-full', () => runIngest('full'));

@@ -102,12 +102,15 @@ async function commitThenKill(
     process.stdout.write('committed ' + store.pendingEvents + '\\n');
     process.kill(process.pid, 'SIGKILL');
   `;
-  const child = spawn(process.execPath, [
-    '--input-type=module',
-    '-e',
-    script,
-    JSON.stringify({ file, writes, deleted, after }),
-  ]);
+  await runUntilKilled(script, JSON.stringify({ file, writes, deleted, after }));
+}
+
+/**
+ * Runs `script` (an ES module) in a child process with `arg` as its argument;
+ * it must print `committed <events still in the log>` and kill itself with SIGKILL.
+ */
+async function runUntilKilled(script: string, arg: string): Promise<void> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, arg]);
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
@@ -115,7 +118,7 @@ async function commitThenKill(
     child.once('exit', (_, s) => resolve(s)),
   );
   expect(signal, out).toBe('SIGKILL');
-  // It died with events still in the log, the case this test is about.
+  // It died with events still in the log, the case these tests are about.
   expect(Number(/committed (\d+)/.exec(out)?.[1]), out).toBeGreaterThan(0);
 }
 
@@ -241,15 +244,7 @@ describe('the event log', () => {
       process.stdout.write('committed ' + store.pendingEvents + '\\n');
       process.kill(process.pid, 'SIGKILL');
     `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, file]);
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    const signal = await new Promise<NodeJS.Signals | null>((resolve) =>
-      child.once('exit', (_, sig) => resolve(sig)),
-    );
-    expect(signal, out).toBe('SIGKILL');
-    expect(Number(/committed (\d+)/.exec(out)?.[1]), out).toBeGreaterThan(0);
+    await runUntilKilled(script, file);
 
     const store = await open(file);
     for (const id of ['e1', 'e2', 'e3']) {

@@ -55,8 +55,8 @@ export class BackgroundCheckpoints {
   /** Callers of `exclusive` under way: no checkpoint starts meanwhile. */
   private held = 0;
   /** Settles when the checkpoint under way has ended. */
-  private ended: Promise<void> = Promise.resolve();
-  private end: () => void = () => {};
+  private idle: Promise<void> = Promise.resolve();
+  private settle: () => void = () => {};
   private readonly exited: Promise<void>;
 
   /** Checkpoints for `db`, the store's connection to the file at `path`. */
@@ -66,20 +66,17 @@ export class BackgroundCheckpoints {
     this.worker = new Worker(WORKER, { eval: true, workerData: { path, driver } });
     this.exited = new Promise((resolve) =>
       this.worker.once('exit', () => {
-        this.running = false;
-        this.end();
+        this.ended();
         resolve();
       }),
     );
     this.worker.on('message', (done: boolean) => {
-      this.running = false;
-      this.end();
+      this.ended();
       if (done) this.completed++;
     });
     this.worker.once('error', () => {
       clearInterval(this.timer);
-      this.running = false;
-      this.end();
+      this.ended();
       // Without the worker, the store's connection checkpoints as SQLite does by default.
       if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
     });
@@ -96,7 +93,7 @@ export class BackgroundCheckpoints {
   async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     this.held++;
     try {
-      await this.ended;
+      await this.idle;
       return await fn();
     } finally {
       this.held--;
@@ -117,7 +114,13 @@ export class BackgroundCheckpoints {
     if (!this.wrote || this.running || this.held > 0) return;
     this.wrote = false;
     this.running = true;
-    this.ended = new Promise((resolve) => (this.end = resolve));
+    this.idle = new Promise((resolve) => (this.settle = resolve));
     this.worker.postMessage('checkpoint');
+  }
+
+  /** The checkpoint under way is over (or the worker is gone). */
+  private ended(): void {
+    this.running = false;
+    this.settle();
   }
 }

@@ -55,24 +55,18 @@ export function toStoreError(err: unknown, message: string): unknown {
  * system. The truncation waits its turn: another connection may be
  * checkpointing (the lock is then taken) or reading an older snapshot (the WAL
  * must stay until it is done), and it is tried again rather than waited for in
- * SQLite's busy handler, which would block the event loop. `exclusive` keeps the
- * store's own checkpoint thread out meanwhile.
+ * SQLite's busy handler, which would block the event loop.
  */
-export async function scrub(
-  db: Database.Database,
-  exclusive: <T>(fn: () => Promise<T>) => Promise<T>,
-): Promise<void> {
-  await exclusive(async () => {
-    for (let attempt = 1; !truncateWal(db); attempt++) {
-      if (attempt >= SCRUB_ATTEMPTS) {
-        throw new StoreUnavailableError(
-          'the WAL could not be truncated after a delete: another connection holds it',
-        );
-      }
-      await sleep(SCRUB_RETRY_MS);
+export async function scrub(db: Database.Database): Promise<void> {
+  for (let attempt = 1; !truncateWal(db); attempt++) {
+    if (attempt >= SCRUB_ATTEMPTS) {
+      throw new StoreUnavailableError(
+        'the WAL could not be truncated after a delete: another connection holds it',
+      );
     }
-    if (db.open) db.pragma('incremental_vacuum');
-  });
+    await sleep(SCRUB_RETRY_MS);
+  }
+  if (db.open) db.pragma('incremental_vacuum');
 }
 
 /** One truncating checkpoint without waiting for other connections: whether it was complete. */

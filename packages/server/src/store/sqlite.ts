@@ -334,12 +334,15 @@ export class SqliteStore implements Store {
     return result;
   }
 
-  /** After a delete: nothing of the deleted rows stays in the files (`scrub`). */
+  /**
+   * After a delete: nothing of the deleted rows stays in the files (`scrub`),
+   * with the checkpoint thread kept out meanwhile.
+   */
   private async scrub(): Promise<void> {
     if (this.path === ':memory:') return;
-    const exclusive = <T>(fn: () => Promise<T>) => this.checkpoints?.exclusive(fn) ?? fn();
+    const run = () => scrub(this.db);
     try {
-      await scrub(this.db, exclusive);
+      await (this.checkpoints ? this.checkpoints.exclusive(run) : run());
     } catch (err) {
       throw toStoreError(err, 'SQLite store unavailable');
     }
