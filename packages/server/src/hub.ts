@@ -138,7 +138,7 @@ export class Hub {
     this.waiters = new Waiters({
       shared: bus.shared,
       watch: (jobId) => this.watch(jobId),
-      committed: async (jobId) => (await this.cache.loadFresh(jobId))?.committed ?? null,
+      committed: (jobId) => this.cache.readFresh(jobId),
       cached: (jobId) => this.cache.get(jobId)?.committed,
     });
 
@@ -222,18 +222,17 @@ export class Hub {
   // -------------------------------------------------------------------------
   // Reads (committed data only)
 
-  async getJob(id: string): Promise<JobState | null> {
-    const entry = await this.cache.loadFresh(id);
-    return entry ? entry.committed : null;
+  getJob(id: string): Promise<JobState | null> {
+    return this.cache.readFresh(id);
   }
 
   async getEvents(id: string, since: number, limit: number): Promise<JobEvent[]> {
-    const entry = await this.cache.loadFresh(id);
-    if (!entry) throw notFound(id);
+    const committed = await this.cache.readFresh(id);
+    if (!committed) throw notFound(id);
     const events = await this.store.getEvents(id, since, limit);
     // The store may already hold a commit whose deliveries are not out yet; never
     // show a reader more than subscribers have been sent.
-    const last = entry.committed.seq;
+    const last = committed.seq;
     return events.length > 0 && events[events.length - 1]!.seq > last
       ? events.filter((e) => e.seq <= last)
       : events;
@@ -244,7 +243,7 @@ export class Hub {
     // already be listening, and the listed states are where its tracking starts.
     await this.topics.busReady();
     const page = await this.store.listJobs(query);
-    for (const state of page.jobs) this.dispatch.follow(state);
+    page.jobs = page.jobs.map((state) => this.dispatch.follow(state));
     return page;
   }
 
@@ -254,10 +253,9 @@ export class Hub {
    */
   async resume(jobId: string, since: number | undefined): Promise<ResumeResult | null> {
     await this.topics.busReady();
-    const entry = await this.cache.loadFresh(jobId);
-    if (!entry) return null;
-    const state = entry.committed;
-    this.dispatch.follow(state);
+    const read = await this.cache.readFresh(jobId);
+    if (!read) return null;
+    const state = this.dispatch.follow(read);
     if (since === undefined) return { state, events: [], recovered: false };
     if (since >= state.seq) return { state, events: [], recovered: since === state.seq };
     const missed = state.seq - since;

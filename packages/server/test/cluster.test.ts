@@ -72,7 +72,9 @@ class LinkedBus implements Bus {
     const sentAt = Date.now();
     for (const peer of this.group) {
       if (peer === this || !deliveryTopics(d).some((k) => peer.topics.has(k)) || peer.drop(d)) continue;
-      setImmediate(() => peer.handler?.(d, sentAt));
+      // What a network bus carries: the state without the estimator the sender holds beside it.
+      const received = new Delivery(d.event, JSON.parse(JSON.stringify(d.state)) as JobState);
+      setImmediate(() => peer.handler?.(received, sentAt));
     }
   }
   onDelivery(handler: (d: Delivery, sentAt?: number) => void): void {
@@ -262,6 +264,67 @@ describe.skipIf(skip)(title('hubs sharing one PostgreSQL schema'), () => {
     expect(seen.filter((d) => d.job === 'unseen').map((d) => d.seq)).toEqual([1, 2]);
   });
 
+  /**
+   * Resume `job` on `reader` from `since` while `during` runs inside the resume's
+   * store read, after the row was read. Returns what the subscriber ends up with,
+   * as a connection's outbox gives it: the resume's events, then the deliveries
+   * the resumed state does not cover.
+   */
+  async function resumeDuring(
+    reader: Hub,
+    job: string,
+    since: number,
+    during: (seqs: number[]) => Promise<void>,
+  ) {
+    const seqs: number[] = [];
+    reader.subscribe({ job }, { deliver: (d) => void seqs.push(d.seq) });
+    const store = reader.store;
+    const getJob = store.getJob.bind(store);
+    store.getJob = async (id) => {
+      const state = await getJob(id);
+      store.getJob = getJob;
+      await during(seqs);
+      return state;
+    };
+    const resumed = (await reader.resume(job, since))!;
+    expect(resumed.recovered).toBe(true);
+    return [...resumed.events.map((e) => e.seq), ...seqs.filter((seq) => seq > resumed.state.seq)];
+  }
+
+  it('resumes exactly when the bus replaces a cached job while the store is read', async () => {
+    const group: LinkedBus[] = [];
+    const [writer, reader] = await hubs(2, () => new LinkedBus(group));
+    await writer!.createJob({ id: 'replaced', owner: 'alice', name: 'replaced' });
+    await writer!.publish('replaced', [{ kind: 'progress', percent: 10 }]);
+    // The reader caches the job at seq 2, as a subscribe's access check does.
+    expect((await reader!.getJob('replaced'))!.seq).toBe(2);
+    // Committed before the reader listens: only the store has seq 3.
+    await writer!.publish('replaced', [{ kind: 'progress', percent: 20 }]);
+    // While the resume reads the store, seq 4 comes over the bus and the cached
+    // entry goes (it has an estimator, the bus's state none): the read must win.
+    const got = await resumeDuring(reader!, 'replaced', 2, async (seqs) => {
+      await writer!.publish('replaced', [{ kind: 'progress', percent: 30 }]);
+      await waitFor(() => seqs.includes(4), 'seq 4 from the bus');
+    });
+    expect(got).toEqual([3, 4]);
+  });
+
+  it('resumes exactly when the bus lost an event committed after the store read', async () => {
+    const group: LinkedBus[] = [];
+    const [writer, reader] = await hubs(2, () => new LinkedBus(group));
+    await writer!.createJob({ id: 'late', owner: 'alice', name: 'late' });
+    await writer!.publish('late', [{ kind: 'progress', percent: 10 }]);
+    // The read sees seq 2; seq 3 is lost (a bus that began listening late), and
+    // seq 4 starts the reader's tracking before the read is back.
+    group[1]!.drop = (d) => d.seq === 3;
+    const got = await resumeDuring(reader!, 'late', 2, async (seqs) => {
+      await writer!.publish('late', [{ kind: 'progress', percent: 20 }]);
+      await writer!.publish('late', [{ kind: 'progress', percent: 30 }]);
+      await waitFor(() => seqs.includes(4), 'seq 4 from the bus');
+    });
+    expect(got).toEqual([3, 4]);
+  });
+
   it('retries a write whose cached job another process moved on, and reads the moved-on state', async () => {
     const group: LinkedBus[] = [];
     const [a, b] = await hubs(2, () => new LinkedBus(group));
@@ -298,6 +361,8 @@ class Follower {
   /** The job's `deleted` event came: the sentinel after which nothing of the job can arrive. */
   deleted = false;
   reconnects = 0;
+  /** What went wrong on a connection, a reconnect's included. */
+  readonly failures: string[] = [];
   private last = 0;
   private ws: WebSocket | null = null;
   private stopped = false;
@@ -332,14 +397,16 @@ class Follower {
             this.start = m.jobs![0]!.seq;
             this.last = this.start;
           } else if (!m.recovered) {
-            reject(new Error(`resume of ${this.job} from ${this.last} was not recovered`));
+            // A reconnect's promise is not awaited: the failure is kept for `expectComplete`.
+            this.failures.push(`resume of ${this.job} from ${this.last} was not recovered`);
           }
           for (const e of m.events ?? []) this.note(e.seq, e.kind);
           resolve();
         } else if (m.type === 'event' && m.job === this.job) {
           this.note(m.seq!, m.kind!);
         } else if (m.type === 'error') {
-          reject(new Error(`error on ${this.job}: ${raw.toString()}`));
+          this.failures.push(`error on ${this.job}: ${raw.toString()}`);
+          reject(new Error(this.failures.at(-1)));
         }
       });
       ws.on('close', () => {
@@ -367,6 +434,7 @@ class Follower {
 
   /** Every seq after the start exactly once, in order, ending with the job's final seq (and nothing after it). */
   expectComplete(finalSeq: number): void {
+    expect(this.failures).toEqual([]);
     expect(this.deleted).toBe(true);
     expect(this.seqs).toEqual(Array.from({ length: finalSeq - this.start }, (_, i) => this.start + 1 + i));
     expect(this.terminal).toBe(true);

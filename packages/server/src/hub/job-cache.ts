@@ -149,13 +149,13 @@ export class JobCache {
   }
 
   /**
-   * The job's entry for a read. With other processes writing, a cached job that
-   * no local subscriber follows on the bus may be behind: it is read again.
+   * The job's committed state for a read. With other processes writing, a cached
+   * job that no local subscriber follows on the bus may be behind: it is read again.
    */
-  async loadFresh(id: string): Promise<Entry | null> {
+  async readFresh(id: string): Promise<JobState | null> {
     const cached = this.entries.get(id);
     const entry = await this.load(id);
-    if (!entry || !cached || !this.ctx.shared || this.ctx.isFollowed(id)) return entry;
+    if (!entry || !cached || !this.ctx.shared || this.ctx.isFollowed(id)) return entry?.committed ?? null;
     const started = performance.now();
     const state = await this.ctx.store.getJob(id);
     this.ctx.metrics?.storeReadSeconds.observe({ op: 'job' }, (performance.now() - started) / 1000);
@@ -164,7 +164,11 @@ export class JobCache {
       return null;
     }
     this.refresh(state);
-    return this.entries.get(id) ?? entry;
+    // Dropped during the read (a delivery from the bus came without an estimator),
+    // the old entry is behind what was read: a subscriber resuming from it would
+    // miss the events between. The state read is not cached either, as the bus may
+    // have brought a later one meanwhile; the next read goes to the store.
+    return this.entries.get(id)?.committed ?? state;
   }
 
   /** Another process moved a cached job on: build the next local write on its state. */

@@ -143,10 +143,18 @@ export class OrderedDispatch {
     this.ctx.dispatched(d);
   }
 
-  /** Start tracking a job that local subscribers watch, from the state they were given. */
-  follow(state: JobState): void {
-    if (this.tracks.has(state.id) || !this.ctx.topics.covers(state.id, state.owner)) return;
-    this.tracks.set(state.id, newTrack(state.seq, state, state.owner));
+  /**
+   * Start tracking a job that local subscribers watch, from `state`, which was
+   * read for them. Returns the state to give them: the tracked one when the bus
+   * has already dispatched a later one (a delivery that came while `state` was
+   * read started the track), so that they miss none of the events before it.
+   */
+  follow(state: JobState): JobState {
+    const track = this.tracks.get(state.id);
+    if (track) return track.state !== null && track.state.seq > state.seq ? track.state : state;
+    if (this.ctx.topics.covers(state.id, state.owner))
+      this.tracks.set(state.id, newTrack(state.seq, state, state.owner));
+    return state;
   }
 
   /** Stop tracking a job that no local subscriber watches any more (its topic lost its last one). */

@@ -54,7 +54,7 @@ export interface WritesContext {
     | 'delete'
     | 'forget'
     | 'load'
-    | 'loadFresh'
+    | 'readFresh'
     | 'require'
     | 'current'
     | 'appliedKeys'
@@ -294,7 +294,7 @@ export class Writes {
         ),
       );
     }
-    return (await this.ctx.cache.loadFresh(jobId))?.committed ?? state;
+    return (await this.ctx.cache.readFresh(jobId)) ?? state;
   }
 
   private applyControl(jobId: string, action: ControlAction, reason: string | undefined, by: string) {
