@@ -20,7 +20,13 @@ export function statePatch(before: JobState | null | undefined, after: JobState)
   return patch as StatePatch;
 }
 
-const patchTexts = new WeakMap<JobState, { before: JobState; text: string }>();
+/**
+ * Patch texts by the state they start from. Keyed by `before`, not by `after`:
+ * an entry keeps its `after` alive, which is the newer state and alive anyway,
+ * whereas one keyed by `after` would keep `before` alive, and with it every
+ * state the job ever had, through each one's own entry.
+ */
+const patchTexts = new WeakMap<JobState, { after: JobState; text: string }>();
 
 /**
  * The JSON of `statePatch(before, after)`, made once per pair of states: the
@@ -28,10 +34,10 @@ const patchTexts = new WeakMap<JobState, { before: JobState; text: string }>();
  * event that is both stored and delivered computes and serializes its patch once.
  */
 export function statePatchJson(before: JobState, after: JobState): string {
-  const made = patchTexts.get(after);
-  if (made !== undefined && made.before === before) return made.text;
+  const made = patchTexts.get(before);
+  if (made !== undefined && made.after === after) return made.text;
   const text = JSON.stringify(statePatch(before, after));
-  patchTexts.set(after, { before, text });
+  patchTexts.set(before, { after, text });
   return text;
 }
 

@@ -1,9 +1,11 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { JobEvent, JobState } from '@headway/protocol';
 import { describe, expect, it } from 'vitest';
 import { TokenCache } from '../src/auth-cache.js';
 import { Delivery } from '../src/delivery.js';
 import { Outbox, type OutboxSocket } from '../src/outbox.js';
-import { statePatch } from '../src/state-patch.js';
+import { statePatch, statePatchJson } from '../src/state-patch.js';
 
 /** A socket whose peer does not read until `drain`. */
 class SlowSocket implements OutboxSocket {
@@ -96,6 +98,27 @@ describe('delta mode', () => {
     const [first, second] = socket.sent.map((b) => JSON.parse(b.toString()));
     expect(first.patch).toEqual(all[3]);
     expect(second.patch).toEqual({ seq: 5, progress: { percent: 5 } });
+  });
+});
+
+describe('statePatchJson', () => {
+  it('makes the patch of two states once, and keeps no state alive that a later one replaced', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    let [state] = states(1) as [JobState];
+    const first = new WeakRef(state);
+    for (let seq = 2; seq <= 200; seq++) {
+      const next = { ...state, seq, progress: { percent: seq % 100 } } as JobState;
+      const text = statePatchJson(state, next);
+      expect(statePatchJson(state, next)).toBe(text);
+      expect(JSON.parse(text)).toEqual(statePatch(state, next));
+      state = next;
+    }
+    // A WeakRef's target lives until the end of the turn that made it.
+    await tick();
+    gc();
+    expect(first.deref()).toBeUndefined();
+    expect(state.seq).toBe(200);
   });
 });
 
