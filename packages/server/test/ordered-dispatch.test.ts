@@ -67,6 +67,17 @@ describe('OrderedDispatch', () => {
     expect(dispatch.isFollowed('a')).toBe(true);
   });
 
+  it('gives a subscriber read behind the tracking the tracked state, unless it is an earlier job of the id', () => {
+    // A delivery that came while the subscriber's state was read started the tracking.
+    dispatch.receive(delivery(4));
+    const read = runningJob('a', 2);
+    expect(dispatch.follow(read)).toMatchObject({ seq: 4 });
+    expect(dispatch.follow(runningJob('a', 5))).toMatchObject({ seq: 5 });
+    // The id swept by retention and used again: its new state stands.
+    const again = runningJob('a', 2, { createdAt: '2030-01-01T00:00:00.000Z' });
+    expect(dispatch.follow(again)).toBe(again);
+  });
+
   it('keeps following a job while a topic covers it, and stops once none does', () => {
     dispatch.follow(runningJob('a', 1));
     dispatch.unfollow('a');

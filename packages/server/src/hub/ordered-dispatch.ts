@@ -148,10 +148,15 @@ export class OrderedDispatch {
    * read for them. Returns the state to give them: the tracked one when the bus
    * has already dispatched a later one (a delivery that came while `state` was
    * read started the track), so that they miss none of the events before it.
+   * A track of an earlier job of the same id (swept by retention) is not used.
    */
   follow(state: JobState): JobState {
     const track = this.tracks.get(state.id);
-    if (track) return track.state !== null && track.state.seq > state.seq ? track.state : state;
+    if (track) {
+      const tracked = track.state;
+      const later = tracked !== null && tracked.seq > state.seq && tracked.createdAt === state.createdAt;
+      return later ? tracked : state;
+    }
     if (this.ctx.topics.covers(state.id, state.owner))
       this.tracks.set(state.id, newTrack(state.seq, state, state.owner));
     return state;
