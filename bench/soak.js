@@ -8,7 +8,8 @@
  *     events (default 300) and a new one takes its place, so jobs are created,
  *     finished and forgotten all along;
  *   - `--watchers` WebSocket watchers (default 200), each subscribed to all jobs of
- *     one of 20 owners (new jobs included);
+ *     one of 20 owners (new jobs included), in `--state` mode: `delta` (the default,
+ *     as `@headway/client` subscribes) or `full`;
  *   - every `--interval` seconds (default 15) one line: the hub's RSS, heap used,
  *     event-loop delay (p99 and max over the interval), the size of its database
  *     files, and the events posted and delivered so far.
@@ -37,9 +38,11 @@ const { values: args } = parseArgs({
     'job-events': { type: 'string', default: '300' },
     watchers: { type: 'string', default: '200' },
     durability: { type: 'string', default: 'normal' },
+    state: { type: 'string', default: 'delta' },
     out: { type: 'string' },
   },
 });
+if (args.state !== 'delta' && args.state !== 'full') throw new TypeError('--state must be delta or full');
 for (const name of ['duration', 'interval', 'rate', 'jobs', 'job-events', 'watchers']) {
   if (!(Number(args[name]) > 0)) throw new TypeError(`--${name} must be a positive number`);
 }
@@ -90,7 +93,7 @@ function watch(wsUrl, owner, counters) {
         return;
       }
       const message = JSON.parse(buf.toString());
-      if (message.type === 'welcome') ws.send(JSON.stringify({ type: 'subscribe', id: 'u', scope: 'user' }));
+      if (message.type === 'welcome') ws.send(JSON.stringify({ type: 'subscribe', id: 'u', scope: 'user', state: args.state }));
       else if (message.type === 'subscribed') resolve(ws);
       else if (message.type === 'error') reject(new Error(`${message.code}: ${message.message}`));
     });
@@ -128,7 +131,7 @@ try {
     sockets.push(await watch(wsUrl, owners[w % owners.length], counters));
 
   log(
-    `offering ${SOAK.eventsPerSecond} events/s over ${SOAK.jobs} jobs for ${SOAK.durationMs / 1000} s (durability ${args.durability})`,
+    `offering ${SOAK.eventsPerSecond} events/s over ${SOAK.jobs} jobs for ${SOAK.durationMs / 1000} s (durability ${args.durability}, ${args.state} state)`,
   );
   const series = [];
   const start = performance.now();
