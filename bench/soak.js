@@ -93,7 +93,8 @@ function watch(wsUrl, owner, counters) {
         return;
       }
       const message = JSON.parse(buf.toString());
-      if (message.type === 'welcome') ws.send(JSON.stringify({ type: 'subscribe', id: 'u', scope: 'user', state: args.state }));
+      if (message.type === 'welcome')
+        ws.send(JSON.stringify({ type: 'subscribe', id: 'u', scope: 'user', state: args.state }));
       else if (message.type === 'subscribed') resolve(ws);
       else if (message.type === 'error') reject(new Error(`${message.code}: ${message.message}`));
     });
