@@ -238,9 +238,17 @@ export class Hub {
       : events;
   }
 
-  async listJobs(query: ListJobsQuery): Promise<ListJobsPage> {
-    // A scope subscriber lists its jobs right after subscribing: the bus must
-    // already be listening, and the listed states are where its tracking starts.
+  /** A page of jobs as the store has them (`GET /v1/jobs`). */
+  listJobs(query: ListJobsQuery): Promise<ListJobsPage> {
+    return this.store.listJobs(query);
+  }
+
+  /**
+   * A page of jobs for a scope subscriber that has just subscribed: read once the
+   * bus listens, each job followed from the state listed, or given in the later
+   * state the bus brought while the page was read (see `OrderedDispatch.follow`).
+   */
+  async snapshotJobs(query: ListJobsQuery): Promise<ListJobsPage> {
     await this.topics.busReady();
     const page = await this.store.listJobs(query);
     page.jobs = page.jobs.map((state) => this.dispatch.follow(state));

@@ -253,7 +253,7 @@ describe.skipIf(skip)(title('hubs sharing one PostgreSQL schema'), () => {
     // A dashboard of alice's jobs: a job created and finished while the bus was away.
     const seen: Delivery[] = [];
     reader!.subscribe({ user: 'alice' }, { deliver: (d) => void seen.push(d) });
-    await reader!.listJobs({ owner: 'alice', limit: 10 });
+    await reader!.snapshotJobs({ owner: 'alice', limit: 10 });
     group[1]!.drop = () => true;
     const lostSince = Date.now();
     await writer!.createJob({ id: 'unseen', owner: 'alice', name: 'unseen' });
@@ -323,6 +323,30 @@ describe.skipIf(skip)(title('hubs sharing one PostgreSQL schema'), () => {
       await waitFor(() => seqs.includes(4), 'seq 4 from the bus');
     });
     expect(got).toEqual([3, 4]);
+  });
+
+  it('gives a scope subscriber the later state the bus brought while its jobs were listed', async () => {
+    const group: LinkedBus[] = [];
+    const [writer, reader] = await hubs(2, () => new LinkedBus(group));
+    await writer!.createJob({ id: 'listed', owner: 'alice', name: 'listed' });
+    await writer!.publish('listed', [{ kind: 'progress', percent: 10 }]);
+    const seqs: number[] = [];
+    reader!.subscribe({ user: 'alice' }, { deliver: (d) => void seqs.push(d.seq) });
+    // The page holds seq 2; seq 3 is lost, and seq 4 comes before the page is back.
+    group[1]!.drop = (d) => d.seq === 3;
+    const store = reader!.store;
+    const listJobs = store.listJobs.bind(store);
+    store.listJobs = async (query) => {
+      const page = await listJobs(query);
+      store.listJobs = listJobs;
+      await writer!.publish('listed', [{ kind: 'progress', percent: 20 }]);
+      await writer!.publish('listed', [{ kind: 'progress', percent: 30 }]);
+      await waitFor(() => seqs.includes(4), 'seq 4 from the bus');
+      return page;
+    };
+    const page = await reader!.snapshotJobs({ owner: 'alice', limit: 10 });
+    expect(page.jobs.map((j) => [j.id, j.seq])).toEqual([['listed', 4]]);
+    expect(page.jobs[0]!.progress.percent).toBe(30);
   });
 
   it('retries a write whose cached job another process moved on, and reads the moved-on state', async () => {

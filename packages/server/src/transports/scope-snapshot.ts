@@ -38,8 +38,8 @@ export async function scopeSnapshot(
   // A token limited to some jobs lists those; their children arrive live.
   const ids = p.kind === 'user' && !p.admin && p.jobs ? [...p.jobs] : undefined;
   const [active, recent] = await Promise.all([
-    hub.listJobs({ owner, ids, status: ACTIVE, limit: SCOPE_JOBS_LIMIT }),
-    hub.listJobs({ owner, ids, limit: SCOPE_JOBS_LIMIT }),
+    hub.snapshotJobs({ owner, ids, status: ACTIVE, limit: SCOPE_JOBS_LIMIT }),
+    hub.snapshotJobs({ owner, ids, limit: SCOPE_JOBS_LIMIT }),
   ]);
   const jobs = new Map<string, JobState>();
   for (const s of [...active.jobs, ...recent.jobs]) {

@@ -121,8 +121,8 @@ export abstract class DialectConnection extends SocketConnection {
   protected async userJobs(owner: string): Promise<JobState[]> {
     const hub = this.ctx.hub;
     const [active, recent] = await Promise.all([
-      hub.listJobs({ owner, status: ['queued', 'running', 'paused'], limit: SNAPSHOT_JOBS }),
-      hub.listJobs({ owner, limit: SNAPSHOT_RECENT_JOBS }),
+      hub.snapshotJobs({ owner, status: ['queued', 'running', 'paused'], limit: SNAPSHOT_JOBS }),
+      hub.snapshotJobs({ owner, limit: SNAPSHOT_RECENT_JOBS }),
     ]);
     const since = this.openedAt - SNAPSHOT_SLACK_MS;
     const jobs = new Map<string, JobState>();
