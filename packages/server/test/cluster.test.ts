@@ -42,6 +42,7 @@ import { Delivery } from '../src/delivery.js';
 import type { HeadwayError } from '../src/errors.js';
 import { Hub } from '../src/hub.js';
 import { PostgresStore } from '../src/store/postgres.js';
+import type { Store } from '../src/store/store.js';
 
 const postgres = await requirePostgres();
 const redis = await requireRedis();
@@ -264,6 +265,26 @@ describe.skipIf(skip)(title('hubs sharing one PostgreSQL schema'), () => {
     expect(seen.filter((d) => d.job === 'unseen').map((d) => d.seq)).toEqual([1, 2]);
   });
 
+  /** Runs `during` inside the next call of the store's `method`, once it has read. */
+  function duringNextRead(store: Store, method: 'getJob' | 'listJobs', during: () => Promise<void>): void {
+    const own = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const read = own[method]!.bind(store);
+    own[method] = async (...args) => {
+      const result = await read(...args);
+      delete own[method];
+      await during();
+      return result;
+    };
+  }
+
+  /** Seqs 3 and 4 of `job`, the first lost on `readerBus`: resolves once 4 reached `seqs`. */
+  async function loseThirdBringFourth(writer: Hub, readerBus: LinkedBus, job: string, seqs: number[]) {
+    readerBus.drop = (d) => d.seq === 3;
+    await writer.publish(job, [{ kind: 'progress', percent: 20 }]);
+    await writer.publish(job, [{ kind: 'progress', percent: 30 }]);
+    await waitFor(() => seqs.includes(4), 'seq 4 from the bus');
+  }
+
   /**
    * Resume `job` on `reader` from `since` while `during` runs inside the resume's
    * store read, after the row was read. Returns what the subscriber ends up with,
@@ -278,14 +299,7 @@ describe.skipIf(skip)(title('hubs sharing one PostgreSQL schema'), () => {
   ) {
     const seqs: number[] = [];
     reader.subscribe({ job }, { deliver: (d) => void seqs.push(d.seq) });
-    const store = reader.store;
-    const getJob = store.getJob.bind(store);
-    store.getJob = async (id) => {
-      const state = await getJob(id);
-      store.getJob = getJob;
-      await during(seqs);
-      return state;
-    };
+    duringNextRead(reader.store, 'getJob', () => during(seqs));
     const resumed = (await reader.resume(job, since))!;
     expect(resumed.recovered).toBe(true);
     return [...resumed.events.map((e) => e.seq), ...seqs.filter((seq) => seq > resumed.state.seq)];
@@ -316,12 +330,9 @@ describe.skipIf(skip)(title('hubs sharing one PostgreSQL schema'), () => {
     await writer!.publish('late', [{ kind: 'progress', percent: 10 }]);
     // The read sees seq 2; seq 3 is lost (a bus that began listening late), and
     // seq 4 starts the reader's tracking before the read is back.
-    group[1]!.drop = (d) => d.seq === 3;
-    const got = await resumeDuring(reader!, 'late', 2, async (seqs) => {
-      await writer!.publish('late', [{ kind: 'progress', percent: 20 }]);
-      await writer!.publish('late', [{ kind: 'progress', percent: 30 }]);
-      await waitFor(() => seqs.includes(4), 'seq 4 from the bus');
-    });
+    const got = await resumeDuring(reader!, 'late', 2, (seqs) =>
+      loseThirdBringFourth(writer!, group[1]!, 'late', seqs),
+    );
     expect(got).toEqual([3, 4]);
   });
 
@@ -333,17 +344,7 @@ describe.skipIf(skip)(title('hubs sharing one PostgreSQL schema'), () => {
     const seqs: number[] = [];
     reader!.subscribe({ user: 'alice' }, { deliver: (d) => void seqs.push(d.seq) });
     // The page holds seq 2; seq 3 is lost, and seq 4 comes before the page is back.
-    group[1]!.drop = (d) => d.seq === 3;
-    const store = reader!.store;
-    const listJobs = store.listJobs.bind(store);
-    store.listJobs = async (query) => {
-      const page = await listJobs(query);
-      store.listJobs = listJobs;
-      await writer!.publish('listed', [{ kind: 'progress', percent: 20 }]);
-      await writer!.publish('listed', [{ kind: 'progress', percent: 30 }]);
-      await waitFor(() => seqs.includes(4), 'seq 4 from the bus');
-      return page;
-    };
+    duringNextRead(reader!.store, 'listJobs', () => loseThirdBringFourth(writer!, group[1]!, 'listed', seqs));
     const page = await reader!.snapshotJobs({ owner: 'alice', limit: 10 });
     expect(page.jobs.map((j) => [j.id, j.seq])).toEqual([['listed', 4]]);
     expect(page.jobs[0]!.progress.percent).toBe(30);

@@ -82,7 +82,7 @@ export class GroupCommit {
    * why it was not (a `WriteConflict` when another process wrote the job first).
    */
   whenCommitted(write: PendingWrite): Promise<void> {
-    return this.open!.done.then(() => {
+    return this.whenBatchDone().then(() => {
       const err = this.failure(write);
       if (err !== undefined) throw err;
     });

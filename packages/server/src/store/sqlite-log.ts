@@ -30,8 +30,8 @@ import type Database from 'better-sqlite3';
 import { estimatorOf, withEstimator } from '../state/estimator.js';
 import { reduce } from '../state/reducer.js';
 import { statePatchJson } from '../state-patch.js';
-import { eventColumns, eventOfRow, jobColumns, jobOfRow, stateOfStored, storedStateJson } from './rows.js';
-import { type EventRow, type JobRow, SQL } from './sqlite-sql.js';
+import { eventColumns, jobColumns, jobOfRow, stateOfStored, storedStateJson } from './rows.js';
+import { type EventRow, eventOfStoredRow, type JobRow, SQL } from './sqlite-sql.js';
 import type { JobWrite } from './store.js';
 
 /** Events waiting in the log beyond which a commit first moves some (default). */
@@ -215,7 +215,7 @@ export class EventLog {
     if (p === undefined || p.firstSeq + p.rowids.length - 1 <= since || limit <= 0) return [];
     return this.statements.read
       .all(JSON.stringify(p.rowids), since, limit)
-      .map((r) => eventOfRow(job, { ...r, data: JSON.parse(r.data) }));
+      .map((r) => eventOfStoredRow(job, r));
   }
 
   /** For `LogBatch`: the job as this connection knows it, before the batch. */
@@ -264,7 +264,7 @@ export class EventLog {
   private recovered(job: string, entry: Recovered): JobState {
     let folded = jobOfRow(entry.row);
     for (const r of this.statements.replay.all(job, entry.seq, entry.doc.seq as number)) {
-      folded = reduce(folded, eventOfRow(job, { ...r, data: JSON.parse(r.data) }), null);
+      folded = reduce(folded, eventOfStoredRow(job, r), null);
     }
     return withEstimator(stateOfStored(entry.doc as unknown as JobState), estimatorOf(folded));
   }

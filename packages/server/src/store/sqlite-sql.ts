@@ -4,7 +4,7 @@
  * is given.
  */
 import type { JobEvent } from '@headway/protocol';
-import type { JobColumns } from './rows.js';
+import { eventOfRow, type JobColumns } from './rows.js';
 
 /** A job row to write, with the seq it must replace. */
 export interface JobRow extends JobColumns {
@@ -17,6 +17,11 @@ export interface EventRow {
   kind: JobEvent['kind'];
   at: number;
   data: string;
+}
+
+/** The event of a stored row (of `events` or of the event log), its data parsed. */
+export function eventOfStoredRow(job: string, row: EventRow): JobEvent {
+  return eventOfRow(job, { ...row, data: JSON.parse(row.data) });
 }
 
 /** Every fixed statement, prepared once per store. */

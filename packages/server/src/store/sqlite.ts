@@ -2,12 +2,12 @@ import type { JobEvent, JobState } from '@headway/protocol';
 import Database from 'better-sqlite3';
 import { asKindSummary, type KindSummary } from '../state/history.js';
 import { LATEST_VERSION, MIGRATIONS_TABLE, migrations } from './migrations.js';
-import { eventOfRow, inIdOrder, jobOfRow, MAX_DESCENDANT_DEPTH, storedStateJson } from './rows.js';
+import { inIdOrder, jobOfRow, MAX_DESCENDANT_DEPTH, storedStateJson } from './rows.js';
 import { BackgroundCheckpoints } from './sqlite-checkpoints.js';
 import { createPrivately, scrub, toStoreError } from './sqlite-files.js';
 import { SqliteJobList } from './sqlite-list.js';
 import { EventLog } from './sqlite-log.js';
-import { type EventRow, type JobRow, SQL } from './sqlite-sql.js';
+import { type EventRow, eventOfStoredRow, type JobRow, SQL } from './sqlite-sql.js';
 import {
   ENQUEUE_DELIVERIES,
   type EnqueueParams,
@@ -218,9 +218,7 @@ export class SqliteStore implements Store {
     const n = Math.floor(limit);
     if (!(n > 0)) return [];
     return this.use((s, log) => {
-      const events = s.getEvents
-        .all(job, since, n)
-        .map((r) => eventOfRow(job, { ...r, data: JSON.parse(r.data) }));
+      const events = s.getEvents.all(job, since, n).map((r) => eventOfStoredRow(job, r));
       const after = events.at(-1)?.seq ?? since;
       return events.concat(log.waitingEvents(job, after, n - events.length));
     });
