@@ -434,8 +434,15 @@ class Follower {
           reject(new Error(this.failures.at(-1)));
         }
       });
-      ws.on('close', () => {
+      ws.on('close', (code) => {
         if (this.stopped || this.ws !== ws) return;
+        if (code >= 4200 && code < 4300) {
+          // "Do not reconnect": a client stops here.
+          this.failures.push(`${this.job} closed with ${code}`);
+          this.stopped = true;
+          reject(new Error(this.failures.at(-1)));
+          return;
+        }
         this.reconnects++;
         setTimeout(() => this.open().catch(() => {}), 50);
       });
@@ -575,9 +582,10 @@ describe.skipIf(skip)(title('hub processes'), { timeout: 60_000 }, () => {
     return cluster;
   }
 
-  function spawnHub(c: Cluster): Promise<HubProcess> {
+  function spawnHub(c: Cluster, extra: readonly string[]): Promise<HubProcess> {
     return spawnHubProcess(
       [
+        ...extra,
         '--data-dir',
         c.dataDir,
         '--postgres',
@@ -595,11 +603,11 @@ describe.skipIf(skip)(title('hub processes'), { timeout: 60_000 }, () => {
     );
   }
 
-  async function start(count: number): Promise<HubProcess[]> {
+  async function start(count: number, extra: readonly string[] = []): Promise<HubProcess[]> {
     const c = newCluster();
     // The first process creates the schema; the others find it ready.
-    const first = await spawnHub(c);
-    return [first, ...(await Promise.all(Array.from({ length: count - 1 }, () => spawnHub(c))))];
+    const first = await spawnHub(c, extra);
+    return [first, ...(await Promise.all(Array.from({ length: count - 1 }, () => spawnHub(c, extra))))];
   }
 
   async function follow(jobs: string[], pick: () => string): Promise<Follower[]> {
@@ -679,8 +687,9 @@ describe.skipIf(skip)(title('hub processes'), { timeout: 60_000 }, () => {
     }
   });
 
-  it('a process killed with SIGKILL: its clients resume exactly on another', async () => {
-    const [a, b, c] = await start(3);
+  it("a process killed with SIGKILL: its clients resume exactly on another, at their user's limit too", async () => {
+    // Alice's three watchers are her limit: the dead process's counts must not keep them out.
+    const [a, b, c] = await start(3, ['--connections-per-user', '3']);
     const jobs = await createJobs(a!.url, 3, 'kill');
     let target = b!;
     const watchers = await follow(jobs, () => target.wsUrl);

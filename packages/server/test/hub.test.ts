@@ -309,6 +309,15 @@ describe('limits and errors', () => {
     expect((await hub.waitForChange(id, 2, 10))?.seq).toBe(2);
   });
 
+  it('ends a long-poll at once when its client left before the wait began', async () => {
+    const id = uid();
+    await hub.createJob({ id, owner: 'u' });
+    const gone = new AbortController();
+    gone.abort();
+    // Within the test's timeout only if the aborted signal is seen: the wait is a minute.
+    expect((await hub.waitForChange(id, 1, 60_000, gone.signal))?.seq).toBe(1);
+  });
+
   it('stops accepting writes once closed, after flushing what it accepted', async () => {
     const id = uid();
     await hub.createJob({ id, owner: 'u' });

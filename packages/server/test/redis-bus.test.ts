@@ -167,12 +167,12 @@ describe.skipIf(redis.skip)(redis.title('Redis'), () => {
     function counter(
       prefix: string,
       limit: number,
-      heartbeatMs = 10_000,
+      aliveMs = 1_000,
     ): { counter: RedisConnectionCounter; redis: Redis } {
       prefixes.add(prefix);
       const redis = redisClient();
       connections.push(redis);
-      const c = new RedisConnectionCounter({ redis, prefix, limit, heartbeatMs });
+      const c = new RedisConnectionCounter({ redis, prefix, limit, aliveMs });
       counters.push(c);
       return { counter: c, redis };
     }
@@ -180,12 +180,14 @@ describe.skipIf(redis.skip)(redis.title('Redis'), () => {
     it('validates its options', () => {
       expect(() => new RedisConnectionCounter({ redis: admin, limit: 0 })).toThrow(TypeError);
       expect(() => new RedisConnectionCounter({ redis: admin, limit: 1, heartbeatMs: 0 })).toThrow(TypeError);
+      expect(() => new RedisConnectionCounter({ redis: admin, limit: 1, aliveMs: 0 })).toThrow(TypeError);
     });
 
     it('holds the limit across processes and frees a slot on release', async () => {
       const prefix = newPrefix();
-      const { counter: a } = counter(prefix, 3);
-      const { counter: b } = counter(prefix, 3);
+      // Refusals count again once the other process would have expired: 0.3 s here.
+      const { counter: a } = counter(prefix, 3, 100);
+      const { counter: b } = counter(prefix, 3, 100);
       expect(await a.acquire('dana')).toBe(true);
       expect(await b.acquire('dana')).toBe(true);
       expect(await a.acquire('dana')).toBe(true);
@@ -201,7 +203,7 @@ describe.skipIf(redis.skip)(redis.title('Redis'), () => {
 
     it('admits exactly the limit when processes race', async () => {
       const prefix = newPrefix();
-      const all = [counter(prefix, 5).counter, counter(prefix, 5).counter, counter(prefix, 5).counter];
+      const all = [1, 2, 3].map(() => counter(prefix, 5, 100).counter);
       const results = await Promise.all(Array.from({ length: 30 }, (_, i) => all[i % 3]!.acquire('frank')));
       expect(results.filter(Boolean)).toHaveLength(5);
     });
@@ -217,6 +219,58 @@ describe.skipIf(redis.skip)(redis.title('Redis'), () => {
       dead.redis.disconnect();
       await waitFor(async () => (await live.count('gina')) === 0, 'the dead process forgotten', 3000);
       expect(await live.acquire('gina')).toBe(true);
+    });
+
+    it('admits a user refused because of a process just killed once its counts lapse', async () => {
+      const prefix = newPrefix();
+      const dead = counter(prefix, 2, 100);
+      const { counter: live } = counter(prefix, 2, 100);
+      expect(await dead.counter.acquire('ines')).toBe(true);
+      expect(await dead.counter.acquire('ines')).toBe(true);
+      // Killed: its clients reconnect to the live process at once, while its counts still count.
+      dead.redis.disconnect();
+      const reconnects = [live.acquire('ines'), live.acquire('ines'), live.acquire('ines')];
+      expect((await Promise.all(reconnects)).filter(Boolean)).toHaveLength(2);
+      expect(await live.count('ines')).toBe(2);
+    });
+
+    it('refuses after counting again while the other process is alive', async () => {
+      const prefix = newPrefix();
+      const { counter: a } = counter(prefix, 1, 100);
+      const { counter: b } = counter(prefix, 1, 100);
+      expect(await a.acquire('jo')).toBe(true);
+      expect(await b.acquire('jo')).toBe(false);
+      expect(await b.count('jo')).toBe(1);
+      // Nothing was counted for the refusal: once a's connection ends, b admits one.
+      a.release('jo');
+      await waitFor(async () => (await b.count('jo')) === 0);
+      expect(await b.acquire('jo')).toBe(true);
+    });
+
+    it('lets at most the limit of refusals of one user wait, and refuses its own excess at once', async () => {
+      const prefix = newPrefix();
+      const { counter: a } = counter(prefix, 1, 100);
+      const { counter: b } = counter(prefix, 1, 100);
+      expect(await a.acquire('kai')).toBe(true);
+      const order: string[] = [];
+      const note = (name: string) => (ok: boolean) => void order.push(`${name}:${ok}`);
+      await Promise.all([
+        b.acquire('kai').then(note('first')),
+        b.acquire('kai').then(note('second')),
+        b.acquire('kai').then(note('third')),
+      ]);
+      // The first waits to count again; the others find one refusal of kai waiting already.
+      expect(order).toEqual(['second:false', 'third:false', 'first:false']);
+    });
+
+    it('ends a refusal that waits when it closes', async () => {
+      const prefix = newPrefix();
+      const { counter: a } = counter(prefix, 1, 60_000);
+      const { counter: b } = counter(prefix, 1);
+      expect(await a.acquire('lea')).toBe(true);
+      const refused = b.acquire('lea');
+      await b.close();
+      expect(await refused).toBe(false);
     });
 
     it('counts this process alone while Redis is unreachable', async () => {

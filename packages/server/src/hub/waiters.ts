@@ -49,6 +49,8 @@ export class Waiters {
 
   private park(jobId: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve) => {
+      // Aborted already (the client left before the wait began): its event has fired.
+      if (signal?.aborted) return resolve();
       let set = this.byJob.get(jobId);
       if (!set) this.byJob.set(jobId, (set = new Set()));
       const waiting = set;

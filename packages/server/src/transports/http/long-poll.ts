@@ -29,6 +29,8 @@ export async function longPoll(
   }
   const controller = new AbortController();
   const abort = () => controller.abort();
+  // Gone while the count was taken (it may wait on other processes): wait for nothing.
+  if (request.raw.destroyed) controller.abort();
   request.raw.once('close', abort);
   reply.raw.once('close', abort);
   // A token that expires while the request waits ends the wait with TOKEN_EXPIRED.
