@@ -1,6 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { JobState } from '@headway/protocol';
 import { jobWrite, runningJob } from '@headway/test-helpers';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Delivery } from '../src/delivery.js';
@@ -76,6 +79,29 @@ describe('OrderedDispatch', () => {
     // The id swept by retention and used again: its new state stands.
     const again = runningJob('a', 2, { createdAt: '2030-01-01T00:00:00.000Z' });
     expect(dispatch.follow(again)).toBe(again);
+  });
+
+  it("keeps a finished job's fields for what follows its end, not the delivered state and what hangs on it", async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    dispatch.follow(runningJob('a', 1));
+    let ended: JobState | null = runningJob('a', 2, { status: 'completed', progress: { percent: 100 } });
+    const delivered = new WeakRef(ended);
+    dispatch.receive(
+      new Delivery({ job: 'a', seq: 2, kind: 'completed', data: {}, at: ended.updatedAt }, ended),
+    );
+    ended = null;
+    // A WeakRef's target lives until the end of the turn that made it.
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    expect(delivered.deref()).toBeUndefined();
+    // A subscriber read behind gets the job as it ended, and the job's deletion its last state.
+    expect(dispatch.follow(runningJob('a', 1))).toMatchObject({ seq: 2, status: 'completed' });
+    const deleted: Delivery[] = [];
+    topics.add({ job: 'a' }, { deliver: (d) => void deleted.push(d) });
+    const gone = runningJob('a', 3, { status: 'completed' });
+    dispatch.receive(new Delivery({ job: 'a', seq: 3, kind: 'deleted', data: {}, at: gone.updatedAt }, gone));
+    expect(deleted.map((d) => [d.seq, d.prev?.status])).toEqual([[3, 'completed']]);
   });
 
   it('keeps following a job while a topic covers it, and stops once none does', () => {

@@ -33,7 +33,24 @@ interface Track {
 }
 
 function newTrack(seq: number, state: JobState | null, owner: string): Track {
-  return { seq, state, owner, activeAt: Date.now(), hold: new SnapshotHold<Delivery>(MAX_HELD) };
+  return {
+    seq,
+    state: state && kept(state),
+    owner,
+    activeAt: Date.now(),
+    hold: new SnapshotHold<Delivery>(MAX_HELD),
+  };
+}
+
+/**
+ * The state a track keeps. A finished job's is a copy of its fields alone: the
+ * state object itself carries, out of sight, what only a running job needs (its
+ * ETA estimator) and its encodings, some 1.3 KB more, and the jobs of a watched
+ * scope stay tracked long after they end (up to `trackSize`). Nothing folded onto
+ * a finished state reads either.
+ */
+function kept(state: JobState): JobState {
+  return isTerminal(state.status) ? { ...state } : state;
 }
 
 /** Jobs compared with the store per query of an idle check or a resync. */
@@ -135,7 +152,7 @@ export class OrderedDispatch {
       this.tracks.delete(d.job);
     } else if (track) {
       track.seq = d.seq;
-      track.state = d.state;
+      track.state = kept(d.state);
       track.activeAt = Date.now();
     } else if (sources > 0) {
       this.follow(d.state);
@@ -342,7 +359,7 @@ export class OrderedDispatch {
       const events = await this.ctx.store.getEvents(latest.id, from, latest.seq - from);
       if (from > 0 || events[0]?.seq !== 1) {
         track.seq = latest.seq - 1;
-        track.state = latest;
+        track.state = kept(latest);
       }
       for (const event of events) {
         if (event.seq !== track.seq + 1) break;
@@ -351,13 +368,13 @@ export class OrderedDispatch {
         if (Date.parse(event.at) >= since) this.dispatch(new Delivery(event, state), track);
         else {
           track.seq = event.seq;
-          track.state = state;
+          track.state = kept(state);
         }
       }
     } finally {
       if (track.state === null) {
         track.seq = latest.seq;
-        track.state = latest;
+        track.state = kept(latest);
       }
       this.release(latest.id, track, found);
     }
