@@ -246,8 +246,8 @@ export class RedisConnectionCounter implements ConnectionLimiter {
   /** Writes this process's exact counts (which repairs any drift). */
   private heartbeat(): void {
     if (this.closed || this.redis.status !== 'ready') return;
+    if (this.local.size === 0) return;
     const pipeline = this.redis.pipeline();
-    pipeline.set(this.aliveKey(), '1', 'PX', this.aliveTtlMs);
     for (const [user, n] of this.local) {
       pipeline.hset(this.userKey(user), this.id, n);
       pipeline.pexpire(this.userKey(user), this.hashTtlMs);

@@ -305,47 +305,47 @@ describe.skipIf(skip)(title('hubs sharing one PostgreSQL schema'), () => {
     return [...resumed.events.map((e) => e.seq), ...seqs.filter((seq) => seq > resumed.state.seq)];
   }
 
-  it('resumes exactly when the bus replaces a cached job while the store is read', async () => {
+  /** A writer and a reader hub linked as Redis links them, and a job `id` the writer took to seq 2. */
+  async function linkedPair(id: string): Promise<{ writer: Hub; reader: Hub; readerBus: LinkedBus }> {
     const group: LinkedBus[] = [];
     const [writer, reader] = await hubs(2, () => new LinkedBus(group));
-    await writer!.createJob({ id: 'replaced', owner: 'alice', name: 'replaced' });
-    await writer!.publish('replaced', [{ kind: 'progress', percent: 10 }]);
+    await writer!.createJob({ id, owner: 'alice', name: id });
+    await writer!.publish(id, [{ kind: 'progress', percent: 10 }]);
+    return { writer: writer!, reader: reader!, readerBus: group[1]! };
+  }
+
+  it('resumes exactly when the bus replaces a cached job while the store is read', async () => {
+    const { writer, reader } = await linkedPair('replaced');
     // The reader caches the job at seq 2, as a subscribe's access check does.
-    expect((await reader!.getJob('replaced'))!.seq).toBe(2);
+    expect((await reader.getJob('replaced'))!.seq).toBe(2);
     // Committed before the reader listens: only the store has seq 3.
-    await writer!.publish('replaced', [{ kind: 'progress', percent: 20 }]);
+    await writer.publish('replaced', [{ kind: 'progress', percent: 20 }]);
     // While the resume reads the store, seq 4 comes over the bus and the cached
     // entry goes (it has an estimator, the bus's state none): the read must win.
-    const got = await resumeDuring(reader!, 'replaced', 2, async (seqs) => {
-      await writer!.publish('replaced', [{ kind: 'progress', percent: 30 }]);
+    const got = await resumeDuring(reader, 'replaced', 2, async (seqs) => {
+      await writer.publish('replaced', [{ kind: 'progress', percent: 30 }]);
       await waitFor(() => seqs.includes(4), 'seq 4 from the bus');
     });
     expect(got).toEqual([3, 4]);
   });
 
   it('resumes exactly when the bus lost an event committed after the store read', async () => {
-    const group: LinkedBus[] = [];
-    const [writer, reader] = await hubs(2, () => new LinkedBus(group));
-    await writer!.createJob({ id: 'late', owner: 'alice', name: 'late' });
-    await writer!.publish('late', [{ kind: 'progress', percent: 10 }]);
+    const { writer, reader, readerBus } = await linkedPair('late');
     // The read sees seq 2; seq 3 is lost (a bus that began listening late), and
     // seq 4 starts the reader's tracking before the read is back.
-    const got = await resumeDuring(reader!, 'late', 2, (seqs) =>
-      loseThirdBringFourth(writer!, group[1]!, 'late', seqs),
+    const got = await resumeDuring(reader, 'late', 2, (seqs) =>
+      loseThirdBringFourth(writer, readerBus, 'late', seqs),
     );
     expect(got).toEqual([3, 4]);
   });
 
   it('gives a scope subscriber the later state the bus brought while its jobs were listed', async () => {
-    const group: LinkedBus[] = [];
-    const [writer, reader] = await hubs(2, () => new LinkedBus(group));
-    await writer!.createJob({ id: 'listed', owner: 'alice', name: 'listed' });
-    await writer!.publish('listed', [{ kind: 'progress', percent: 10 }]);
+    const { writer, reader, readerBus } = await linkedPair('listed');
     const seqs: number[] = [];
-    reader!.subscribe({ user: 'alice' }, { deliver: (d) => void seqs.push(d.seq) });
+    reader.subscribe({ user: 'alice' }, { deliver: (d) => void seqs.push(d.seq) });
     // The page holds seq 2; seq 3 is lost, and seq 4 comes before the page is back.
-    duringNextRead(reader!.store, 'listJobs', () => loseThirdBringFourth(writer!, group[1]!, 'listed', seqs));
-    const page = await reader!.snapshotJobs({ owner: 'alice', limit: 10 });
+    duringNextRead(reader.store, 'listJobs', () => loseThirdBringFourth(writer, readerBus, 'listed', seqs));
+    const page = await reader.snapshotJobs({ owner: 'alice', limit: 10 });
     expect(page.jobs.map((j) => [j.id, j.seq])).toEqual([['listed', 4]]);
     expect(page.jobs[0]!.progress.percent).toBe(30);
   });

@@ -177,6 +177,18 @@ describe.skipIf(redis.skip)(redis.title('Redis'), () => {
       return { counter: c, redis };
     }
 
+    /**
+     * Two processes on a new prefix, the first holding `user`'s `limit` connections.
+     * Refusals count again once the other process would have expired: 0.3 s here.
+     */
+    async function atLimitOnOne(user: string, limit: number, holderAliveMs = 100) {
+      const prefix = newPrefix();
+      const holder = counter(prefix, limit, holderAliveMs);
+      const { counter: other } = counter(prefix, limit, 100);
+      for (let i = 0; i < limit; i++) expect(await holder.counter.acquire(user)).toBe(true);
+      return { holder, other };
+    }
+
     it('validates its options', () => {
       expect(() => new RedisConnectionCounter({ redis: admin, limit: 0 })).toThrow(TypeError);
       expect(() => new RedisConnectionCounter({ redis: admin, limit: 1, heartbeatMs: 0 })).toThrow(TypeError);
@@ -209,11 +221,7 @@ describe.skipIf(redis.skip)(redis.title('Redis'), () => {
     });
 
     it('forgets the counts of a process that stopped heartbeating', async () => {
-      const prefix = newPrefix();
-      const dead = counter(prefix, 2, 100);
-      const { counter: live } = counter(prefix, 2, 100);
-      expect(await dead.counter.acquire('gina')).toBe(true);
-      expect(await dead.counter.acquire('gina')).toBe(true);
+      const { holder: dead, other: live } = await atLimitOnOne('gina', 2);
       expect(await live.acquire('gina')).toBe(false);
       // The process dies: no more heartbeats, no releases.
       dead.redis.disconnect();
@@ -222,11 +230,7 @@ describe.skipIf(redis.skip)(redis.title('Redis'), () => {
     });
 
     it('admits a user refused because of a process just killed once its counts lapse', async () => {
-      const prefix = newPrefix();
-      const dead = counter(prefix, 2, 100);
-      const { counter: live } = counter(prefix, 2, 100);
-      expect(await dead.counter.acquire('ines')).toBe(true);
-      expect(await dead.counter.acquire('ines')).toBe(true);
+      const { holder: dead, other: live } = await atLimitOnOne('ines', 2);
       // Killed: its clients reconnect to the live process at once, while its counts still count.
       dead.redis.disconnect();
       const reconnects = [live.acquire('ines'), live.acquire('ines'), live.acquire('ines')];
@@ -235,10 +239,8 @@ describe.skipIf(redis.skip)(redis.title('Redis'), () => {
     });
 
     it('refuses after counting again while the other process is alive', async () => {
-      const prefix = newPrefix();
-      const { counter: a } = counter(prefix, 1, 100);
-      const { counter: b } = counter(prefix, 1, 100);
-      expect(await a.acquire('jo')).toBe(true);
+      const { holder, other: b } = await atLimitOnOne('jo', 1);
+      const a = holder.counter;
       expect(await b.acquire('jo')).toBe(false);
       expect(await b.count('jo')).toBe(1);
       // Nothing was counted for the refusal: once a's connection ends, b admits one.
@@ -248,10 +250,7 @@ describe.skipIf(redis.skip)(redis.title('Redis'), () => {
     });
 
     it('lets at most the limit of refusals of one user wait, and refuses its own excess at once', async () => {
-      const prefix = newPrefix();
-      const { counter: a } = counter(prefix, 1, 100);
-      const { counter: b } = counter(prefix, 1, 100);
-      expect(await a.acquire('kai')).toBe(true);
+      const { other: b } = await atLimitOnOne('kai', 1);
       const order: string[] = [];
       const note = (name: string) => (ok: boolean) => void order.push(`${name}:${ok}`);
       await Promise.all([
@@ -264,10 +263,8 @@ describe.skipIf(redis.skip)(redis.title('Redis'), () => {
     });
 
     it('ends a refusal that waits when it closes', async () => {
-      const prefix = newPrefix();
-      const { counter: a } = counter(prefix, 1, 60_000);
-      const { counter: b } = counter(prefix, 1);
-      expect(await a.acquire('lea')).toBe(true);
+      // The holder renews for a minute: the refusal would wait for it.
+      const { other: b } = await atLimitOnOne('lea', 1, 60_000);
       const refused = b.acquire('lea');
       await b.close();
       expect(await refused).toBe(false);

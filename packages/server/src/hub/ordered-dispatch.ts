@@ -53,6 +53,12 @@ function kept(state: JobState): JobState {
   return isTerminal(state.status) ? { ...state } : state;
 }
 
+/** The track is at `seq`, with `state` (the job after it, or the state the next event folds onto). */
+function moveTrack(track: Track, seq: number, state: JobState): void {
+  track.seq = seq;
+  track.state = kept(state);
+}
+
 /** Jobs compared with the store per query of an idle check or a resync. */
 const CHECK_BATCH = 500;
 /** Clock skew and commit time allowed for when a resync looks for jobs changed since the loss, ms. */
@@ -151,8 +157,7 @@ export class OrderedDispatch {
     if (d.kind === 'deleted') {
       this.tracks.delete(d.job);
     } else if (track) {
-      track.seq = d.seq;
-      track.state = kept(d.state);
+      moveTrack(track, d.seq, d.state);
       track.activeAt = Date.now();
     } else if (sources > 0) {
       this.follow(d.state);
@@ -358,8 +363,7 @@ export class OrderedDispatch {
       const from = latest.seq <= this.ctx.replayLimit ? 0 : latest.seq - 1;
       const events = await this.ctx.store.getEvents(latest.id, from, latest.seq - from);
       if (from > 0 || events[0]?.seq !== 1) {
-        track.seq = latest.seq - 1;
-        track.state = kept(latest);
+        moveTrack(track, latest.seq - 1, latest);
       }
       for (const event of events) {
         if (event.seq !== track.seq + 1) break;
@@ -367,14 +371,12 @@ export class OrderedDispatch {
         found = true;
         if (Date.parse(event.at) >= since) this.dispatch(new Delivery(event, state), track);
         else {
-          track.seq = event.seq;
-          track.state = kept(state);
+          moveTrack(track, event.seq, state);
         }
       }
     } finally {
       if (track.state === null) {
-        track.seq = latest.seq;
-        track.state = kept(latest);
+        moveTrack(track, latest.seq, latest);
       }
       this.release(latest.id, track, found);
     }
